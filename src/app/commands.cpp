@@ -1,0 +1,129 @@
+#include "app/commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/study_runner.h"
+#include "config/study.h"
+#include "data/dataset.h"
+#include "dist/layout.h"
+#include "dist/mpi_env.h"
+#include "util/build_info.h"
+#include "util/errors.h"
+
+namespace bs {
+namespace {
+
+int exit_code_for(const std::exception& e) {
+  if (dynamic_cast<const ConfigError*>(&e) || dynamic_cast<const LayoutError*>(&e)) return 2;
+  if (dynamic_cast<const DataError*>(&e)) return 3;
+  if (dynamic_cast<const LibraryError*>(&e)) return 4;
+  if (dynamic_cast<const OutputError*>(&e)) return 5;
+  return 1;
+}
+
+int report(const std::exception& e) {
+  std::cerr << "batchscope: error: " << e.what() << std::endl;
+  return exit_code_for(e);
+}
+
+int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
+  try {
+    Study st = load_study(file, sets);
+    data_files(st.file, st.data);
+    int64_t steps = 0;
+    for (const auto& r : st.runs) steps += run_budget(st, r).total_steps;
+    int max_ranks = 0;
+    for (const auto& r : st.runs) max_ranks = std::max(max_ranks, r.ranks());
+    std::cout << file << ": OK: study '" << st.name << "', " << st.runs.size() << " runs, " << steps
+              << " training steps in all, up to " << max_ranks << " ranks per run, output " << st.output << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    return report(e);
+  }
+}
+
+int cmd_plan(const std::string& file, const std::vector<std::string>& sets, int ranks) {
+  try {
+    Study st = load_study(file, sets);
+    Layout layout = plan_layout(st.runs, run_costs(st), ranks);
+    std::cout << describe_layout(st, layout);
+    return 0;
+  } catch (const std::exception& e) {
+    return report(e);
+  }
+}
+
+int cmd_run(int argc, char** argv, const std::string& file, const std::vector<std::string>& sets,
+            const RunOptions& opt) {
+  MpiEnv env(&argc, &argv);
+  Study st;
+  Layout layout;
+  // Validation is deterministic, so every rank fails alike: rank 0 reports,
+  // all exit 2 cleanly, no MPI_Abort noise.
+  try {
+    st = load_study(file, sets);
+    data_files(st.file, st.data);
+    layout = plan_layout(st.runs, run_costs(st), env.size());
+  } catch (const std::exception& e) {
+    if (env.rank() == 0) return report(e);
+    return exit_code_for(e);
+  }
+  try {
+    return run_study(st, layout, env, opt);
+  } catch (const std::exception& e) {
+    // Past this point ranks may be inside collectives with peers that did not
+    // fail: only MPI_Abort is sure to end the whole job.
+    std::cerr << "batchscope: error on world rank " << env.rank() << " (" << env.host() << "): " << e.what()
+              << std::endl;
+    env.abort(exit_code_for(e));
+  }
+}
+
+}  // namespace
+
+int main_entry(int argc, char** argv) {
+  CLI::App app{"batchscope: batch-size studies of neural-network training under MPI"};
+  app.require_subcommand(1);
+  std::string file;
+  std::vector<std::string> sets;
+  int ranks = 1;
+  RunOptions ropt;
+
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_option("study", file, "study file (YAML)")->required();
+    sub->add_option("--set", sets, "override a study key, e.g. --set budget.steps=50 (repeatable)")
+        ->take_all()
+        ->allow_extra_args(false);
+  };
+  CLI::App* check = app.add_subcommand("check", "validate a study file (and its data paths) without training");
+  add_common(check);
+  CLI::App* plan = app.add_subcommand("plan", "print which world ranks train which runs, batches and lrs");
+  add_common(plan);
+  plan->add_option("--ranks", ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
+  CLI::App* run = app.add_subcommand("run", "train the study (start it with mpirun -np N)");
+  add_common(run);
+  run->add_flag("--overwrite", ropt.overwrite, "replace run files left by an earlier run of this study");
+  run->add_option("--threads", ropt.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
+      ->check(CLI::Range(0, 1024));
+  CLI::App* version = app.add_subcommand("version", "print versions");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (*version) {
+    std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << ")\n";
+    return 0;
+  }
+  if (*check) return cmd_check(file, sets);
+  if (*plan) return cmd_plan(file, sets, ranks);
+  return cmd_run(argc, argv, file, sets, ropt);
+}
+
+}  // namespace bs

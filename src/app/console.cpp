@@ -1,0 +1,89 @@
+#include "app/console.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+namespace bs {
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s < 0 || s != s) return "?";
+  if (s < 90) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 5400) {
+    const int m = static_cast<int>(s / 60);
+    std::snprintf(buf, sizeof buf, "%dm%02ds", m, static_cast<int>(s) - 60 * m);
+  }
+  else std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  return buf;
+}
+
+std::string progress_line(const ProgressState& p) {
+  char buf[320];
+  char acc[32] = "   -  ";
+  if (p.val_acc >= 0) std::snprintf(acc, sizeof acc, "%.4f", p.val_acc);
+  std::snprintf(buf, sizeof buf, "[%s] step %lld/%lld  epoch %d  loss %.4f  val_acc %s  %.0f samples/s  ETA %s",
+                p.run.c_str(), static_cast<long long>(p.step), static_cast<long long>(p.total_steps), p.epoch, p.loss,
+                acc, p.samples_per_s, format_duration(p.eta_s).c_str());
+  return buf;
+}
+
+std::string SummaryRow::serialize() const {
+  std::ostringstream os;
+  os.precision(10);
+  os << run << '\t' << global_batch << '\t' << ranks << '\t' << lr << '\t' << peak_lr << '\t' << seed << '\t'
+     << status << '\t' << steps << '\t' << final_val_acc << '\t' << best_val_acc << '\t' << final_train_acc << '\t'
+     << samples_per_s << '\t' << wall_s;
+  return os.str();
+}
+
+SummaryRow SummaryRow::parse(const std::string& line) {
+  std::istringstream is(line);
+  SummaryRow r;
+  std::getline(is, r.run, '\t');
+  is >> r.global_batch >> r.ranks >> r.lr >> r.peak_lr >> r.seed;
+  is.ignore(1);
+  std::getline(is, r.status, '\t');
+  is >> r.steps >> r.final_val_acc >> r.best_val_acc >> r.final_train_acc >> r.samples_per_s >> r.wall_s;
+  return r;
+}
+
+std::string summary_table(const std::vector<SummaryRow>& rows_in) {
+  auto rows = rows_in;
+  std::sort(rows.begin(), rows.end(), [](const SummaryRow& a, const SummaryRow& b) {
+    if (a.global_batch != b.global_batch) return a.global_batch < b.global_batch;
+    if (a.lr != b.lr) return a.lr < b.lr;
+    return a.seed < b.seed;
+  });
+  size_t w = 3;
+  for (const auto& r : rows) w = std::max(w, r.run.size());
+  std::ostringstream os;
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "%-*s %7s %5s %9s %5s %-9s %7s %8s %8s %8s %7s %10s %8s\n", static_cast<int>(w),
+                "run", "batch", "ranks", "lr", "seed", "status", "steps", "val_acc", "best", "train", "gap",
+                "samples/s", "time");
+  os << buf;
+  for (const auto& r : rows) {
+    std::snprintf(buf, sizeof buf, "%-*s %7lld %5d %9.4g %5llu %-9s %7lld %8.4f %8.4f %8.4f %+7.4f %10.0f %8s\n",
+                  static_cast<int>(w), r.run.c_str(), static_cast<long long>(r.global_batch), r.ranks, r.peak_lr,
+                  static_cast<unsigned long long>(r.seed), r.status.c_str(), static_cast<long long>(r.steps),
+                  r.final_val_acc, r.best_val_acc, r.final_train_acc, r.final_train_acc - r.final_val_acc,
+                  r.samples_per_s, format_duration(r.wall_s).c_str());
+    os << buf;
+  }
+  return os.str();
+}
+
+std::string summary_csv(const std::vector<SummaryRow>& rows) {
+  std::ostringstream os;
+  os.precision(10);
+  os << "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,final_val_acc,best_val_acc,final_train_acc,"
+        "samples_per_s,wall_s\n";
+  for (const auto& r : rows)
+    os << r.run << ',' << r.global_batch << ',' << r.ranks << ',' << r.lr << ',' << r.peak_lr << ',' << r.seed << ','
+       << r.status << ',' << r.steps << ',' << r.final_val_acc << ',' << r.best_val_acc << ',' << r.final_train_acc
+       << ',' << r.samples_per_s << ',' << r.wall_s << '\n';
+  return os.str();
+}
+
+}  // namespace bs

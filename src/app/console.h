@@ -1,0 +1,42 @@
+#pragma once
+// Console text: progress lines and the end-of-study summary. Formatting only;
+// where the text travels (rank 0 prints everything) is the runner's business.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/records.h"
+
+namespace bs {
+
+struct ProgressState {
+  std::string run;
+  int64_t step = 0, total_steps = 0;
+  int32_t epoch = 0;
+  double loss = 0;
+  double val_acc = -1;  // < 0: no eval yet
+  double samples_per_s = 0;
+  double eta_s = 0;
+};
+std::string progress_line(const ProgressState& p);
+
+struct SummaryRow {
+  std::string run;
+  int64_t global_batch = 0;
+  int ranks = 0;
+  double lr = 0, peak_lr = 0;
+  uint64_t seed = 0;
+  std::string status;
+  int64_t steps = 0;
+  double final_val_acc = 0, best_val_acc = 0, final_train_acc = 0;
+  double samples_per_s = 0, wall_s = 0;
+
+  std::string serialize() const;  // one tab-separated line
+  static SummaryRow parse(const std::string& line);
+};
+std::string summary_table(const std::vector<SummaryRow>& rows);
+std::string summary_csv(const std::vector<SummaryRow>& rows);
+
+std::string format_duration(double seconds);
+
+}  // namespace bs

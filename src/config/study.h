@@ -1,0 +1,113 @@
+#pragma once
+// The study: one YAML file, resolved (defaults filled, --set applied, sweep
+// expanded) into plain structs. Nothing here knows about MPI or LibTorch.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bs {
+
+struct DataSpec {
+  std::string name = "fashion-mnist";  // fashion-mnist | mnist | synthetic
+  std::string root;                    // folder with the IDX files (.gz or raw)
+  int64_t train_size = 0;              // 0: the whole split; else the first N samples
+  int64_t test_size = 0;
+  // synthetic only: sizes and the class-separating noise level
+  int64_t synthetic_train = 8192;
+  int64_t synthetic_test = 2048;
+  double synthetic_noise = 1.0;
+
+  int64_t full_train_size() const;  // before the train_size cut
+  int64_t full_test_size() const;
+  int64_t effective_train_size() const;
+  int64_t effective_test_size() const;
+};
+
+struct ModelSpec {
+  std::string name = "mlp";  // mlp | cnn
+  std::vector<int64_t> hidden{512, 256};
+};
+
+struct OptimizerSpec {
+  std::string name = "sgd";  // sgd | adam
+  double lr = 0.05;          // base lr, at ref_batch
+  int64_t ref_batch = 128;
+  std::string scaling = "none";  // none | linear | sqrt
+  std::string schedule = "constant";  // constant | cosine
+  double warmup_epochs = 0;
+  int64_t warmup_steps = 0;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+struct BudgetSpec {
+  double epochs = 0;  // exactly one of epochs, steps is > 0
+  int64_t steps = 0;
+};
+
+struct EvalSpec {
+  double every_epochs = 0;  // at most one of every_epochs, every_steps is > 0
+  int64_t every_steps = 0;
+  int64_t train_subset = 10000;
+  int64_t batch = 1000;
+};
+
+struct LogSpec {
+  int64_t every_steps = 20;
+  double flush_seconds = 10;
+  double progress_seconds = 5;
+};
+
+struct GnsSpec {
+  double ema_beta = 0.99;
+};
+
+struct RunSpec {
+  std::string name;
+  std::vector<int64_t> batch_per_rank;
+  double lr = 0;  // base lr, at optimizer.ref_batch
+  uint64_t seed = 1;
+
+  int ranks() const { return static_cast<int>(batch_per_rank.size()); }
+  int64_t global_batch() const;
+};
+
+struct Study {
+  std::string file;  // where it came from, for messages
+  std::string name;
+  std::string output;
+  uint64_t seed = 0;
+  std::string device = "cpu";  // auto | cpu | cuda
+  std::string comm = "auto";   // auto | mpi | nccl
+  DataSpec data;
+  ModelSpec model;
+  OptimizerSpec optimizer;
+  BudgetSpec budget;
+  EvalSpec eval;
+  LogSpec log;
+  GnsSpec gns;
+  std::vector<RunSpec> runs;
+  std::string resolved_yaml;  // the study after --set, for provenance
+};
+
+// Derived per-run quantities shared by `plan`, the trainer and the run file.
+struct RunBudget {
+  int64_t train_size = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t total_steps = 0;
+  int64_t eval_every_steps = 0;  // 0: only at start and end
+  int64_t warmup_steps = 0;
+  double peak_lr = 0;
+};
+RunBudget run_budget(const Study& study, const RunSpec& run);
+
+// Reads and validates; throws ConfigError naming the file, key and valid values.
+Study load_study(const std::string& path, const std::vector<std::string>& overrides = {});
+Study parse_study(const std::string& yaml_text, const std::string& file_label,
+                  const std::vector<std::string>& overrides = {});
+
+std::string run_yaml(const Study& study, const RunSpec& run);
+
+}  // namespace bs

@@ -1,0 +1,218 @@
+#include "config/yaml_tree.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/errors.h"
+
+namespace bs {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t pos = s.find(sep, start);
+    out.push_back(s.substr(start, pos == std::string::npos ? std::string::npos : pos - start));
+    if (pos == std::string::npos) break;
+    start = pos + 1;
+  }
+  return out;
+}
+
+std::string line_of(const YAML::Node& n) {
+  auto m = n.Mark();
+  return m.line >= 0 ? " (line " + std::to_string(m.line + 1) + ")" : std::string();
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return "'" + n.Scalar() + "'";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "nothing";
+}
+
+}  // namespace
+
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
+  const std::string where = file + " (--set " + assignment + ")";
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(where, "", "expected --set KEY=VALUE, e.g. --set budget.steps=50");
+  const std::string path = assignment.substr(0, eq);
+  const std::string value = assignment.substr(eq + 1);
+  auto parts = split(path, '.');
+  for (auto& p : parts)
+    if (p.empty()) throw ConfigError(where, path, "empty component in dotted key");
+
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(where, path, "value is not valid YAML: " + std::string(e.what()));
+  }
+
+  YAML::Node cur;
+  cur.reset(root);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (cur.IsSequence()) {
+      size_t idx = 0;
+      try {
+        idx = std::stoul(p);
+      } catch (...) {
+        throw ConfigError(where, path, "'" + p + "' indexes a list: use a number");
+      }
+      if (idx >= cur.size())
+        throw ConfigError(where, path,
+                          "index " + p + " out of range (list has " + std::to_string(cur.size()) + " items)");
+      YAML::Node next = cur[idx];
+      cur.reset(next);
+      continue;
+    }
+    if (!cur.IsMap() && !cur.IsNull())
+      throw ConfigError(where, path, "'" + join({parts.begin(), parts.begin() + i}, ".") + "' is not a mapping");
+    YAML::Node next = cur[p];
+    if (!next.IsDefined() || next.IsNull()) {
+      cur[p] = YAML::Node(YAML::NodeType::Map);
+      next = cur[p];
+    }
+    cur.reset(next);
+  }
+  const std::string& last = parts.back();
+  if (cur.IsSequence()) {
+    size_t idx = 0;
+    try {
+      idx = std::stoul(last);
+    } catch (...) {
+      throw ConfigError(where, path, "'" + last + "' indexes a list: use a number");
+    }
+    if (idx >= cur.size()) throw ConfigError(where, path, "list index out of range");
+    cur[idx] = parsed;
+    return;
+  }
+  if (parsed.IsNull()) {
+    if (cur.IsMap()) cur.remove(last);
+  } else {
+    cur[last] = parsed;
+  }
+}
+
+Section::Section(const YAML::Node& node, std::string path, std::string file)
+    : node_(node), path_(std::move(path)), file_(std::move(file)) {
+  if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap())
+    throw ConfigError(file_, path_, "expected a mapping of keys, got " + scalar_text(node_) + line_of(node_));
+}
+
+void Section::fail(const std::string& k, const std::string& what) const {
+  YAML::Node n = raw(k);
+  throw ConfigError(file_, key(k), what + (n.IsDefined() ? line_of(n) : std::string()));
+}
+
+YAML::Node Section::raw(const std::string& k) const {
+  if (!node_.IsDefined() || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  const YAML::Node& c = node_;
+  return c[k];
+}
+
+bool Section::has(const std::string& k) const {
+  YAML::Node n = raw(k);
+  return n.IsDefined() && !n.IsNull();
+}
+
+std::string Section::str(const std::string& k, const std::string& def) const {
+  if (!has(k)) return def;
+  YAML::Node n = raw(k);
+  if (!n.IsScalar()) fail(k, "expected a string, got " + scalar_text(n));
+  return n.Scalar();
+}
+
+std::string Section::choice(const std::string& k, const std::string& def,
+                            const std::vector<std::string>& valid) const {
+  std::string v = str(k, def);
+  if (std::find(valid.begin(), valid.end(), v) == valid.end())
+    fail(k, "'" + v + "' is not valid; expected one of: " + join(valid, ", "));
+  return v;
+}
+
+int64_t Section::integer(const std::string& k, int64_t def) const {
+  if (!has(k)) return def;
+  YAML::Node n = raw(k);
+  try {
+    if (!n.IsScalar()) throw YAML::Exception(YAML::Mark(), "");
+    return n.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    fail(k, "expected an integer, got " + scalar_text(n));
+  }
+}
+
+double Section::number(const std::string& k, double def) const {
+  if (!has(k)) return def;
+  YAML::Node n = raw(k);
+  try {
+    if (!n.IsScalar()) throw YAML::Exception(YAML::Mark(), "");
+    double v = n.as<double>();
+    if (!std::isfinite(v)) fail(k, "expected a finite number, got " + scalar_text(n));
+    return v;
+  } catch (const YAML::Exception&) {
+    fail(k, "expected a number, got " + scalar_text(n));
+  }
+}
+
+bool Section::boolean(const std::string& k, bool def) const {
+  if (!has(k)) return def;
+  YAML::Node n = raw(k);
+  try {
+    if (!n.IsScalar()) throw YAML::Exception(YAML::Mark(), "");
+    return n.as<bool>();
+  } catch (const YAML::Exception&) {
+    fail(k, "expected true or false, got " + scalar_text(n));
+  }
+}
+
+std::vector<int64_t> Section::int_list(const std::string& k) const {
+  std::vector<int64_t> out;
+  if (!has(k)) return out;
+  YAML::Node n = raw(k);
+  if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
+  if (!n.IsSequence()) fail(k, "expected a list of integers, e.g. [32, 64], got " + scalar_text(n));
+  for (size_t i = 0; i < n.size(); ++i) {
+    try {
+      out.push_back(n[i].as<int64_t>());
+    } catch (const YAML::Exception&) {
+      fail(k, "item " + std::to_string(i) + " is " + scalar_text(n[i]) + ", expected an integer");
+    }
+  }
+  return out;
+}
+
+std::vector<double> Section::number_list(const std::string& k) const {
+  std::vector<double> out;
+  if (!has(k)) return out;
+  YAML::Node n = raw(k);
+  if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
+  if (!n.IsSequence()) fail(k, "expected a list of numbers, e.g. [0.1, 0.2], got " + scalar_text(n));
+  for (size_t i = 0; i < n.size(); ++i) {
+    try {
+      out.push_back(n[i].as<double>());
+    } catch (const YAML::Exception&) {
+      fail(k, "item " + std::to_string(i) + " is " + scalar_text(n[i]) + ", expected a number");
+    }
+  }
+  return out;
+}
+
+Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_); }
+
+void Section::reject_unknown(const std::vector<std::string>& known) const {
+  if (!node_.IsDefined() || !node_.IsMap()) return;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    std::string k = it->first.as<std::string>();
+    if (std::find(known.begin(), known.end(), k) == known.end())
+      throw ConfigError(file_, key(k), "unknown key" + line_of(it->first) + "; valid keys " +
+                                           (path_.empty() ? "at the top level" : "under '" + path_ + "'") +
+                                           ": " + join(known, ", "));
+  }
+}
+
+}  // namespace bs

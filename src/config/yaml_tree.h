@@ -1,0 +1,45 @@
+#pragma once
+// Strict, message-friendly access to a YAML tree: every key that is read is
+// remembered, so unknown keys (typos) are reported with the valid ones, and
+// every type error names the dotted key and the line.
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bs {
+
+// Applies "a.b.c=value" (value parsed as YAML; "null" removes the key).
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
+
+class Section {
+ public:
+  Section(const YAML::Node& node, std::string path, std::string file);
+
+  bool has(const std::string& key) const;
+  std::string str(const std::string& key, const std::string& def) const;
+  std::string choice(const std::string& key, const std::string& def,
+                     const std::vector<std::string>& valid) const;
+  int64_t integer(const std::string& key, int64_t def) const;
+  double number(const std::string& key, double def) const;
+  bool boolean(const std::string& key, bool def) const;
+  std::vector<int64_t> int_list(const std::string& key) const;
+  std::vector<double> number_list(const std::string& key) const;
+  Section sub(const std::string& key) const;  // an empty mapping if absent
+  YAML::Node raw(const std::string& key) const;
+
+  // Throws for any key not in `known`, naming the valid keys.
+  void reject_unknown(const std::vector<std::string>& known) const;
+
+  std::string key(const std::string& k) const { return path_.empty() ? k : path_ + "." + k; }
+  const std::string& file() const { return file_; }
+  [[noreturn]] void fail(const std::string& k, const std::string& what) const;
+
+ private:
+  YAML::Node node_;
+  std::string path_, file_;
+};
+
+}  // namespace bs

@@ -1,0 +1,101 @@
+#include "dist/mpi_env.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "util/check.h"
+
+namespace bs {
+
+int world_rank_if_initialized() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (!init || fin) return -1;
+  int r = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+namespace detail {
+int world_rank_or_minus1() { return world_rank_if_initialized(); }
+
+void throw_library_error(const char* lib, const char* call, const std::string& detail, const char* file,
+                         int line) {
+  std::string msg = std::string(lib) + " call failed: " + call + (detail.empty() ? "" : " (" + detail + ")") +
+                    " at " + file + ":" + std::to_string(line);
+  int r = world_rank_or_minus1();
+  if (r >= 0) msg += " on world rank " + std::to_string(r);
+  throw LibraryError(msg);
+}
+}  // namespace detail
+
+MpiEnv::MpiEnv(int* argc, char*** argv) {
+  int provided = 0;
+  BS_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  // Errors come back as codes, so our check macro can name the call and rank
+  // instead of MPI aborting with its own terse message.
+  BS_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  BS_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  BS_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  char name[MPI_MAX_PROCESSOR_NAME];
+  int len = 0;
+  BS_MPI_CHECK(MPI_Get_processor_name(name, &len));
+  host_.assign(name, static_cast<size_t>(len));
+  MPI_Comm local = MPI_COMM_NULL;
+  BS_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local));
+  BS_MPI_CHECK(MPI_Comm_size(local, &local_size_));
+  BS_MPI_CHECK(MPI_Comm_free(&local));
+}
+
+MpiEnv::~MpiEnv() {
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (!fin) MPI_Finalize();
+}
+
+std::unique_ptr<MpiCommunicator> MpiEnv::split(int color, int key) const {
+  MPI_Comm comm = MPI_COMM_NULL;
+  BS_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color < 0 ? MPI_UNDEFINED : color, key, &comm));
+  if (comm == MPI_COMM_NULL) return nullptr;
+  BS_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+  return std::make_unique<MpiCommunicator>(comm);
+}
+
+std::vector<std::string> MpiEnv::allgather(const std::string& mine, MPI_Comm comm) const {
+  int n = 0;
+  BS_MPI_CHECK(MPI_Comm_size(comm, &n));
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(static_cast<size_t>(n)), offs(static_cast<size_t>(n));
+  BS_MPI_CHECK(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm));
+  int total = 0;
+  for (int i = 0; i < n; ++i) {
+    offs[static_cast<size_t>(i)] = total;
+    total += lens[static_cast<size_t>(i)];
+  }
+  std::string all(static_cast<size_t>(total), '\0');
+  BS_MPI_CHECK(MPI_Allgatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, comm));
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back(all.substr(static_cast<size_t>(offs[static_cast<size_t>(i)]),
+                             static_cast<size_t>(lens[static_cast<size_t>(i)])));
+  return out;
+}
+
+void MpiEnv::broadcast(int& flag, std::string& text, int root) const {
+  int len = static_cast<int>(text.size());
+  int hdr[2] = {flag, len};
+  BS_MPI_CHECK(MPI_Bcast(hdr, 2, MPI_INT, root, MPI_COMM_WORLD));
+  flag = hdr[0];
+  text.resize(static_cast<size_t>(hdr[1]));
+  if (hdr[1] > 0) BS_MPI_CHECK(MPI_Bcast(text.data(), hdr[1], MPI_CHAR, root, MPI_COMM_WORLD));
+}
+
+void MpiEnv::abort(int code) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::exit(code);
+}
+
+}  // namespace bs

@@ -1,0 +1,104 @@
+#include "models/model.h"
+
+#include <cmath>
+
+#include "util/errors.h"
+#include "util/rng.h"
+
+namespace bs {
+
+int64_t ParamSlot::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+const ParamSlot& Model::add(const std::string& name, std::vector<int64_t> shape, int64_t fan_in) {
+  ParamSlot s;
+  s.name = name;
+  s.offset = num_params_;
+  s.shape = std::move(shape);
+  s.fan_in = fan_in;
+  num_params_ += s.numel();
+  slots_.push_back(s);
+  return slots_.back();
+}
+
+at::Tensor Model::view(const at::Tensor& flat, size_t i) const {
+  const auto& s = slots_[i];
+  return flat.narrow(0, s.offset, s.numel()).view(s.shape);
+}
+
+std::vector<float> Model::init(uint64_t seed) const {
+  std::vector<float> p(static_cast<size_t>(num_params_));
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const auto& s = slots_[i];
+    Rng rng(mix_seed({seed, static_cast<uint64_t>(i)}));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(s.fan_in));
+    for (int64_t k = 0; k < s.numel(); ++k)
+      p[static_cast<size_t>(s.offset + k)] = static_cast<float>((2.0 * rng.uniform() - 1.0) * bound);
+  }
+  return p;
+}
+
+namespace {
+
+class Mlp final : public Model {
+ public:
+  Mlp(const std::vector<int64_t>& hidden, int64_t in, int64_t classes) {
+    int64_t prev = in;
+    for (size_t i = 0; i < hidden.size(); ++i) {
+      add("fc" + std::to_string(i) + ".weight", {hidden[i], prev}, prev);
+      add("fc" + std::to_string(i) + ".bias", {hidden[i]}, prev);
+      prev = hidden[i];
+    }
+    add("out.weight", {classes, prev}, prev);
+    add("out.bias", {classes}, prev);
+  }
+  at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
+    at::Tensor h = x.reshape({x.size(0), -1});
+    const size_t layers = slots().size() / 2;
+    for (size_t l = 0; l < layers; ++l) {
+      h = at::linear(h, view(flat, 2 * l), view(flat, 2 * l + 1));
+      if (l + 1 < layers) h = at::relu(h);
+    }
+    return h;
+  }
+};
+
+// conv32 5x5, pool, conv64 5x5, pool, fc1024, fc10 ("same" padding, as the
+// baseline in shared/baselines and the usual Fashion-MNIST CNN).
+class Cnn final : public Model {
+ public:
+  Cnn(int64_t channels, int64_t height, int64_t width, int64_t classes) {
+    add("conv1.weight", {32, channels, 5, 5}, channels * 25);
+    add("conv1.bias", {32}, channels * 25);
+    add("conv2.weight", {64, 32, 5, 5}, 32 * 25);
+    add("conv2.bias", {64}, 32 * 25);
+    const int64_t flat = 64 * (height / 4) * (width / 4);
+    add("fc1.weight", {1024, flat}, flat);
+    add("fc1.bias", {1024}, flat);
+    add("fc2.weight", {classes, 1024}, 1024);
+    add("fc2.bias", {classes}, 1024);
+  }
+  at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
+    at::Tensor h = at::conv2d(x, view(flat, 0), view(flat, 1), {1, 1}, {2, 2});
+    h = at::max_pool2d(at::relu(h), {2, 2});
+    h = at::conv2d(h, view(flat, 2), view(flat, 3), {1, 1}, {2, 2});
+    h = at::max_pool2d(at::relu(h), {2, 2});
+    h = h.reshape({h.size(0), -1});
+    h = at::relu(at::linear(h, view(flat, 4), view(flat, 5)));
+    return at::linear(h, view(flat, 6), view(flat, 7));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_model(const ModelSpec& spec, int64_t channels, int64_t height, int64_t width,
+                                  int64_t classes) {
+  if (spec.name == "mlp") return std::make_unique<Mlp>(spec.hidden, channels * height * width, classes);
+  if (spec.name == "cnn") return std::make_unique<Cnn>(channels, height, width, classes);
+  throw std::invalid_argument("unknown model '" + spec.name + "'; expected mlp or cnn");
+}
+
+}  // namespace bs

@@ -1,0 +1,168 @@
+#include "trace/h5.h"
+
+#include "util/check.h"
+
+namespace bs::h5 {
+namespace {
+
+hid_t mem_type(Type t) {
+  switch (t) {
+    case Type::I32: return H5T_NATIVE_INT32;
+    case Type::I64: return H5T_NATIVE_INT64;
+    case Type::F32: return H5T_NATIVE_FLOAT;
+    case Type::F64: return H5T_NATIVE_DOUBLE;
+  }
+  return H5T_NATIVE_DOUBLE;
+}
+
+// Little-endian on disk regardless of the writer's host.
+hid_t file_type(Type t) {
+  switch (t) {
+    case Type::I32: return H5T_STD_I32LE;
+    case Type::I64: return H5T_STD_I64LE;
+    case Type::F32: return H5T_IEEE_F32LE;
+    case Type::F64: return H5T_IEEE_F64LE;
+  }
+  return H5T_IEEE_F64LE;
+}
+
+Handle vlen_string_type() {
+  Handle t(BS_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
+  BS_H5_CHECK(H5Tset_size(t.id(), H5T_VARIABLE));
+  BS_H5_CHECK(H5Tset_cset(t.id(), H5T_CSET_UTF8));
+  return t;
+}
+
+Handle scalar_space() { return Handle(BS_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose); }
+
+}  // namespace
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    id_ = o.id_;
+    closer_ = o.closer_;
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_) closer_(id_);
+  id_ = -1;
+}
+
+Handle create_file(const std::string& path) {
+  Handle fapl(BS_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+  BS_H5_CHECK(H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
+  if (f < 0) throw LibraryError("HDF5 cannot create run file " + path + " (is the folder writable?)");
+  return Handle(f, H5Fclose);
+}
+
+Handle create_group(hid_t parent, const std::string& name) {
+  return Handle(BS_H5_CHECK(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
+}
+
+Handle create_extendable(hid_t parent, const std::string& name, Type type, int64_t cols, int64_t chunk_rows) {
+  const int rank = cols > 0 ? 2 : 1;
+  hsize_t dims[2] = {0, static_cast<hsize_t>(cols)};
+  hsize_t maxdims[2] = {H5S_UNLIMITED, static_cast<hsize_t>(cols)};
+  hsize_t chunk[2] = {static_cast<hsize_t>(chunk_rows), static_cast<hsize_t>(cols)};
+  Handle space(BS_H5_CHECK(H5Screate_simple(rank, dims, maxdims)), H5Sclose);
+  Handle dcpl(BS_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
+  BS_H5_CHECK(H5Pset_chunk(dcpl.id(), rank, chunk));
+  return Handle(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), file_type(type), space.id(), H5P_DEFAULT, dcpl.id(),
+                                       H5P_DEFAULT)),
+                H5Dclose);
+}
+
+void append(hid_t dset, Type type, const void* data, int64_t rows, int64_t cols) {
+  if (rows <= 0) return;
+  Handle fspace(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  const int rank = BS_H5_CHECK(H5Sget_simple_extent_ndims(fspace.id()));
+  hsize_t dims[2] = {0, 0};
+  BS_H5_CHECK(H5Sget_simple_extent_dims(fspace.id(), dims, nullptr));
+  hsize_t newdims[2] = {dims[0] + static_cast<hsize_t>(rows), dims[1]};
+  BS_H5_CHECK(H5Dset_extent(dset, newdims));
+  Handle space(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  hsize_t start[2] = {dims[0], 0};
+  hsize_t count[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)};
+  BS_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start, nullptr, count, nullptr));
+  Handle mspace(BS_H5_CHECK(H5Screate_simple(rank, count, nullptr)), H5Sclose);
+  BS_H5_CHECK(H5Dwrite(dset, mem_type(type), mspace.id(), space.id(), H5P_DEFAULT, data));
+}
+
+void write_first(hid_t dset, Type type, const void* value) {
+  Handle fspace(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  hsize_t dims[1] = {0};
+  BS_H5_CHECK(H5Sget_simple_extent_dims(fspace.id(), dims, nullptr));
+  if (dims[0] == 0) {
+    append(dset, type, value, 1, 0);
+    return;
+  }
+  hsize_t start[1] = {0}, count[1] = {1};
+  BS_H5_CHECK(H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start, nullptr, count, nullptr));
+  Handle mspace(BS_H5_CHECK(H5Screate_simple(1, count, nullptr)), H5Sclose);
+  BS_H5_CHECK(H5Dwrite(dset, mem_type(type), mspace.id(), fspace.id(), H5P_DEFAULT, value));
+}
+
+void write_attr(hid_t obj, const std::string& name, const std::string& value) {
+  Handle t = vlen_string_type();
+  Handle s = scalar_space();
+  Handle a(BS_H5_CHECK(H5Acreate2(obj, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  const char* p = value.c_str();
+  BS_H5_CHECK(H5Awrite(a.id(), t.id(), &p));
+}
+
+void write_attr(hid_t obj, const std::string& name, int64_t value) {
+  Handle s = scalar_space();
+  Handle a(BS_H5_CHECK(H5Acreate2(obj, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  BS_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_INT64, &value));
+}
+
+void write_attr(hid_t obj, const std::string& name, double value) {
+  Handle s = scalar_space();
+  Handle a(BS_H5_CHECK(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  BS_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_DOUBLE, &value));
+}
+
+void write_dataset(hid_t parent, const std::string& name, const std::vector<int32_t>& values) {
+  hsize_t n = values.size();
+  Handle s(BS_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
+  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I32LE, s.id(), H5P_DEFAULT, H5P_DEFAULT,
+                                  H5P_DEFAULT)),
+           H5Dclose);
+  BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+}
+
+void write_dataset(hid_t parent, const std::string& name, const std::vector<std::string>& values) {
+  hsize_t n = values.size();
+  Handle t = vlen_string_type();
+  Handle s(BS_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
+  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+           H5Dclose);
+  std::vector<const char*> ptrs;
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  BS_H5_CHECK(H5Dwrite(d.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()));
+}
+
+void write_scalar(hid_t parent, const std::string& name, int64_t value) {
+  Handle s = scalar_space();
+  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT,
+                                  H5P_DEFAULT)),
+           H5Dclose);
+  BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
+}
+
+void start_swmr(hid_t file) { BS_H5_CHECK(H5Fstart_swmr_write(file)); }
+
+void flush(hid_t file) { BS_H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL)); }
+
+std::string library_version() {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  return std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
+}
+
+}  // namespace bs::h5

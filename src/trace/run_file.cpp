@@ -1,0 +1,155 @@
+#include "trace/run_file.h"
+
+namespace bs {
+
+const char* status_name(RunStatus s) {
+  switch (s) {
+    case RunStatus::Running: return "running";
+    case RunStatus::Completed: return "completed";
+    case RunStatus::Diverged: return "diverged";
+    case RunStatus::Failed: return "failed";
+    case RunStatus::Preempted: return "preempted";
+  }
+  return "unknown";
+}
+
+RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_seconds)
+    : path_(path), ranks_(static_cast<int>(hd.batch_per_rank.size())), flush_seconds_(flush_seconds) {
+  using h5::Type;
+  file_ = h5::create_file(path);
+  const hid_t f = file_.id();
+  h5::write_attr(f, "schema", std::string("batchscope-run"));
+  h5::write_attr(f, "schema_version", kSchemaVersion);
+  for (const auto& kv : hd.str_attrs) h5::write_attr(f, kv.first, kv.second);
+  for (const auto& kv : hd.int_attrs) h5::write_attr(f, kv.first, kv.second);
+  for (const auto& kv : hd.float_attrs) h5::write_attr(f, kv.first, kv.second);
+
+  {
+    h5::Handle g = h5::create_group(f, "layout");
+    h5::write_dataset(g.id(), "world_ranks", hd.world_ranks);
+    h5::write_dataset(g.id(), "hosts", hd.hosts);
+    h5::write_dataset(g.id(), "devices", hd.devices);
+    h5::write_dataset(g.id(), "batch_per_rank", hd.batch_per_rank);
+    h5::write_scalar(g.id(), "global_batch", hd.global_batch);
+    h5::write_scalar(g.id(), "train_size", hd.train_size);
+    h5::write_scalar(g.id(), "test_size", hd.test_size);
+  }
+  {
+    h5::Handle g = h5::create_group(f, "status");
+    h5::write_attr(g.id(), "codes", std::string("0 running, 1 completed, 2 diverged, 3 failed, 4 preempted"));
+    // Extendable, not fixed: under SWMR only raw data may change, and the
+    // status must, so it is data, not an attribute.
+    status_code_ = h5::create_extendable(g.id(), "code", Type::I32, 0, 1);
+    status_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, 1);
+  }
+  const int64_t n = ranks_, chunk = 1024;
+  {
+    h5::Handle g = h5::create_group(f, "train");
+    t_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, chunk);
+    t_samples_ = h5::create_extendable(g.id(), "samples", Type::I64, 0, chunk);
+    t_epoch_ = h5::create_extendable(g.id(), "epoch", Type::I32, 0, chunk);
+    t_lr_ = h5::create_extendable(g.id(), "lr", Type::F64, 0, chunk);
+    t_loss_ = h5::create_extendable(g.id(), "loss", Type::F64, 0, chunk);
+    t_loss_rank_ = h5::create_extendable(g.id(), "loss_rank", Type::F32, n, 256);
+    t_wall_ = h5::create_extendable(g.id(), "wall_s", Type::F64, 0, chunk);
+    t_step_ms_ = h5::create_extendable(g.id(), "step_ms", Type::F32, 0, chunk);
+  }
+  {
+    h5::Handle g = h5::create_group(f, "gns");
+    g_local_ = h5::create_extendable(g.id(), "sqnorm_local", Type::F32, n, 256);
+    g_global_ = h5::create_extendable(g.id(), "sqnorm_global", Type::F32, 0, chunk);
+    g_g2_ = h5::create_extendable(g.id(), "g2_est", Type::F64, 0, chunk);
+    g_tr_ = h5::create_extendable(g.id(), "trsigma_est", Type::F64, 0, chunk);
+    g_bsimple_ = h5::create_extendable(g.id(), "b_simple", Type::F64, 0, chunk);
+  }
+  {
+    h5::Handle g = h5::create_group(f, "eval");
+    e_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, 64);
+    e_samples_ = h5::create_extendable(g.id(), "samples", Type::I64, 0, 64);
+    e_epoch_ = h5::create_extendable(g.id(), "epoch", Type::F64, 0, 64);
+    e_vloss_ = h5::create_extendable(g.id(), "val_loss", Type::F64, 0, 64);
+    e_vacc_ = h5::create_extendable(g.id(), "val_acc", Type::F64, 0, 64);
+    e_tloss_ = h5::create_extendable(g.id(), "train_loss", Type::F64, 0, 64);
+    e_tacc_ = h5::create_extendable(g.id(), "train_acc", Type::F64, 0, 64);
+  }
+  set_status(RunStatus::Running, 0);
+  h5::start_swmr(f);
+  flush();
+}
+
+RunFile::~RunFile() {
+  try {
+    if (file_.valid()) h5::flush(file_.id());
+  } catch (...) {
+    // A destructor must not throw; the file keeps what was flushed before.
+  }
+}
+
+void RunFile::append(const std::vector<StepRecord>& rows) {
+  using h5::Type;
+  const int64_t T = static_cast<int64_t>(rows.size());
+  if (T == 0) return;
+  std::vector<int64_t> step, samples;
+  std::vector<int32_t> epoch;
+  std::vector<double> lr, loss, wall, g2, tr, bs;
+  std::vector<float> step_ms, loss_rank, local, global;
+  for (const auto& r : rows) {
+    step.push_back(r.step);
+    samples.push_back(r.samples);
+    epoch.push_back(r.epoch);
+    lr.push_back(r.lr);
+    loss.push_back(r.loss);
+    wall.push_back(r.wall_s);
+    step_ms.push_back(r.step_ms);
+    loss_rank.insert(loss_rank.end(), r.loss_rank.begin(), r.loss_rank.end());
+    local.insert(local.end(), r.sqnorm_local.begin(), r.sqnorm_local.end());
+    global.push_back(r.sqnorm_global);
+    g2.push_back(r.g2_est);
+    tr.push_back(r.trsigma_est);
+    bs.push_back(r.b_simple);
+  }
+  h5::append(t_step_.id(), Type::I64, step.data(), T, 0);
+  h5::append(t_samples_.id(), Type::I64, samples.data(), T, 0);
+  h5::append(t_epoch_.id(), Type::I32, epoch.data(), T, 0);
+  h5::append(t_lr_.id(), Type::F64, lr.data(), T, 0);
+  h5::append(t_loss_.id(), Type::F64, loss.data(), T, 0);
+  h5::append(t_loss_rank_.id(), Type::F32, loss_rank.data(), T, ranks_);
+  h5::append(t_wall_.id(), Type::F64, wall.data(), T, 0);
+  h5::append(t_step_ms_.id(), Type::F32, step_ms.data(), T, 0);
+  h5::append(g_local_.id(), Type::F32, local.data(), T, ranks_);
+  h5::append(g_global_.id(), Type::F32, global.data(), T, 0);
+  h5::append(g_g2_.id(), Type::F64, g2.data(), T, 0);
+  h5::append(g_tr_.id(), Type::F64, tr.data(), T, 0);
+  h5::append(g_bsimple_.id(), Type::F64, bs.data(), T, 0);
+  int64_t last = rows.back().step;
+  h5::write_first(status_step_.id(), Type::I64, &last);
+}
+
+void RunFile::append(const EvalRecord& r) {
+  using h5::Type;
+  h5::append(e_step_.id(), Type::I64, &r.step, 1, 0);
+  h5::append(e_samples_.id(), Type::I64, &r.samples, 1, 0);
+  h5::append(e_epoch_.id(), Type::F64, &r.epoch, 1, 0);
+  h5::append(e_vloss_.id(), Type::F64, &r.val_loss, 1, 0);
+  h5::append(e_vacc_.id(), Type::F64, &r.val_acc, 1, 0);
+  h5::append(e_tloss_.id(), Type::F64, &r.train_loss, 1, 0);
+  h5::append(e_tacc_.id(), Type::F64, &r.train_acc, 1, 0);
+}
+
+void RunFile::set_status(RunStatus status, int64_t step) {
+  int32_t code = static_cast<int32_t>(status);
+  h5::write_first(status_code_.id(), h5::Type::I32, &code);
+  h5::write_first(status_step_.id(), h5::Type::I64, &step);
+}
+
+void RunFile::maybe_flush() {
+  auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - last_flush_).count() >= flush_seconds_) flush();
+}
+
+void RunFile::flush() {
+  h5::flush(file_.id());
+  last_flush_ = std::chrono::steady_clock::now();
+}
+
+}  // namespace bs

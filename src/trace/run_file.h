@@ -1,0 +1,55 @@
+#pragma once
+// The run file (docs/run-file.md): created whole before training, then SWMR
+// appends. Only the group's first rank owns one.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "trace/h5.h"
+#include "train/records.h"
+
+namespace bs {
+
+struct RunFileHeader {
+  std::vector<std::pair<std::string, std::string>> str_attrs;
+  std::vector<std::pair<std::string, int64_t>> int_attrs;
+  std::vector<std::pair<std::string, double>> float_attrs;
+  std::vector<int32_t> world_ranks;
+  std::vector<std::string> hosts, devices;
+  std::vector<int32_t> batch_per_rank;
+  int64_t global_batch = 0, train_size = 0, test_size = 0;
+};
+
+inline constexpr int64_t kSchemaVersion = 1;
+
+class RunFile {
+ public:
+  RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds);
+  ~RunFile();
+  RunFile(const RunFile&) = delete;
+  RunFile& operator=(const RunFile&) = delete;
+
+  void append(const std::vector<StepRecord>& rows);
+  void append(const EvalRecord& row);
+  void set_status(RunStatus status, int64_t step);
+  // Flushes when flush_seconds have passed since the last flush (a timer, not
+  // per step: an HDF5 flush costs milliseconds).
+  void maybe_flush();
+  void flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int ranks_;
+  double flush_seconds_;
+  std::chrono::steady_clock::time_point last_flush_;
+  h5::Handle file_;
+  h5::Handle status_code_, status_step_;
+  h5::Handle t_step_, t_samples_, t_epoch_, t_lr_, t_loss_, t_loss_rank_, t_wall_, t_step_ms_;
+  h5::Handle g_local_, g_global_, g_g2_, g_tr_, g_bsimple_;
+  h5::Handle e_step_, e_samples_, e_epoch_, e_vloss_, e_vacc_, e_tloss_, e_tacc_;
+};
+
+}  // namespace bs

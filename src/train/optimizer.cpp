@@ -1,0 +1,40 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+
+namespace bs {
+
+FlatOptimizer::FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params) : spec_(spec) {
+  neg_lr_ = at::zeros({1}, params.options().requires_grad(false));
+  auto zeros = [&] { return at::zeros_like(params).set_requires_grad(false); };
+  if (spec_.name == "sgd" && spec_.momentum > 0) buf_ = zeros();
+  if (spec_.name == "adam") {
+    m_ = zeros();
+    v_ = zeros();
+  }
+}
+
+void FlatOptimizer::step(at::Tensor& params, const at::Tensor& grad, double lr) {
+  at::Tensor d = spec_.weight_decay > 0 ? grad.add(params, spec_.weight_decay) : grad;
+  ++t_;
+  if (spec_.name == "adam") {
+    m_.mul_(spec_.beta1).add_(d, 1 - spec_.beta1);
+    v_.mul_(spec_.beta2).addcmul_(d, d, 1 - spec_.beta2);
+    const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(t_));
+    const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(t_));
+    // Fold the bias corrections into the step size, as torch.optim.Adam does.
+    neg_lr_.fill_(-lr / bc1);
+    at::Tensor denom = (v_ / bc2).sqrt_().add_(spec_.eps);
+    params.addcdiv_(m_ * neg_lr_, denom);
+    return;
+  }
+  if (spec_.momentum > 0) {
+    // buf starts at zero, so the first step gives buf = d, as torch.optim.SGD.
+    buf_.mul_(spec_.momentum).add_(d);
+    d = spec_.nesterov ? d.add(buf_, spec_.momentum) : buf_;
+  }
+  neg_lr_.fill_(-lr);
+  params.addcmul_(d, neg_lr_);
+}
+
+}  // namespace bs

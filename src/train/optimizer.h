@@ -1,0 +1,26 @@
+#pragma once
+// SGD (momentum, nesterov, weight decay) and Adam over the flat parameter
+// buffer. Our own rather than torch::optim: LibTorch's optimizers bake the lr
+// into each launch as a double; here it lives in a device tensor, so a schedule
+// can change it without re-capturing a CUDA graph, and one fused update covers
+// the whole model.
+#include <ATen/ATen.h>
+
+#include "config/study.h"
+
+namespace bs {
+
+class FlatOptimizer {
+ public:
+  FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params);
+  // params -= lr * direction(grad); must run under NoGradGuard.
+  void step(at::Tensor& params, const at::Tensor& grad, double lr);
+
+ private:
+  OptimizerSpec spec_;
+  at::Tensor neg_lr_;      // [1], on the parameters' device
+  at::Tensor buf_, m_, v_;  // momentum buffer; Adam moments
+  int64_t t_ = 0;
+};
+
+}  // namespace bs

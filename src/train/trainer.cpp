@@ -1,0 +1,275 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+#include "data/batch_plan.h"
+#include "models/model.h"
+#include "noise/estimator.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+#include "util/errors.h"
+#include "util/rng.h"
+
+namespace bs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct DeviceSplit {
+  at::Tensor images;  // uint8 [N, C, H, W]
+  at::Tensor labels;  // int64 [N]
+  float mean = 0, stdev = 1;
+};
+
+DeviceSplit to_device(const Dataset& d, const at::Device& dev) {
+  DeviceSplit s;
+  // from_blob borrows; clone()/to() makes the device copy we own.
+  s.images = at::from_blob(const_cast<uint8_t*>(d.images.data()), {d.size, d.channels, d.height, d.width},
+                           at::TensorOptions().dtype(at::kByte))
+                 .to(dev, /*non_blocking=*/false, /*copy=*/true);
+  s.labels = at::from_blob(const_cast<int64_t*>(d.labels.data()), {d.size}, at::TensorOptions().dtype(at::kLong))
+                 .to(dev, false, true);
+  s.mean = d.mean;
+  s.stdev = d.stdev;
+  return s;
+}
+
+at::Tensor normalize(const DeviceSplit& s, const at::Tensor& images_u8) {
+  return images_u8.to(at::kFloat).mul_(1.0f / (255.0f * s.stdev)).sub_(s.mean / s.stdev);
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  const Study& study;
+  Communicator& comm;
+  TrainerOptions options;
+  at::Device device{at::kCPU};
+  DeviceSplit train, test;
+  at::Tensor train_eval_idx;
+  std::unique_ptr<Model> model;
+
+  Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o)
+      : study(st), comm(c), options(o) {
+    if (st.device == "cuda") throw std::runtime_error("device: cuda is not built yet in this version; use cpu");
+    train = to_device(data.train, device);
+    test = to_device(data.test, device);
+    auto idx = train_eval_indices(data.train.size, st.eval.train_subset, st.seed);
+    train_eval_idx = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(device, false, true);
+    model = make_model(st.model, data.train.channels, data.train.height, data.train.width, data.train.num_classes);
+  }
+
+  // Sum of loss and correct predictions over this rank's shard of `idx` (or of
+  // the whole split when idx is undefined), reduced over the group.
+  std::pair<double, double> evaluate(const at::Tensor& params, const DeviceSplit& split, const at::Tensor& idx) {
+    at::NoGradGuard no_grad;
+    const int64_t total = idx.defined() ? idx.size(0) : split.labels.size(0);
+    const int64_t n = comm.size(), r = comm.rank();
+    const int64_t begin = total * r / n, end = total * (r + 1) / n;
+    double sums[3] = {0, 0, 0};  // loss sum, correct, count
+    for (int64_t b = begin; b < end; b += study.eval.batch) {
+      const int64_t len = std::min(study.eval.batch, end - b);
+      at::Tensor x, y;
+      if (idx.defined()) {
+        at::Tensor sel = idx.narrow(0, b, len);
+        x = split.images.index_select(0, sel);
+        y = split.labels.index_select(0, sel);
+      } else {
+        x = split.images.narrow(0, b, len);
+        y = split.labels.narrow(0, b, len);
+      }
+      at::Tensor logits = model->forward(params, normalize(split, x));
+      at::Tensor loss_sum = at::nll_loss(at::log_softmax(logits, 1), y, {}, at::Reduction::Sum);
+      at::Tensor correct = logits.argmax(1).eq(y).sum();
+      sums[0] += loss_sum.item<double>();
+      sums[1] += static_cast<double>(correct.item<int64_t>());
+    }
+    sums[2] = static_cast<double>(end - begin);
+    comm.allreduce_sum(sums, 3);
+    if (sums[2] == 0) return {std::nan(""), std::nan("")};
+    return {sums[0] / sums[2], sums[1] / sums[2]};
+  }
+
+  EvalRecord eval_record(const at::Tensor& params, int64_t step, int64_t B, int64_t N) {
+    EvalRecord e;
+    e.step = step;
+    e.samples = step * B;
+    e.epoch = static_cast<double>(e.samples) / static_cast<double>(N);
+    std::tie(e.val_loss, e.val_acc) = evaluate(params, test, at::Tensor());
+    if (train_eval_idx.size(0) > 0) std::tie(e.train_loss, e.train_acc) = evaluate(params, train, train_eval_idx);
+    else e.train_loss = e.train_acc = std::nan("");
+    return e;
+  }
+
+  RunResult run(const RunSpec& spec, RecordSink* sink);
+};
+
+RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
+  const int n = comm.size(), me = comm.rank();
+  if (spec.ranks() != n)
+    throw LayoutError("run '" + spec.name + "' needs " + std::to_string(spec.ranks()) + " ranks, but its group has " +
+                      std::to_string(n));
+  const RunBudget budget = run_budget(study, spec);
+  const int64_t N = train.labels.size(0);
+  BatchPlan plan(N, spec.batch_per_rank, study.seed, spec.seed);
+  const int64_t B = plan.global_batch(), Bi = plan.length(me);
+  const float weight = static_cast<float>(Bi) / static_cast<float>(B);
+  GnsEstimator gns(spec.batch_per_rank, N, study.gns.ema_beta);
+
+  const int64_t P = model->num_params();
+  auto init = model->init(mix_seed({study.seed, spec.seed, 0x1417u}));
+  at::Tensor params = at::from_blob(init.data(), {P}, at::kFloat).to(device, false, true);
+  params.set_requires_grad(true);
+  FlatOptimizer opt(study.optimizer, params);
+
+  // One buffer carries the gradient and, in 2n extra slots, every rank's loss
+  // and |g_i|^2 (zero except at its own slots): one allreduce per step both
+  // combines gradients and gives every rank all per-rank statistics, so the
+  // whole group sees identical numbers (and would agree on divergence).
+  at::Tensor comm_buf = at::zeros({P + 2 * n}, params.options().requires_grad(false));
+  at::Tensor grad_part = comm_buf.narrow(0, 0, P);
+  at::Tensor extras = comm_buf.narrow(0, P, 2 * n);
+  const int64_t log_every = study.log.every_steps;
+  // Per-step scalars stay on the device until a log interval: no host sync
+  // inside a step. Row: [loss_0..n-1, s_0..n-1, S].
+  at::Tensor ring = at::zeros({log_every, 2 * n + 1}, params.options().requires_grad(false));
+  std::vector<double> step_ms(static_cast<size_t>(log_every)), wall(static_cast<size_t>(log_every)),
+      lrs(static_cast<size_t>(log_every));
+
+  RunResult result;
+  EvalRecord last_eval = eval_record(params, 0, B, N);
+  result.best_val_acc = last_eval.val_acc;
+  if (sink) sink->on_eval(last_eval);
+
+  at::Tensor perm;
+  int64_t perm_epoch = -1;
+  const auto t0 = Clock::now();
+  int64_t pending = 0;  // rows in the ring not yet copied out
+  int64_t step = 0;
+  bool diverged = false;
+
+  auto drain = [&]() {
+    if (pending == 0) return;
+    at::Tensor host = ring.narrow(0, 0, pending).to(at::kCPU).to(at::kDouble).contiguous();
+    const double* h = host.data_ptr<double>();
+    std::vector<StepRecord> rows;
+    for (int64_t k = 0; k < pending; ++k) {
+      const double* row = h + k * (2 * n + 1);
+      StepRecord r;
+      r.step = step - pending + k + 1;
+      r.samples = r.step * B;
+      r.epoch = static_cast<int32_t>(plan.epoch_of(r.step - 1));
+      r.lr = lrs[static_cast<size_t>(k)];
+      r.loss = 0;
+      for (int i = 0; i < n; ++i) {
+        r.loss += static_cast<double>(spec.batch_per_rank[static_cast<size_t>(i)]) / B * row[i];
+        r.loss_rank.push_back(static_cast<float>(row[i]));
+        r.sqnorm_local.push_back(static_cast<float>(row[n + i]));
+      }
+      r.sqnorm_global = static_cast<float>(row[2 * n]);
+      GnsEstimate e = gns.update(row + n, row[2 * n]);
+      r.g2_est = e.g2;
+      r.trsigma_est = e.trsigma;
+      r.b_simple = e.b_simple;
+      r.wall_s = wall[static_cast<size_t>(k)];
+      r.step_ms = static_cast<float>(step_ms[static_cast<size_t>(k)]);
+      if (!diverged && (!std::isfinite(r.loss) || !std::isfinite(row[2 * n]))) {
+        // Every rank holds the same reduced numbers, so all agree on this step.
+        diverged = true;
+        result.steps = r.step;
+      }
+      rows.push_back(std::move(r));
+    }
+    if (sink) sink->on_steps(rows);
+    pending = 0;
+  };
+
+  while (step < budget.total_steps && !diverged) {
+    const auto ts = Clock::now();
+    const int64_t epoch = plan.epoch_of(step);
+    if (epoch != perm_epoch) {
+      auto p = plan.epoch_permutation(epoch);
+      perm = at::from_blob(p.data(), {N}, at::kLong).to(device, false, true);
+      perm_epoch = epoch;
+    }
+    const double lr = lr_at(step, budget, study.optimizer);
+    at::Tensor idx = perm.narrow(0, plan.offset(step, me), Bi);
+    at::Tensor x = normalize(train, train.images.index_select(0, idx));
+    at::Tensor y = train.labels.index_select(0, idx);
+    at::Tensor loss = at::nll_loss(at::log_softmax(model->forward(params, x), 1), y);
+    at::Tensor g = torch::autograd::grad({loss}, {params})[0];
+    {
+      at::NoGradGuard no_grad;
+      extras.zero_();
+      extras.narrow(0, me, 1).copy_(loss.detach().reshape({1}));
+      extras.narrow(0, n + me, 1).copy_(g.pow(2).sum().reshape({1}));
+      grad_part.copy_(g).mul_(weight);  // pre-scale by B_i / B, then sum
+      comm.allreduce_sum(comm_buf.data_ptr<float>(), static_cast<size_t>(P + 2 * n));
+      at::Tensor slot = ring.select(0, pending);
+      slot.narrow(0, 0, 2 * n).copy_(extras);
+      slot.narrow(0, 2 * n, 1).copy_(grad_part.pow(2).sum().reshape({1}));
+      opt.step(params, grad_part, lr);
+    }
+    const auto te = Clock::now();
+    step_ms[static_cast<size_t>(pending)] = std::chrono::duration<double, std::milli>(te - ts).count();
+    wall[static_cast<size_t>(pending)] = std::chrono::duration<double>(te - t0).count();
+    lrs[static_cast<size_t>(pending)] = lr;
+    ++pending;
+    ++step;
+    if (pending == log_every) drain();
+    if (diverged) break;
+    const bool eval_due = budget.eval_every_steps > 0 && step % budget.eval_every_steps == 0;
+    if (eval_due && step < budget.total_steps) {
+      drain();
+      if (diverged) break;
+      last_eval = eval_record(params, step, B, N);
+      result.best_val_acc = std::max(result.best_val_acc, last_eval.val_acc);
+      if (sink) sink->on_eval(last_eval);
+    }
+  }
+  drain();
+  result.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (diverged) {
+    result.status = RunStatus::Diverged;
+  } else {
+    result.status = RunStatus::Completed;
+    result.steps = step;
+    last_eval = eval_record(params, step, B, N);
+    result.best_val_acc = std::max(result.best_val_acc, last_eval.val_acc);
+    if (sink) sink->on_eval(last_eval);
+  }
+  result.final_eval = last_eval;
+  result.samples = result.steps * B;
+  result.samples_per_s = result.wall_s > 0 ? static_cast<double>(result.samples) / result.wall_s : 0;
+  if (options.keep_final_params) {
+    at::Tensor host = params.detach().to(at::kCPU).contiguous();
+    result.final_params.assign(host.data_ptr<float>(), host.data_ptr<float>() + P);
+  }
+  return result;
+}
+
+Trainer::Trainer(const Study& study, const DataSplits& data, Communicator& comm, TrainerOptions options)
+    : impl_(std::make_unique<Impl>(study, data, comm, options)) {}
+Trainer::~Trainer() = default;
+RunResult Trainer::run(const RunSpec& run, RecordSink* sink) { return impl_->run(run, sink); }
+int64_t Trainer::num_params() const { return impl_->model->num_params(); }
+std::string Trainer::device_name() const { return impl_->device.str(); }
+
+std::string torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+void set_torch_threads(int threads) {
+  at::set_num_threads(threads);
+}
+
+}  // namespace bs

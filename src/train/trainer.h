@@ -1,0 +1,60 @@
+#pragma once
+// Trains runs of one replica group. Torch-free interface (pimpl), so the app
+// and the tests that drive it compile without LibTorch headers.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/study.h"
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "train/records.h"
+
+namespace bs {
+
+// Receives what the trainer measured; only the group's first rank has one.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void on_steps(const std::vector<StepRecord>& rows) = 0;
+  virtual void on_eval(const EvalRecord& row) = 0;
+};
+
+struct RunResult {
+  RunStatus status = RunStatus::Running;
+  int64_t steps = 0;
+  int64_t samples = 0;
+  double wall_s = 0;
+  double samples_per_s = 0;
+  EvalRecord final_eval;
+  double best_val_acc = 0;
+  std::vector<float> final_params;  // only with TrainerOptions::keep_final_params
+};
+
+struct TrainerOptions {
+  bool keep_final_params = false;
+};
+
+class Trainer {
+ public:
+  // Moves the data to the device once; it serves every run of the group.
+  Trainer(const Study& study, const DataSplits& data, Communicator& comm, TrainerOptions options = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  RunResult run(const RunSpec& run, RecordSink* sink);
+  int64_t num_params() const;
+  std::string device_name() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// LibTorch version string, for provenance.
+std::string torch_version();
+// Sets LibTorch's intra-op threads for this rank.
+void set_torch_threads(int threads);
+
+}  // namespace bs

@@ -1,0 +1,103 @@
+"""The command line: output, exit codes, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+from synthetic_runs import STUDY_SPECS
+
+from batchscope_analysis.cli import main
+
+ANALYSIS_DIR: Path = Path(__file__).resolve().parents[2] / "analysis"
+
+
+def test_plot_default_figure_dir(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", str(study_dir)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [Path(p).name for p in printed] == ["loss_vs_samples.png", "final_vs_batch.png"]
+    for p in printed:
+        assert Path(p).parent == study_dir / "figures"
+        assert Path(p).stat().st_size > 10_000
+
+
+def test_plot_out_option(study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "elsewhere"
+    assert main(["plot", str(study_dir), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["final_vs_batch.png", "loss_vs_samples.png"]
+    assert not (study_dir / "figures").exists()
+
+
+def test_summary_prints_every_run_sorted(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(study_dir)]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    header, rows = lines[0].split(), lines[1:]
+    assert header[:3] == ["run", "study", "global_batch"]
+    assert len(rows) == len(STUDY_SPECS)
+    names = [r.split()[0] for r in rows]
+    # global batch, then lr (0.05 before 0.1), then seed.
+    assert names == ["b32-s0", "b32-s1", "b64-s2-live", "b64-s0", "b64-s1", "b128-s0", "b128-s1"]
+    live = next(r for r in rows if r.startswith("b64-s2-live"))
+    assert "running" in live.split()
+    # Aligned text: every line has the same width as the header.
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_check_ok(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(study_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"{len(STUDY_SPECS)} run files OK"
+
+
+def test_check_reports_problem(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = study_dir / "runs" / "b64-s1.h5"
+    with h5py.File(bad, "r+") as f:
+        f["train/samples"][0] = 1
+    assert main(["check", str(study_dir)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}: '/train/samples' != step * global_batch" in out
+    assert f"1 of {len(STUDY_SPECS)} run files have problems" in out
+
+
+@pytest.mark.parametrize("command", ["plot", "summary", "check"])
+def test_missing_dir_is_one_line_error(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-study"
+    assert main([command, str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err_lines = captured.err.strip().splitlines()
+    assert len(err_lines) == 1
+    assert str(missing) in err_lines[0]
+
+
+def test_empty_dir_and_unreadable_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not an HDF5 file")
+    for command in ("check", "summary"):
+        assert main([command, str(junk)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(junk) in err[0]
+
+
+def test_malformed_run_file_in_summary_exit_2(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = study_dir / "runs" / "b32-s1.h5"
+    with h5py.File(bad, "r+") as f:
+        del f["eval"]
+    assert main(["summary", str(study_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0]
+
+
+def test_python_dash_m_entry_point(study_dir: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ANALYSIS_DIR))
+    result = subprocess.run(
+        [sys.executable, "-m", "batchscope_analysis", "check", str(study_dir)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{len(STUDY_SPECS)} run files OK"
