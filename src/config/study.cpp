@@ -102,7 +102,8 @@ BudgetSpec parse_budget(const Section& s) {
   require(b.epochs >= 0, s, "epochs", "must be > 0");
   require(b.steps >= 0, s, "steps", "must be > 0");
   if ((b.epochs > 0) == (b.steps > 0))
-    throw ConfigError(s.file(), "budget", "set exactly one of budget.epochs (> 0) or budget.steps (> 0)");
+    throw ConfigError(s.file(), "budget", "set exactly one of budget.epochs (> 0) or budget.steps (> 0); to switch on the "
+                      "command line, replace the mapping: --set 'budget={steps: 50}'");
   return b;
 }
 
@@ -329,9 +330,13 @@ Study parse_study(const std::string& text, const std::string& file,
   }
   if (root.IsNull() || !root.IsDefined()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError(file, "", "expected a mapping at the top level (study: ..., data: ..., ...)");
-  for (const auto& o : overrides) apply_override(root, o, file);
+  auto overridden = std::make_shared<std::set<std::string>>();
+  for (const auto& o : overrides) {
+    apply_override(root, o, file);
+    overridden->insert(o.substr(0, o.find('=')));
+  }
 
-  Section top(root, "", file);
+  Section top(root, "", file, overridden);
   top.reject_unknown({"study", "output", "seed", "device", "comm", "data", "model", "optimizer", "budget",
                       "eval", "log", "gns", "runs", "sweep"});
   Study st;

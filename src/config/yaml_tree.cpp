@@ -98,15 +98,24 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
   }
 }
 
-Section::Section(const YAML::Node& node, std::string path, std::string file)
-    : node_(node), path_(std::move(path)), file_(std::move(file)) {
+Section::Section(const YAML::Node& node, std::string path, std::string file,
+                 std::shared_ptr<const std::set<std::string>> overridden)
+    : node_(node), path_(std::move(path)), file_(std::move(file)), overridden_(std::move(overridden)) {
   if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap())
     throw ConfigError(file_, path_, "expected a mapping of keys, got " + scalar_text(node_) + line_of(node_));
 }
 
+std::string Section::where(const std::string& k, const YAML::Node& n) const {
+  if (overridden_) {
+    const std::string full = key(k);
+    for (const auto& o : *overridden_)
+      if (full == o || full.rfind(o + ".", 0) == 0 || o.rfind(full + ".", 0) == 0) return " (from --set)";
+  }
+  return n.IsDefined() ? line_of(n) : std::string();
+}
+
 void Section::fail(const std::string& k, const std::string& what) const {
-  YAML::Node n = raw(k);
-  throw ConfigError(file_, key(k), what + (n.IsDefined() ? line_of(n) : std::string()));
+  throw ConfigError(file_, key(k), what + where(k, raw(k)));
 }
 
 YAML::Node Section::raw(const std::string& k) const {
@@ -202,14 +211,14 @@ std::vector<double> Section::number_list(const std::string& k) const {
   return out;
 }
 
-Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_); }
+Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_, overridden_); }
 
 void Section::reject_unknown(const std::vector<std::string>& known) const {
   if (!node_.IsDefined() || !node_.IsMap()) return;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     std::string k = it->first.as<std::string>();
     if (std::find(known.begin(), known.end(), k) == known.end())
-      throw ConfigError(file_, key(k), "unknown key" + line_of(it->first) + "; valid keys " +
+      throw ConfigError(file_, key(k), "unknown key" + where(k, it->first) + "; valid keys " +
                                            (path_.empty() ? "at the top level" : "under '" + path_ + "'") +
                                            ": " + join(known, ", "));
   }

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,7 +17,10 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
 
 class Section {
  public:
-  Section(const YAML::Node& node, std::string path, std::string file);
+  // overridden: dotted keys set by --set, so messages say "from --set" rather
+  // than a line number of the value's own one-line document.
+  Section(const YAML::Node& node, std::string path, std::string file,
+          std::shared_ptr<const std::set<std::string>> overridden = nullptr);
 
   bool has(const std::string& key) const;
   std::string str(const std::string& key, const std::string& def) const;
@@ -38,8 +42,10 @@ class Section {
   [[noreturn]] void fail(const std::string& k, const std::string& what) const;
 
  private:
+  std::string where(const std::string& k, const YAML::Node& n) const;
   YAML::Node node_;
   std::string path_, file_;
+  std::shared_ptr<const std::set<std::string>> overridden_;
 };
 
 }  // namespace bs

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Bad input reaches the researcher as one clear message and a documented exit
+# code, never a hang or a crash: each case runs under a timeout.
+set -uo pipefail
+bin=$1
+out=$2
+here=$(cd "$(dirname "$0")" && pwd)
+study="$(cd "$here/../.." && pwd)/configs/quickstart.yaml"
+rm -rf "$out"; mkdir -p "$out"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fails=0 passes=0
+
+expect() {  # expect CODE PATTERN -- command...
+  local code=$1 pattern=$2; shift 3
+  local log="$out/case$((passes + fails)).log"
+  timeout 120 "$@" >"$log" 2>&1
+  local rc=$?
+  if [ "$rc" -eq "$code" ] && grep -q -- "$pattern" "$log"; then
+    passes=$((passes + 1))
+  else
+    fails=$((fails + 1))
+    echo "FAILED: $* (exit $rc, wanted $code and /$pattern/):"; sed 's/^/  | /' "$log"
+  fi
+}
+
+small=(--set "budget={steps: 3}" --set data.train_size=2048 --set eval.train_subset=100 --set "output=$out/run")
+expect 2 "key 'optimizer.name'.*expected one of: sgd, adam" -- "$bin" check "$study" --set optimizer.name=lamb
+expect 2 "key 'optimiser'.*valid keys" -- "$bin" check "$study" --set optimiser.lr=1
+expect 2 "key 'data.root'.*dataset-fashion-mnist" -- "$bin" check "$study" --set data.root=/nonexistent
+expect 2 "cannot read the study file" -- "$bin" check "$out/missing.yaml"
+expect 2 "needs at least 8 ranks.*mpirun -np 8" -- "$bin" plan "$study" --ranks 4 --set sweep.ranks=8 --set sweep.split=equal
+expect 2 "needs at least 8 ranks.*mpirun -np 8" -- mpirun -np 2 --oversubscribe "$bin" run "$study" --set sweep.ranks=8 --set sweep.split=equal
+expect 2 "key 'data.root'" -- mpirun -np 2 --oversubscribe "$bin" run "$study" --set data.root=/nonexistent
+expect 2 "exceeds the training set" -- "$bin" check "$study" --set data.train_size=100
+expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}"
+expect 5 "already exists.*--overwrite" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}"
+expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}" --overwrite
+expect 2 "study is required" -- "$bin" run
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,68 @@
+// Replica groups train side by side without touching each other: a run trained
+// in one group while another group trains something else gives the same trace
+// as the same run trained alone.
+#include <cmath>
+
+#include "data/dataset.h"
+#include "mpi_helpers.h"
+
+namespace bs::test {
+namespace {
+
+std::vector<int64_t> equal_split(int64_t B, int n) {
+  std::vector<int64_t> v(static_cast<size_t>(n), B / n);
+  return v;
+}
+
+TEST(Groups, ParallelGroupsDoNotInterfere) {
+  Study st = small_study();
+  DataSplits data = load_data(st.file, st.data, st.seed);
+  const int W = world_size(), me = world_rank();
+  const int half = W / 2;  // group A: ranks [0, half), group B: [half, 2*half)
+  const int color = me < half ? 0 : (me < 2 * half ? 1 : -1);
+
+  std::vector<double> a_parallel, b_parallel;
+  {
+    auto comm = split(color);
+    if (comm) {
+      Trainer trainer(st, data, *comm);
+      KeepSink sink;
+      // Different seeds and lrs: if the groups mixed gradients, A would change.
+      RunSpec spec = color == 0 ? run_spec("A", equal_split(64, half), 11, 0.05)
+                                : run_spec("B", equal_split(64, half), 12, 0.2);
+      trainer.run(spec, comm->rank() == 0 ? &sink : nullptr);
+      if (comm->rank() == 0)
+        for (const auto& s : sink.steps) (color == 0 ? a_parallel : b_parallel).push_back(s.loss);
+    }
+  }
+  b_parallel = bcast(b_parallel, half);
+
+  if (me == 0) {
+    MPI_Comm self = MPI_COMM_NULL;
+    MPI_Comm_dup(MPI_COMM_SELF, &self);
+    MpiCommunicator comm(self);
+    Trainer trainer(st, data, comm);
+    KeepSink sink;
+    trainer.run(run_spec("A-alone", {64}, 11, 0.05), &sink);
+    ASSERT_EQ(sink.steps.size(), a_parallel.size());
+    ASSERT_EQ(b_parallel.size(), a_parallel.size());
+    double max_rel = 0, max_ab = 0;
+    for (size_t k = 0; k < a_parallel.size(); ++k) {
+      max_rel = std::max(max_rel, std::abs(sink.steps[k].loss - a_parallel[k]) / a_parallel[k]);
+      max_ab = std::max(max_ab, std::abs(b_parallel[k] - a_parallel[k]));
+    }
+    EXPECT_LT(max_rel, 1e-5) << "run A in a group beside B differs from A alone";
+    EXPECT_GT(max_ab, 1e-3) << "runs A and B should have different traces (different seeds and lrs)";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(Groups, SplitGivesEachGroupItsOwnCommunicator) {
+  const int me = world_rank(), W = world_size();
+  auto comm = split(me % 2);
+  EXPECT_EQ(comm->size(), (W + 1 - me % 2) / 2);
+  EXPECT_EQ(comm->rank(), me / 2);
+}
+
+}  // namespace
+}  // namespace bs::test
