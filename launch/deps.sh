@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages batchscope needs, if any is missing. Sourced by
+# launch/quickstart.sh and tests/run.sh, so a fresh machine needs nothing else.
+bs_install_deps() {
+  local pkgs=(build-essential cmake pkg-config git
+    libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev libcli11-dev libgtest-dev zlib1g-dev
+    python3 python3-h5py python3-numpy python3-matplotlib python3-scipy python3-pandas python3-pytest python3-yaml
+    dataset-fashion-mnist)
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "batchscope: installing ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Configures and builds into $1 (default: build/).
+bs_build() {
+  local build=${1:-build}
+  cmake -S "$BS_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+}
+
+# mpirun as root (containers, CI) needs both of these; harmless otherwise.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
