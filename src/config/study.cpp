@@ -365,10 +365,19 @@ Study parse_study(const std::string& text, const std::string& file,
   if (st.runs.empty())
     throw ConfigError(file, "runs", "the study has no runs: give 'runs:' (a list) or 'sweep:' with global_batch");
   std::set<std::string> names;
-  for (const auto& r : st.runs) {
+  const size_t explicit_runs = st.runs.size() - swept.size();
+  for (size_t i = 0; i < st.runs.size(); ++i) {
+    const auto& r = st.runs[i];
     if (!names.insert(r.name).second)
       throw ConfigError(file, "runs", "two runs are named '" + r.name + "'; run names must be unique");
-    run_budget(st, r);  // throws for a batch larger than the training set
+    try {
+      run_budget(st, r);  // throws for a batch larger than the training set
+    } catch (const ConfigError& e) {
+      // Name the key the researcher wrote, not the run's generated name.
+      const std::string key = i < explicit_runs ? "runs[" + std::to_string(i) + "].batch" : "sweep.global_batch";
+      std::string what = e.what();
+      throw ConfigError(file, key, what.substr(what.find(": ", what.find("key '")) + 2));
+    }
   }
   YAML::Emitter out;
   emit_study(out, st);

@@ -15,6 +15,7 @@ BatchPlan::BatchPlan(int64_t train_size, std::vector<int64_t> batch_per_rank, ui
     prefix_.push_back(global_batch_);
     global_batch_ += b;
   }
+  if (global_batch_ == 0) throw std::invalid_argument("a batch plan needs at least one rank");
   steps_per_epoch_ = train_size_ / global_batch_;
   if (steps_per_epoch_ < 1) throw std::invalid_argument("global batch exceeds the training set");
 }

@@ -66,3 +66,37 @@ TEST(Groups, SplitGivesEachGroupItsOwnCommunicator) {
 
 }  // namespace
 }  // namespace bs::test
+
+namespace bs::test {
+namespace {
+
+TEST(Groups, DivergenceIsAgreedByTheWholeGroupAtOneStep) {
+  Study st = small_study();
+  DataSplits data = load_data(st.file, st.data, st.seed);
+  auto comm = split(0);
+  const int n = comm->size();
+  Trainer trainer(st, data, *comm);
+  KeepSink sink;
+  std::vector<int64_t> batch(static_cast<size_t>(n), 16);
+  RunResult res = trainer.run(run_spec("boom", batch, 4, /*lr=*/1e6), comm->rank() == 0 ? &sink : nullptr);
+  EXPECT_EQ(res.status, RunStatus::Diverged);
+  EXPECT_GE(res.steps, 1);
+  EXPECT_LT(res.steps, 40) << "the run must stop at divergence, not train on";
+  int64_t lo = res.steps, hi = res.steps;
+  MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT64_T, MPI_MIN, comm->comm());
+  MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT64_T, MPI_MAX, comm->comm());
+  EXPECT_EQ(lo, hi) << "every rank must mark the same divergence step";
+  if (comm->rank() == 0) {
+    ASSERT_GE(sink.steps.size(), static_cast<size_t>(res.steps));
+    const auto& first_bad = sink.steps[static_cast<size_t>(res.steps - 1)];
+    EXPECT_FALSE(std::isfinite(first_bad.loss) && std::isfinite(first_bad.sqnorm_global));
+    for (int64_t k = 0; k + 1 < res.steps; ++k)
+      EXPECT_TRUE(std::isfinite(sink.steps[static_cast<size_t>(k)].loss)) << "step " << k + 1;
+  }
+  // The group can train its next run after a divergence.
+  RunResult next = trainer.run(run_spec("after", batch, 4, 0.05), nullptr);
+  EXPECT_EQ(next.status, RunStatus::Completed);
+}
+
+}  // namespace
+}  // namespace bs::test

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A run file is readable while the run trains (SWMR) and after the job is
+# killed with SIGKILL: it holds a prefix of steps and says "running".
+set -euo pipefail
+bin=$1
+out=$2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+rm -rf "$out"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun -np 2 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 \
+  --set output="$out" --set 'budget={steps: 1000000}' --set 'sweep={global_batch: [32], ranks: 2}' \
+  --set log.every_steps=5 --set log.flush_seconds=0.2 --set data.train_size=4096 --set eval.train_subset=100 \
+  >"$out.log" 2>&1 &
+job=$!
+trap 'kill -9 $job 2>/dev/null || true' EXIT
+export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
+# A live reader follows the file until it has seen rows arrive twice.
+timeout 120 /usr/bin/python3 - "$out/runs/b32_lr0.05_s1.h5" <<'PY'
+import os, sys, time
+import h5py
+path = sys.argv[1]
+while not os.path.exists(path):
+    time.sleep(0.2)
+seen = []
+while len(seen) < 2:
+    try:
+        with h5py.File(path, "r", swmr=True) as f:
+            n = f["train/step"].shape[0]
+            if n and (not seen or n > seen[-1]):
+                seen.append(n)
+                assert f["train/step"][n - 1] == n
+    except (OSError, KeyError):
+        pass  # the writer may still be creating the file
+    time.sleep(0.3)
+print(f"live SWMR reader saw {seen} rows")
+PY
+pkill -9 -f "batchscope run $root/configs/quickstart.yaml" || true
+kill -9 $job 2>/dev/null || true
+wait $job 2>/dev/null || true
+/usr/bin/python3 - "$out/runs/b32_lr0.05_s1.h5" <<'PY'
+import sys
+import h5py
+import numpy as np
+from batchscope_analysis.schema import check_run_file
+path = sys.argv[1]
+problems = check_run_file(path)
+assert problems == [], problems
+# A killed SWMR writer leaves the "open for write" flag: readers open with
+# swmr=True (or clear the flag with `h5clear -s`), as docs/run-file.md says.
+with h5py.File(path, "r", swmr=True) as f:
+    steps = f["train/step"][:]
+    assert len(steps) >= 5 and np.array_equal(steps, np.arange(1, len(steps) + 1)), steps[:10]
+    assert f["status/code"][0] == 0, "a killed run must still say running"
+    assert np.all(np.isfinite(f["train/loss"][:]))
+    print(f"killed run: {len(steps)} steps readable, status running")
+PY

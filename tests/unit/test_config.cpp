@@ -1,0 +1,542 @@
+// Study parsing, defaults, --set overrides, resolved YAML, run budgets and the
+// error messages a researcher sees for a bad study file.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "config/study.h"
+#include "util/errors.h"
+
+namespace bs {
+namespace {
+
+const char* kLabel = "study.yaml";
+
+// A small valid study: synthetic data, a 2 x 2 x 2 sweep over 2 ranks.
+const char* kSweepStudy = R"(
+study: unit
+seed: 3
+data:
+  name: synthetic
+  synthetic_train: 1000
+  synthetic_test: 200
+optimizer:
+  lr: 0.1
+budget:
+  epochs: 2
+sweep:
+  global_batch: [32, 64]
+  lr: [0.1, 0.2]
+  seed: [1, 2]
+  ranks: 2
+)";
+
+// A valid study with explicit runs (heterogeneous batches).
+const char* kRunsStudy = R"(
+study: explicit
+data: {name: synthetic, synthetic_train: 4096}
+model: {name: mlp, hidden: [64]}
+budget: {steps: 100}
+runs:
+  - {name: small, batch: [16, 48], lr: 0.1, seed: 4}
+  - {name: big, batch: [128], seed: 5}
+)";
+
+bool same_runs(const std::vector<RunSpec>& a, const std::vector<RunSpec>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || a[i].batch_per_rank != b[i].batch_per_rank || a[i].lr != b[i].lr ||
+        a[i].seed != b[i].seed)
+      return false;
+  return true;
+}
+
+// ---------------------------------------------------------------- valid input
+
+TEST(ParseStudy, SweepStudyExpandsAndFillsDefaults) {
+  Study st = parse_study(kSweepStudy, kLabel);
+  EXPECT_EQ(st.file, kLabel);
+  EXPECT_EQ(st.name, "unit");
+  EXPECT_EQ(st.seed, 3u);
+  // Defaults.
+  EXPECT_EQ(st.output, "results/unit");
+  EXPECT_EQ(st.device, "cpu");
+  EXPECT_EQ(st.comm, "auto");
+  EXPECT_EQ(st.model.name, "mlp");
+  EXPECT_EQ(st.model.hidden, (std::vector<int64_t>{512, 256}));
+  EXPECT_EQ(st.optimizer.name, "sgd");
+  EXPECT_DOUBLE_EQ(st.optimizer.lr, 0.1);
+  EXPECT_EQ(st.optimizer.ref_batch, 128);
+  EXPECT_EQ(st.optimizer.scaling, "none");
+  EXPECT_EQ(st.optimizer.schedule, "constant");
+  EXPECT_DOUBLE_EQ(st.optimizer.momentum, 0.9);
+  EXPECT_FALSE(st.optimizer.nesterov);
+  EXPECT_DOUBLE_EQ(st.optimizer.weight_decay, 0.0);
+  EXPECT_DOUBLE_EQ(st.budget.epochs, 2.0);
+  EXPECT_EQ(st.budget.steps, 0);
+  EXPECT_EQ(st.eval.every_steps, 0);
+  EXPECT_DOUBLE_EQ(st.eval.every_epochs, 0.0);
+  EXPECT_EQ(st.eval.train_subset, 10000);
+  EXPECT_EQ(st.eval.batch, 1000);
+  EXPECT_EQ(st.log.every_steps, 20);
+  EXPECT_DOUBLE_EQ(st.log.flush_seconds, 10.0);
+  EXPECT_DOUBLE_EQ(st.gns.ema_beta, 0.99);
+  EXPECT_EQ(st.data.name, "synthetic");
+  EXPECT_EQ(st.data.effective_train_size(), 1000);
+  EXPECT_EQ(st.data.effective_test_size(), 200);
+
+  // Batch-major, then lr, then seed; equal split over 2 ranks.
+  ASSERT_EQ(st.runs.size(), 8u);
+  EXPECT_EQ(st.runs[0].name, "b32_lr0.1_s1");
+  EXPECT_EQ(st.runs[1].name, "b32_lr0.1_s2");
+  EXPECT_EQ(st.runs[2].name, "b32_lr0.2_s1");
+  EXPECT_EQ(st.runs[4].name, "b64_lr0.1_s1");
+  EXPECT_EQ(st.runs[7].name, "b64_lr0.2_s2");
+  EXPECT_EQ(st.runs[0].batch_per_rank, (std::vector<int64_t>{16, 16}));
+  EXPECT_EQ(st.runs[7].batch_per_rank, (std::vector<int64_t>{32, 32}));
+  EXPECT_DOUBLE_EQ(st.runs[2].lr, 0.2);
+  EXPECT_EQ(st.runs[1].seed, 2u);
+  EXPECT_FALSE(st.resolved_yaml.empty());
+}
+
+TEST(ParseStudy, ExplicitRunsKeepNamesBatchesAndDefaultLr) {
+  Study st = parse_study(kRunsStudy, kLabel);
+  ASSERT_EQ(st.runs.size(), 2u);
+  EXPECT_EQ(st.runs[0].name, "small");
+  EXPECT_EQ(st.runs[0].batch_per_rank, (std::vector<int64_t>{16, 48}));
+  EXPECT_EQ(st.runs[0].global_batch(), 64);
+  EXPECT_EQ(st.runs[0].ranks(), 2);
+  EXPECT_DOUBLE_EQ(st.runs[0].lr, 0.1);
+  EXPECT_EQ(st.runs[0].seed, 4u);
+  EXPECT_EQ(st.runs[1].name, "big");
+  EXPECT_DOUBLE_EQ(st.runs[1].lr, 0.05);  // optimizer.lr default
+  EXPECT_EQ(st.runs[1].ranks(), 1);
+  EXPECT_EQ(st.model.hidden, (std::vector<int64_t>{64}));
+  EXPECT_EQ(st.budget.steps, 100);
+}
+
+TEST(ParseStudy, RunWithoutNameGetsSweepStyleName) {
+  Study st = parse_study("study: s\nbudget: {steps: 5}\nruns: [{batch: [8, 24], lr: 0.2, seed: 3}]\n", kLabel);
+  ASSERT_EQ(st.runs.size(), 1u);
+  EXPECT_EQ(st.runs[0].name, "b32_lr0.2_s3");
+}
+
+TEST(ParseStudy, AdamTakesBetasAndDefaultsMomentumToZero) {
+  Study st = parse_study(
+      "study: s\nbudget: {steps: 5}\noptimizer: {name: adam, lr: 0.001, betas: [0.8, 0.95]}\n"
+      "sweep: {global_batch: [64]}\n",
+      kLabel);
+  EXPECT_EQ(st.optimizer.name, "adam");
+  EXPECT_DOUBLE_EQ(st.optimizer.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(st.optimizer.beta2, 0.95);
+  EXPECT_DOUBLE_EQ(st.optimizer.momentum, 0.0);
+}
+
+TEST(ParseStudy, WeightedSplitInSweep) {
+  Study st = parse_study("study: s\nbudget: {steps: 5}\nsweep: {global_batch: [64], ranks: 2, split: [1, 3]}\n",
+                         kLabel);
+  ASSERT_EQ(st.runs.size(), 1u);
+  EXPECT_EQ(st.runs[0].batch_per_rank, (std::vector<int64_t>{16, 48}));
+}
+
+// ---------------------------------------------------------------- overrides
+
+TEST(Overrides, NestedScalar) {
+  Study st = parse_study(kSweepStudy, kLabel, {"optimizer.lr=0.2", "optimizer.scaling=sqrt", "eval.every_steps=7"});
+  EXPECT_DOUBLE_EQ(st.optimizer.lr, 0.2);
+  EXPECT_EQ(st.optimizer.scaling, "sqrt");
+  EXPECT_EQ(st.eval.every_steps, 7);
+}
+
+TEST(Overrides, CreatesMissingSections) {
+  Study st = parse_study(kSweepStudy, kLabel, {"gns.ema_beta=0.5"});
+  EXPECT_DOUBLE_EQ(st.gns.ema_beta, 0.5);
+}
+
+TEST(Overrides, ListValueReplacesSweep) {
+  Study st = parse_study(kSweepStudy, kLabel, {"sweep.global_batch=[32,64]", "sweep.lr=[0.3]", "sweep.seed=[9]"});
+  ASSERT_EQ(st.runs.size(), 2u);
+  EXPECT_EQ(st.runs[0].name, "b32_lr0.3_s9");
+  EXPECT_EQ(st.runs[1].name, "b64_lr0.3_s9");
+
+  Study one = parse_study(kSweepStudy, kLabel, {"sweep.global_batch=[128]"});
+  ASSERT_EQ(one.runs.size(), 4u);
+  for (const auto& r : one.runs) EXPECT_EQ(r.global_batch(), 128);
+}
+
+TEST(Overrides, NullRemovesKey) {
+  // hidden: [64] removed -> the default [512, 256] comes back.
+  Study st = parse_study(kRunsStudy, kLabel, {"model.hidden=null"});
+  EXPECT_EQ(st.model.hidden, (std::vector<int64_t>{512, 256}));
+  // Removing budget.steps and adding budget.epochs switches the budget kind
+  // (with both present the study would be rejected).
+  Study ep = parse_study(kRunsStudy, kLabel, {"budget.steps=null", "budget.epochs=3"});
+  EXPECT_EQ(ep.budget.steps, 0);
+  EXPECT_DOUBLE_EQ(ep.budget.epochs, 3.0);
+  // Removing a required key makes the study invalid: proves it was removed.
+  EXPECT_THROW(parse_study(kRunsStudy, kLabel, {"budget=null"}), ConfigError);
+}
+
+TEST(Overrides, IndexIntoList) {
+  Study st = parse_study(kRunsStudy, kLabel, {"runs.0.lr=0.2", "runs.1.batch=[32,32]"});
+  ASSERT_EQ(st.runs.size(), 2u);
+  EXPECT_DOUBLE_EQ(st.runs[0].lr, 0.2);
+  EXPECT_EQ(st.runs[0].name, "small");
+  EXPECT_EQ(st.runs[1].batch_per_rank, (std::vector<int64_t>{32, 32}));
+}
+
+TEST(Overrides, OutOfRangeIndexAndNonNumericIndexAreErrors) {
+  try {
+    parse_study(kRunsStudy, kLabel, {"runs.5.lr=0.2"});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("runs.5.lr"), std::string::npos) << e.what();
+  }
+  try {
+    parse_study(kRunsStudy, kLabel, {"runs.first.lr=0.2"});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("use a number"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Overrides, ResolvedYamlRecordsOverride) {
+  Study st = parse_study(kSweepStudy, kLabel, {"optimizer.lr=0.25"});
+  EXPECT_NE(st.resolved_yaml.find("0.25"), std::string::npos) << st.resolved_yaml;
+}
+
+// ---------------------------------------------------------------- resolved YAML
+
+void expect_equivalent(const Study& a, const Study& b) {
+  EXPECT_TRUE(same_runs(a.runs, b.runs));
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.output, b.output);
+  EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.comm, b.comm);
+  EXPECT_EQ(a.data.name, b.data.name);
+  EXPECT_EQ(a.data.effective_train_size(), b.data.effective_train_size());
+  EXPECT_EQ(a.data.effective_test_size(), b.data.effective_test_size());
+  EXPECT_EQ(a.model.name, b.model.name);
+  EXPECT_EQ(a.model.hidden, b.model.hidden);
+  EXPECT_EQ(a.optimizer.name, b.optimizer.name);
+  EXPECT_DOUBLE_EQ(a.optimizer.lr, b.optimizer.lr);
+  EXPECT_EQ(a.optimizer.ref_batch, b.optimizer.ref_batch);
+  EXPECT_EQ(a.optimizer.scaling, b.optimizer.scaling);
+  EXPECT_EQ(a.optimizer.schedule, b.optimizer.schedule);
+  EXPECT_DOUBLE_EQ(a.optimizer.warmup_epochs, b.optimizer.warmup_epochs);
+  EXPECT_EQ(a.optimizer.warmup_steps, b.optimizer.warmup_steps);
+  EXPECT_DOUBLE_EQ(a.optimizer.momentum, b.optimizer.momentum);
+  EXPECT_DOUBLE_EQ(a.optimizer.beta1, b.optimizer.beta1);
+  EXPECT_DOUBLE_EQ(a.optimizer.beta2, b.optimizer.beta2);
+  EXPECT_DOUBLE_EQ(a.budget.epochs, b.budget.epochs);
+  EXPECT_EQ(a.budget.steps, b.budget.steps);
+  EXPECT_DOUBLE_EQ(a.eval.every_epochs, b.eval.every_epochs);
+  EXPECT_EQ(a.eval.every_steps, b.eval.every_steps);
+  EXPECT_EQ(a.eval.train_subset, b.eval.train_subset);
+  EXPECT_EQ(a.log.every_steps, b.log.every_steps);
+  EXPECT_DOUBLE_EQ(a.gns.ema_beta, b.gns.ema_beta);
+  for (size_t i = 0; i < a.runs.size() && i < b.runs.size(); ++i) {
+    RunBudget ra = run_budget(a, a.runs[i]), rb = run_budget(b, b.runs[i]);
+    EXPECT_EQ(ra.total_steps, rb.total_steps);
+    EXPECT_EQ(ra.eval_every_steps, rb.eval_every_steps);
+    EXPECT_EQ(ra.warmup_steps, rb.warmup_steps);
+    EXPECT_DOUBLE_EQ(ra.peak_lr, rb.peak_lr);
+  }
+}
+
+TEST(ResolvedYaml, ReparsesIntoEquivalentStudy) {
+  for (const char* text : {kSweepStudy, kRunsStudy}) {
+    SCOPED_TRACE(text);
+    Study a = parse_study(text, kLabel, {"optimizer.scaling=linear", "optimizer.warmup_epochs=0.5"});
+    Study b = parse_study(a.resolved_yaml, "resolved.yaml");
+    expect_equivalent(a, b);
+    // A fixed point: resolving the resolved study changes nothing.
+    EXPECT_EQ(b.resolved_yaml, a.resolved_yaml);
+  }
+}
+
+TEST(ResolvedYaml, AdamStudyRoundTrips) {
+  Study a = parse_study(
+      "study: s\nbudget: {steps: 5}\noptimizer: {name: adam, lr: 0.001, betas: [0.8, 0.95], warmup_steps: 3}\n"
+      "eval: {every_steps: 2}\nsweep: {global_batch: [64, 100], ranks: 2, split: [1, 3], seed: [1, 2]}\n",
+      kLabel);
+  Study b = parse_study(a.resolved_yaml, "resolved.yaml");
+  expect_equivalent(a, b);
+}
+
+TEST(RunYaml, NamesBudget) {
+  Study st = parse_study(kRunsStudy, kLabel);
+  std::string y = run_yaml(st, st.runs[0]);
+  EXPECT_NE(y.find("name: small"), std::string::npos) << y;
+  EXPECT_NE(y.find("global_batch: 64"), std::string::npos) << y;
+  EXPECT_NE(y.find("steps_per_epoch: 64"), std::string::npos) << y;  // 4096 / 64
+  EXPECT_NE(y.find("total_steps: 100"), std::string::npos) << y;
+}
+
+// ---------------------------------------------------------------- run budget
+
+Study budget_study() {
+  // 1000 synthetic samples; a run of global batch 96 has floor(1000/96) = 10 steps per epoch.
+  return parse_study(
+      "study: b\ndata: {name: synthetic, synthetic_train: 1000}\n"
+      "optimizer: {lr: 0.1, ref_batch: 128}\nbudget: {epochs: 2.5}\n"
+      "runs: [{name: r, batch: [32, 64], lr: 0.1}]\n",
+      kLabel);
+}
+
+TEST(RunBudget, StepsPerEpochIsFloorOfNOverB) {
+  Study st = budget_study();
+  RunBudget rb = run_budget(st, st.runs[0]);
+  EXPECT_EQ(rb.train_size, 1000);
+  EXPECT_EQ(rb.steps_per_epoch, 10);
+  RunSpec r = st.runs[0];
+  r.batch_per_rank = {100};
+  EXPECT_EQ(run_budget(st, r).steps_per_epoch, 10);
+  r.batch_per_rank = {101};
+  EXPECT_EQ(run_budget(st, r).steps_per_epoch, 9);
+  r.batch_per_rank = {1000};
+  EXPECT_EQ(run_budget(st, r).steps_per_epoch, 1);
+  r.batch_per_rank = {1001};
+  EXPECT_THROW(run_budget(st, r), ConfigError);
+}
+
+TEST(RunBudget, EpochsToSteps) {
+  Study st = budget_study();
+  EXPECT_EQ(run_budget(st, st.runs[0]).total_steps, 25);  // floor(2.5 * 10)
+  st.budget.epochs = 0.37;
+  EXPECT_EQ(run_budget(st, st.runs[0]).total_steps, 3);  // floor(3.7)
+  st.budget.epochs = 0.01;
+  EXPECT_EQ(run_budget(st, st.runs[0]).total_steps, 1);  // at least one step
+  st.budget.epochs = 0;
+  st.budget.steps = 77;
+  EXPECT_EQ(run_budget(st, st.runs[0]).total_steps, 77);
+}
+
+TEST(RunBudget, EvalEverySteps) {
+  Study st = budget_study();
+  EXPECT_EQ(run_budget(st, st.runs[0]).eval_every_steps, 0);  // only start and end
+  st.eval.every_epochs = 0.25;
+  EXPECT_EQ(run_budget(st, st.runs[0]).eval_every_steps, 3);  // llround(2.5)
+  st.eval.every_epochs = 0.01;
+  EXPECT_EQ(run_budget(st, st.runs[0]).eval_every_steps, 1);  // at least every step
+  st.eval.every_epochs = 0;
+  st.eval.every_steps = 7;
+  EXPECT_EQ(run_budget(st, st.runs[0]).eval_every_steps, 7);
+}
+
+TEST(RunBudget, WarmupSteps) {
+  Study st = budget_study();
+  EXPECT_EQ(run_budget(st, st.runs[0]).warmup_steps, 0);
+  st.optimizer.warmup_epochs = 0.5;
+  EXPECT_EQ(run_budget(st, st.runs[0]).warmup_steps, 5);
+  st.optimizer.warmup_epochs = 0;
+  st.optimizer.warmup_steps = 12;
+  EXPECT_EQ(run_budget(st, st.runs[0]).warmup_steps, 12);
+  // Through the parser as well.
+  Study p = parse_study(kRunsStudy, kLabel, {"optimizer.warmup_epochs=0.25"});
+  EXPECT_EQ(run_budget(p, p.runs[0]).warmup_steps, 16);  // 0.25 * 4096/64
+}
+
+TEST(RunBudget, PeakLrScaling) {
+  Study st = budget_study();
+  RunSpec r = st.runs[0];
+  r.batch_per_rank = {128, 384};  // B = 512 = 4 x ref_batch
+  st.data.synthetic_train = 8192;
+  r.lr = 0.1;
+  st.optimizer.scaling = "none";
+  EXPECT_NEAR(run_budget(st, r).peak_lr, 0.1, 1e-15);
+  st.optimizer.scaling = "linear";
+  EXPECT_NEAR(run_budget(st, r).peak_lr, 0.4, 1e-15);
+  st.optimizer.scaling = "sqrt";
+  EXPECT_NEAR(run_budget(st, r).peak_lr, 0.2, 1e-15);
+  r.batch_per_rank = {32};  // B = ref/4
+  EXPECT_NEAR(run_budget(st, r).peak_lr, 0.05, 1e-15);
+  st.optimizer.scaling = "linear";
+  EXPECT_NEAR(run_budget(st, r).peak_lr, 0.025, 1e-15);
+}
+
+// ---------------------------------------------------------------- quickstart
+
+TEST(LoadStudy, Quickstart) {
+  Study st = load_study(std::string(BATCHSCOPE_SOURCE_DIR) + "/configs/quickstart.yaml");
+  EXPECT_EQ(st.name, "quickstart");
+  EXPECT_EQ(st.seed, 7u);
+  EXPECT_EQ(st.data.name, "fashion-mnist");
+  EXPECT_EQ(st.data.effective_train_size(), 60000);
+  EXPECT_EQ(st.model.hidden, (std::vector<int64_t>{256, 128}));
+  EXPECT_EQ(st.optimizer.scaling, "sqrt");
+  ASSERT_EQ(st.runs.size(), 3u);
+  const std::vector<std::vector<int64_t>> splits{{8, 24}, {32, 96}, {128, 384}};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(st.runs[i].batch_per_rank, splits[i]);
+    EXPECT_EQ(st.runs[i].ranks(), 2);
+  }
+  EXPECT_EQ(st.runs[0].name, "b32_lr0.05_s1");
+  RunBudget rb = run_budget(st, st.runs[1]);
+  EXPECT_EQ(rb.steps_per_epoch, 60000 / 128);
+  EXPECT_EQ(rb.total_steps, 60000 / 128);  // 1 epoch
+  EXPECT_NEAR(rb.peak_lr, 0.05, 1e-12);      // B == ref_batch
+
+  // Overrides on a loaded file; the file label is the path.
+  Study small = load_study(std::string(BATCHSCOPE_SOURCE_DIR) + "/configs/quickstart.yaml",
+                           {"budget.epochs=null", "budget.steps=10", "sweep.global_batch=[64]"});
+  ASSERT_EQ(small.runs.size(), 1u);
+  EXPECT_EQ(small.runs[0].batch_per_rank, (std::vector<int64_t>{16, 48}));
+  EXPECT_EQ(run_budget(small, small.runs[0]).total_steps, 10);
+  EXPECT_NE(small.file.find("quickstart.yaml"), std::string::npos);
+}
+
+TEST(LoadStudy, MissingFileNamesThePath) {
+  const std::string path = "/nonexistent-batchscope-dir/no_such_study.yaml";
+  try {
+    load_study(path);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot read"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- bad input
+
+struct BadCase {
+  const char* name;
+  std::string yaml;
+  std::vector<std::string> overrides;
+  std::string key;                 // expected ConfigError::key()
+  std::vector<std::string> words;  // all must appear in what()
+};
+
+// The minimal valid body the cases perturb.
+const std::string kOkBudget = "budget: {steps: 10}\n";
+const std::string kOkSweep = "sweep: {global_batch: [64]}\n";
+const std::string kOk = "study: s\n" + kOkBudget + kOkSweep;
+
+std::vector<BadCase> bad_cases() {
+  return {
+      {"unknown_top_level_key", kOk + "optimiser: {lr: 0.1}\n", {}, "optimiser",
+       {"unknown key", "valid keys at the top level", "optimizer", "budget", "sweep"}},
+      {"unknown_nested_key", kOk + "optimizer: {lrr: 0.1}\n", {}, "optimizer.lrr",
+       {"unknown key", "valid keys under 'optimizer'", "lr, ref_batch"}},
+      {"bad_data_name", kOk + "data: {name: cifar}\n", {}, "data.name",
+       {"'cifar' is not valid", "expected one of: fashion-mnist, mnist, synthetic"}},
+      {"bad_model_name", kOk + "model: {name: resnet}\n", {}, "model.name", {"expected one of: mlp, cnn"}},
+      {"bad_optimizer_name", kOk + "optimizer: {name: rmsprop}\n", {}, "optimizer.name",
+       {"expected one of: sgd, adam"}},
+      {"bad_scaling", kOk + "optimizer: {scaling: cubic}\n", {}, "optimizer.scaling",
+       {"expected one of: none, linear, sqrt"}},
+      {"bad_schedule", kOk + "optimizer: {schedule: step}\n", {}, "optimizer.schedule",
+       {"expected one of: constant, cosine"}},
+      {"bad_device", kOk + "device: tpu\n", {}, "device", {"'tpu' is not valid", "expected one of: auto, cpu, cuda"}},
+      {"bad_comm", kOk + "comm: gloo\n", {}, "comm", {"expected one of: auto, mpi, nccl"}},
+      {"lr_zero", kOk + "optimizer: {lr: 0}\n", {}, "optimizer.lr", {"must be > 0"}},
+      {"lr_negative", kOk + "optimizer: {lr: -0.1}\n", {}, "optimizer.lr", {"must be > 0"}},
+      {"momentum_one", kOk + "optimizer: {momentum: 1}\n", {}, "optimizer.momentum", {"must be in [0, 1)"}},
+      {"nesterov_without_momentum", kOk + "optimizer: {momentum: 0, nesterov: true}\n", {}, "optimizer.nesterov",
+       {"nesterov needs momentum > 0"}},
+      {"betas_on_sgd", kOk + "optimizer: {name: sgd, betas: [0.9, 0.99]}\n", {}, "optimizer.betas",
+       {"only adam takes betas"}},
+      {"momentum_on_adam", kOk + "optimizer: {name: adam, momentum: 0.9}\n", {}, "optimizer.momentum",
+       {"adam takes betas"}},
+      {"budget_both", "study: s\nbudget: {epochs: 1, steps: 10}\n" + kOkSweep, {}, "budget",
+       {"set exactly one of budget.epochs (> 0) or budget.steps (> 0)"}},
+      {"budget_missing", "study: s\n" + kOkSweep, {}, "budget", {"required", "budget: {epochs: E}"}},
+      {"budget_empty", "study: s\nbudget: {}\n" + kOkSweep, {}, "budget", {"set exactly one of"}},
+      {"seed_not_integer", kOk + "seed: abc\n", {}, "seed", {"expected an integer", "'abc'"}},
+      {"seed_negative", kOk + "seed: -1\n", {}, "seed", {"must be >= 0"}},
+      {"eval_every_steps_negative", kOk + "eval: {every_steps: -1}\n", {}, "eval.every_steps", {"must be >= 0"}},
+      {"eval_both", kOk + "eval: {every_epochs: 0.5, every_steps: 10}\n", {}, "eval.every_steps",
+       {"set either eval.every_epochs or eval.every_steps, not both"}},
+      {"ema_beta_one", kOk + "gns: {ema_beta: 1}\n", {}, "gns.ema_beta", {"must be in [0, 1)"}},
+      {"sweep_global_batch_empty", "study: s\n" + kOkBudget + "sweep: {global_batch: []}\n", {},
+       "sweep.global_batch", {"required: a list of global batch sizes"}},
+      {"sweep_global_batch_missing", "study: s\n" + kOkBudget + "sweep: {lr: [0.1]}\n", {}, "sweep.global_batch",
+       {"required: a list of global batch sizes"}},
+      {"split_length_mismatch", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 2, split: [1, 2, 3]}\n",
+       {}, "sweep.split", {"has 3 weights but ranks is 2", "one weight per rank"}},
+      {"split_not_a_list", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 2, split: random}\n", {},
+       "sweep.split", {"expected 'equal' or a list of per-rank weights"}},
+      {"global_batch_smaller_than_ranks", "study: s\n" + kOkBudget + "sweep: {global_batch: [2], ranks: 4}\n", {},
+       "sweep.global_batch", {"global batch 2 split over 4 ranks", "no samples", "fewer ranks"}},
+      {"run_batch_zero", "study: s\n" + kOkBudget + "runs: [{name: a, batch: [16, 0]}]\n", {}, "runs[0].batch",
+       {"per-rank batch sizes must be positive"}},
+      {"run_batch_missing", "study: s\n" + kOkBudget + "runs: [{name: a, lr: 0.1}]\n", {}, "runs[0].batch",
+       {"required: the per-rank batch sizes"}},
+      {"run_unknown_key", "study: s\n" + kOkBudget + "runs: [{name: a, batch: [8], sed: 3}]\n", {}, "runs[0].sed",
+       {"unknown key", "valid keys under 'runs[0]'", "seed"}},
+      {"duplicate_run_names", "study: s\n" + kOkBudget + "runs: [{name: a, batch: [8]}, {name: a, batch: [16]}]\n",
+       {}, "runs", {"two runs are named 'a'", "must be unique"}},
+      {"sweep_duplicates_explicit_run",
+       "study: s\n" + kOkBudget + "runs: [{batch: [64], lr: 0.05}]\n" + kOkSweep, {}, "runs",
+       {"two runs are named 'b64_lr0.05_s1'"}},
+      {"no_runs_no_sweep", "study: s\n" + kOkBudget, {}, "runs", {"the study has no runs", "sweep"}},
+      {"hidden_with_cnn", kOk + "model: {name: cnn, hidden: [128]}\n", {}, "model.hidden",
+       {"only the mlp model takes hidden sizes"}},
+      {"hidden_negative", kOk + "model: {name: mlp, hidden: [128, -4]}\n", {}, "model.hidden",
+       {"hidden sizes must be positive integers"}},
+      {"global_batch_larger_than_train_size",
+       "study: s\n" + kOkBudget + "data: {name: synthetic, synthetic_train: 100}\nsweep: {global_batch: [128]}\n", {},
+       "sweep.global_batch", {"global batch 128 exceeds the training set", "data.train_size = 100", "<= 100"}},
+      {"run_batch_larger_than_train_size",
+       "study: s\n" + kOkBudget + "data: {name: synthetic, synthetic_train: 100}\nruns: [{name: a, batch: [60, 60]}]\n",
+       {}, "runs[0].batch", {"global batch 120 exceeds the training set", "<= 100"}},
+      {"train_size_larger_than_dataset", kOk + "data: {name: fashion-mnist, train_size: 70000}\n", {},
+       "data.train_size", {"must be between 1 and 60000"}},
+      {"yaml_syntax_error", "study: [unclosed\nbudget: {steps: 1}\n", {}, "", {"not valid YAML"}},
+      {"top_level_not_mapping", "- study\n- budget\n", {}, "", {"expected a mapping at the top level"}},
+      {"section_not_mapping", kOk + "optimizer: sgd\n", {}, "optimizer", {"expected a mapping of keys", "'sgd'"}},
+      {"set_without_equals", kOk, {"budget.steps"}, "", {"--set budget.steps", "expected --set KEY=VALUE"}},
+      {"set_empty_component", kOk, {"budget..steps=3"}, "budget..steps", {"empty component"}},
+      {"mnist_without_root", kOk + "data: {name: mnist}\n", {}, "data.root", {"required for mnist"}},
+      {"sweep_ranks_zero", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 0}\n", {}, "sweep.ranks",
+       {"must be between 1 and 4096"}},
+      {"missing_study_name", kOkBudget + kOkSweep, {}, "study", {"required", "file-name-safe study name"}},
+  };
+}
+
+// Failure messages name the case, not its bytes.
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+
+class BadInput : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadInput, ThrowsConfigErrorNamingFileKeyAndValidValues) {
+  const BadCase& c = GetParam();
+  SCOPED_TRACE(c.yaml);
+  try {
+    parse_study(c.yaml, kLabel, c.overrides);
+    FAIL() << "expected a ConfigError for case " << c.name;
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    RecordProperty("message", msg);
+    EXPECT_EQ(msg.rfind(kLabel, 0), 0u) << "message must start with the file label: " << msg;
+    EXPECT_NE(e.file().find(kLabel), std::string::npos) << e.file();
+    EXPECT_EQ(e.key(), c.key) << msg;
+    if (!c.key.empty()) {
+      EXPECT_NE(msg.find("key '" + c.key + "'"), std::string::npos) << msg;
+    }
+    for (const auto& w : c.words) EXPECT_NE(msg.find(w), std::string::npos) << "missing '" << w << "' in: " << msg;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(bad_cases()),
+                         [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+TEST(BadInputTable, HasAtLeastTwentyCases) { EXPECT_GE(bad_cases().size(), 20u); }
+
+TEST(BadInputLines, ErrorNamesTheLineOfTheOffendingValue) {
+  try {
+    parse_study("study: s\nbudget: {steps: 10}\nsweep: {global_batch: [64]}\noptimizer:\n  lr: -1\n", kLabel);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("(line 5)"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bs

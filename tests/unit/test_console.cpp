@@ -1,0 +1,168 @@
+// Console text: progress lines, summary rows, table and CSV.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "app/console.h"
+
+namespace bs {
+namespace {
+
+SummaryRow row(const std::string& run, int64_t batch, double lr, uint64_t seed, double val_acc, double train_acc) {
+  SummaryRow r;
+  r.run = run;
+  r.global_batch = batch;
+  r.ranks = 2;
+  r.lr = lr;
+  r.peak_lr = lr * 2;
+  r.seed = seed;
+  r.status = "completed";
+  r.steps = 60000 / batch;
+  r.final_val_acc = val_acc;
+  r.best_val_acc = val_acc + 0.01;
+  r.final_train_acc = train_acc;
+  r.samples_per_s = 1000.0 * static_cast<double>(batch);
+  r.wall_s = 125;
+  return r;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream is(text);
+  for (std::string l; std::getline(is, l);) out.push_back(l);
+  return out;
+}
+
+TEST(SummaryRow, SerializeParseRoundTrip) {
+  SummaryRow r;
+  r.run = "b32 lr0.05 s1";  // spaces survive: fields are tab-separated
+  r.global_batch = 32;
+  r.ranks = 3;
+  r.lr = 0.05;
+  r.peak_lr = 0.0125;
+  r.seed = 123456789012ULL;
+  r.status = "diverged";
+  r.steps = 1875;
+  r.final_val_acc = 0.8765;
+  r.best_val_acc = 0.8812;
+  r.final_train_acc = 0.9031;
+  r.samples_per_s = 45678.5;
+  r.wall_s = 61.25;
+  const std::string line = r.serialize();
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\t'), 12);
+  SummaryRow p = SummaryRow::parse(line);
+  EXPECT_EQ(p.run, r.run);
+  EXPECT_EQ(p.global_batch, r.global_batch);
+  EXPECT_EQ(p.ranks, r.ranks);
+  EXPECT_DOUBLE_EQ(p.lr, r.lr);
+  EXPECT_DOUBLE_EQ(p.peak_lr, r.peak_lr);
+  EXPECT_EQ(p.seed, r.seed);
+  EXPECT_EQ(p.status, r.status);
+  EXPECT_EQ(p.steps, r.steps);
+  EXPECT_DOUBLE_EQ(p.final_val_acc, r.final_val_acc);
+  EXPECT_DOUBLE_EQ(p.best_val_acc, r.best_val_acc);
+  EXPECT_DOUBLE_EQ(p.final_train_acc, r.final_train_acc);
+  EXPECT_DOUBLE_EQ(p.samples_per_s, r.samples_per_s);
+  EXPECT_DOUBLE_EQ(p.wall_s, r.wall_s);
+  // Serializing the parsed row gives the same line.
+  EXPECT_EQ(p.serialize(), line);
+}
+
+TEST(SummaryRow, RoundTripKeepsTenSignificantDigits) {
+  SummaryRow r = row("x", 64, 0.0707106781, 1, 0.123456789, 0.5);
+  SummaryRow p = SummaryRow::parse(r.serialize());
+  EXPECT_NEAR(p.lr, r.lr, 1e-10);
+  EXPECT_NEAR(p.final_val_acc, r.final_val_acc, 1e-10);
+}
+
+TEST(SummaryTable, ContainsEveryRunSortedByBatch) {
+  std::vector<SummaryRow> rows{row("run_b512", 512, 0.05, 1, 0.80, 0.82), row("run_b32", 32, 0.05, 1, 0.86, 0.95),
+                               row("run_b128_s2", 128, 0.05, 2, 0.85, 0.90),
+                               row("run_b128_s1", 128, 0.05, 1, 0.84, 0.90)};
+  const std::string t = summary_table(rows);
+  const auto lines = lines_of(t);
+  ASSERT_EQ(lines.size(), rows.size() + 1);
+  // Header.
+  EXPECT_NE(lines[0].find("run"), std::string::npos);
+  EXPECT_NE(lines[0].find("batch"), std::string::npos);
+  EXPECT_NE(lines[0].find("val_acc"), std::string::npos);
+  EXPECT_NE(lines[0].find("gap"), std::string::npos);
+  // Every run, in batch order (then seed).
+  const std::vector<std::string> order{"run_b32", "run_b128_s1", "run_b128_s2", "run_b512"};
+  for (size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(lines[i + 1].rfind(order[i] + " ", 0), 0u) << lines[i + 1];
+  }
+  // Values: accuracy, the generalization gap (train - val) and the time.
+  EXPECT_NE(lines[1].find("0.8600"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("+0.0900"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("2m05s"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("completed"), std::string::npos) << lines[1];
+  // Columns are aligned: every line has the same width up to the time column.
+  for (size_t i = 2; i < lines.size(); ++i) EXPECT_EQ(lines[i].size(), lines[1].size());
+}
+
+TEST(SummaryTable, EmptyHasHeaderOnly) {
+  const auto lines = lines_of(summary_table({}));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("samples/s"), std::string::npos);
+}
+
+TEST(SummaryCsv, HeaderAndLines) {
+  std::vector<SummaryRow> rows{row("a", 32, 0.05, 1, 0.86, 0.95), row("b", 64, 0.1, 2, 0.85, 0.9)};
+  const auto lines = lines_of(summary_csv(rows));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0],
+            "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,final_val_acc,best_val_acc,final_train_acc,"
+            "samples_per_s,wall_s");
+  EXPECT_EQ(lines[1], "a,32,2,0.05,0.1,1,completed,1875,0.86,0.87,0.95,32000,125");
+  EXPECT_EQ(lines[2].rfind("b,64,2,0.1,0.2,2,completed,937,", 0), 0u) << lines[2];
+  for (const auto& l : lines) EXPECT_EQ(std::count(l.begin(), l.end(), ','), 12) << l;
+}
+
+TEST(ProgressLine, ContainsRunStepTotalAndEta) {
+  ProgressState p;
+  p.run = "b32_lr0.05_s1";
+  p.step = 150;
+  p.total_steps = 1875;
+  p.epoch = 0;
+  p.loss = 0.51234;
+  p.samples_per_s = 1234;
+  p.eta_s = 125;
+  std::string line = progress_line(p);
+  EXPECT_NE(line.find("[b32_lr0.05_s1]"), std::string::npos) << line;
+  EXPECT_NE(line.find("step 150/1875"), std::string::npos) << line;
+  EXPECT_NE(line.find("epoch 0"), std::string::npos) << line;
+  EXPECT_NE(line.find("loss 0.5123"), std::string::npos) << line;
+  EXPECT_NE(line.find("1234 samples/s"), std::string::npos) << line;
+  EXPECT_NE(line.find("ETA 2m05s"), std::string::npos) << line;
+  EXPECT_NE(line.find("val_acc    -"), std::string::npos) << line;  // no eval yet
+
+  p.val_acc = 0.85125;
+  p.eta_s = 7200;
+  line = progress_line(p);
+  EXPECT_NE(line.find("val_acc 0.851"), std::string::npos) << line;
+  EXPECT_NE(line.find("ETA 2.0h"), std::string::npos) << line;
+}
+
+TEST(FormatDuration, Ranges) {
+  EXPECT_EQ(format_duration(0), "0s");
+  EXPECT_EQ(format_duration(59.4), "59s");
+  EXPECT_EQ(format_duration(89), "89s");
+  EXPECT_EQ(format_duration(90), "1m30s");
+  EXPECT_EQ(format_duration(125), "2m05s");
+  EXPECT_EQ(format_duration(3600), "60m00s");
+  EXPECT_EQ(format_duration(5399), "89m59s");
+  EXPECT_EQ(format_duration(5400), "1.5h");
+  EXPECT_EQ(format_duration(7200), "2.0h");
+  EXPECT_EQ(format_duration(-1), "?");
+  EXPECT_EQ(format_duration(std::numeric_limits<double>::quiet_NaN()), "?");
+}
+
+}  // namespace
+}  // namespace bs

@@ -1,0 +1,235 @@
+// Rank layout: replica groups and run queues.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "config/study.h"
+#include "dist/layout.h"
+#include "util/errors.h"
+
+namespace bs {
+namespace {
+
+RunSpec run_of(const std::string& name, std::vector<int64_t> batch) {
+  RunSpec r;
+  r.name = name;
+  r.batch_per_rank = std::move(batch);
+  r.lr = 0.1;
+  return r;
+}
+
+std::vector<RunSpec> runs_with_ranks(const std::vector<int>& ranks) {
+  std::vector<RunSpec> runs;
+  for (size_t i = 0; i < ranks.size(); ++i)
+    runs.push_back(run_of("r" + std::to_string(i), std::vector<int64_t>(static_cast<size_t>(ranks[i]), 16)));
+  return runs;
+}
+
+// Structural invariants every layout must satisfy.
+void check_layout(const Layout& L, const std::vector<RunSpec>& runs, int world) {
+  EXPECT_EQ(L.world_size, world);
+  // Groups are contiguous, disjoint, start at 0, and are followed by the idle ranks.
+  int next = 0;
+  for (size_t g = 0; g < L.groups.size(); ++g) {
+    EXPECT_EQ(L.groups[g].index, static_cast<int>(g));
+    EXPECT_EQ(L.groups[g].first_rank, next);
+    EXPECT_GE(L.groups[g].size, 1);
+    next += L.groups[g].size;
+  }
+  std::vector<int> expect_idle;
+  for (int r = next; r < world; ++r) expect_idle.push_back(r);
+  EXPECT_EQ(L.idle_ranks, expect_idle);
+  EXPECT_LE(next, world);
+  // Every run assigned exactly once, to a group of its size.
+  std::vector<int> seen;
+  for (const auto& g : L.groups)
+    for (int ri : g.runs) {
+      seen.push_back(ri);
+      ASSERT_GE(ri, 0);
+      ASSERT_LT(ri, static_cast<int>(runs.size()));
+      EXPECT_EQ(runs[static_cast<size_t>(ri)].ranks(), g.size) << "run " << ri << " in group " << g.index;
+    }
+  std::sort(seen.begin(), seen.end());
+  std::vector<int> all(runs.size());
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_EQ(seen, all);
+  // group_of agrees with the groups.
+  for (int r = 0; r < world; ++r) {
+    int g = L.group_of(r);
+    if (g < 0) {
+      EXPECT_NE(std::find(L.idle_ranks.begin(), L.idle_ranks.end(), r), L.idle_ranks.end());
+    } else {
+      EXPECT_GE(r, L.groups[static_cast<size_t>(g)].first_rank);
+      EXPECT_LT(r, L.groups[static_cast<size_t>(g)].first_rank + L.groups[static_cast<size_t>(g)].size);
+    }
+  }
+}
+
+TEST(PlanLayout, TooFewRanksNamesNeededCountAndHint) {
+  auto runs = runs_with_ranks({2, 2, 2});
+  try {
+    plan_layout(runs, {}, 1);
+    FAIL() << "expected LayoutError";
+  } catch (const LayoutError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("needs at least 2 ranks"), std::string::npos) << m;
+    EXPECT_NE(m.find("the job has 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("mpirun -np 2"), std::string::npos) << m;
+  }
+  // Mixed sizes need one group of each size: 4 + 2 + 1 = 7.
+  auto mixed = runs_with_ranks({1, 2, 4, 2, 1});
+  try {
+    plan_layout(mixed, {}, 6);
+    FAIL() << "expected LayoutError";
+  } catch (const LayoutError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("needs at least 7 ranks"), std::string::npos) << m;
+    EXPECT_NE(m.find("4 + 2 + 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("mpirun -np 7"), std::string::npos) << m;
+  }
+  EXPECT_NO_THROW(plan_layout(mixed, {}, 7));
+  EXPECT_THROW(plan_layout(runs, {}, 0), LayoutError);
+}
+
+TEST(PlanLayout, FourRanksThreeTwoRankRuns) {
+  auto runs = runs_with_ranks({2, 2, 2});
+  Layout L = plan_layout(runs, {1, 1, 1}, 4);
+  check_layout(L, runs, 4);
+  ASSERT_EQ(L.groups.size(), 2u);
+  EXPECT_EQ(L.groups[0].first_rank, 0);
+  EXPECT_EQ(L.groups[1].first_rank, 2);
+  EXPECT_EQ(L.groups[0].size, 2);
+  EXPECT_EQ(L.groups[1].size, 2);
+  EXPECT_TRUE(L.idle_ranks.empty());
+  // Balanced: queue lengths 2 and 1.
+  const size_t q0 = L.groups[0].runs.size(), q1 = L.groups[1].runs.size();
+  EXPECT_EQ(q0 + q1, 3u);
+  EXPECT_LE(std::max(q0, q1) - std::min(q0, q1), 1u);
+  EXPECT_EQ(L.group_of(0), 0);
+  EXPECT_EQ(L.group_of(1), 0);
+  EXPECT_EQ(L.group_of(2), 1);
+  EXPECT_EQ(L.group_of(3), 1);
+  EXPECT_EQ(L.group_of(4), -1);
+  EXPECT_EQ(L.group_of(-1), -1);
+}
+
+TEST(PlanLayout, OneGroupPerRunWhenRanksSuffice) {
+  auto runs = runs_with_ranks({2, 2, 2});
+  Layout L = plan_layout(runs, {}, 6);
+  check_layout(L, runs, 6);
+  ASSERT_EQ(L.groups.size(), 3u);
+  for (const auto& g : L.groups) EXPECT_EQ(g.runs.size(), 1u);
+}
+
+TEST(PlanLayout, MixedRunSizesGetGroupsOfEachSize) {
+  auto runs = runs_with_ranks({1, 2, 1, 2, 1});
+  for (int world : {3, 4, 5, 8}) {
+    SCOPED_TRACE("world " + std::to_string(world));
+    Layout L = plan_layout(runs, {}, world);
+    check_layout(L, runs, world);
+    int ones = 0, twos = 0;
+    for (const auto& g : L.groups) {
+      if (g.size == 1) ++ones;
+      if (g.size == 2) ++twos;
+    }
+    EXPECT_GE(ones, 1);
+    EXPECT_GE(twos, 1);
+  }
+  // At world 5: one 2-rank group (ranks 0-1), three 1-rank groups for the three 1-rank runs.
+  Layout L = plan_layout(runs, {}, 5);
+  ASSERT_EQ(L.groups.size(), 4u);
+  EXPECT_EQ(L.groups[0].size, 2);
+  EXPECT_EQ(L.groups[0].runs, (std::vector<int>{1, 3}));
+  for (size_t g = 1; g < 4; ++g) {
+    EXPECT_EQ(L.groups[g].size, 1);
+    EXPECT_EQ(L.groups[g].runs.size(), 1u);
+  }
+}
+
+TEST(PlanLayout, IdleRanksListed) {
+  // Two 2-rank runs on 7 ranks: two groups (4 ranks); a third group would have nothing to do.
+  auto runs = runs_with_ranks({2, 2});
+  Layout L = plan_layout(runs, {}, 7);
+  check_layout(L, runs, 7);
+  ASSERT_EQ(L.groups.size(), 2u);
+  EXPECT_EQ(L.idle_ranks, (std::vector<int>{4, 5, 6}));
+  EXPECT_EQ(L.group_of(5), -1);
+  EXPECT_EQ(L.group_of(3), 1);
+  // A 3-rank run on 4 ranks leaves one rank idle.
+  auto three = runs_with_ranks({3});
+  Layout L3 = plan_layout(three, {}, 4);
+  check_layout(L3, three, 4);
+  EXPECT_EQ(L3.idle_ranks, (std::vector<int>{3}));
+}
+
+TEST(PlanLayout, EveryRunAssignedExactlyOnceAcrossManyShapes) {
+  const std::vector<std::vector<int>> shapes{
+      {1}, {1, 1, 1, 1, 1, 1, 1}, {2, 1, 2, 1}, {4, 4, 1, 2, 2, 2, 1, 1}, {3, 3, 3, 3, 3}};
+  for (const auto& shape : shapes) {
+    auto runs = runs_with_ranks(shape);
+    int needed = 0;
+    for (int s : {1, 2, 3, 4})
+      if (std::count(shape.begin(), shape.end(), s)) needed += s;
+    for (int world = needed; world <= needed + 9; ++world) {
+      SCOPED_TRACE("world " + std::to_string(world) + " runs " + std::to_string(shape.size()));
+      std::vector<double> cost;
+      for (size_t i = 0; i < shape.size(); ++i) cost.push_back(1.0 + static_cast<double>(i % 3));
+      check_layout(plan_layout(runs, cost, world), runs, world);
+    }
+  }
+}
+
+TEST(PlanLayout, CostBalancing) {
+  // One big run (cost 10) and ten small ones (cost 1), one rank each, two
+  // ranks: the big run gets a group to itself, the ten small ones the other.
+  std::vector<RunSpec> runs;
+  std::vector<double> cost;
+  runs.push_back(run_of("big", {64}));
+  cost.push_back(10.0);
+  for (int i = 0; i < 10; ++i) {
+    runs.push_back(run_of("small" + std::to_string(i), {64}));
+    cost.push_back(1.0);
+  }
+  Layout L = plan_layout(runs, cost, 2);
+  check_layout(L, runs, 2);
+  ASSERT_EQ(L.groups.size(), 2u);
+  EXPECT_EQ(L.groups[0].runs, (std::vector<int>{0}));
+  EXPECT_EQ(L.groups[1].runs.size(), 10u);
+
+  // Three groups, costs spread: the largest queued cost stays within one run's
+  // cost of the smallest.
+  std::vector<double> c2{8, 1, 1, 1, 1, 4, 4, 2, 2, 1, 1};
+  Layout L2 = plan_layout(runs, c2, 3);
+  check_layout(L2, runs, 3);
+  ASSERT_EQ(L2.groups.size(), 3u);
+  std::vector<double> load;
+  for (const auto& g : L2.groups) {
+    double s = 0;
+    for (int ri : g.runs) s += c2[static_cast<size_t>(ri)];
+    load.push_back(s);
+  }
+  const double maxc = *std::max_element(c2.begin(), c2.end());
+  EXPECT_LE(*std::max_element(load.begin(), load.end()) - *std::min_element(load.begin(), load.end()), maxc);
+  EXPECT_DOUBLE_EQ(std::accumulate(load.begin(), load.end(), 0.0), std::accumulate(c2.begin(), c2.end(), 0.0));
+}
+
+TEST(DescribeLayout, ListsGroupsRunsAndIdleRanks) {
+  Study st = parse_study(
+      "study: d\ndata: {name: synthetic}\nbudget: {steps: 10}\n"
+      "runs: [{name: a, batch: [16, 48]}, {name: b, batch: [32, 32]}]\n",
+      "study.yaml");
+  Layout L = plan_layout(st.runs, {}, 5);
+  std::string text = describe_layout(st, L);
+  EXPECT_NE(text.find("2 runs on 5 ranks in 2 replica groups"), std::string::npos) << text;
+  EXPECT_NE(text.find("run a: global batch 64"), std::string::npos) << text;
+  EXPECT_NE(text.find("run b: global batch 64"), std::string::npos) << text;
+  EXPECT_NE(text.find("world rank 1: batch 48"), std::string::npos) << text;
+  EXPECT_NE(text.find("idle ranks"), std::string::npos) << text;
+  EXPECT_NE(text.find(" 4"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace bs

@@ -1,0 +1,410 @@
+// The HDF5 run file: layout, round trip, and a concurrent SWMR reader.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <string>
+#include <vector>
+
+#include "trace/run_file.h"
+#include "util/errors.h"
+
+extern char** environ;
+
+namespace bs {
+namespace {
+
+// ------------------------------------------------------------ reading helpers
+
+struct File {
+  hid_t id;
+  explicit File(const std::string& path) : id(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT)) {}
+  ~File() {
+    if (id >= 0) H5Fclose(id);
+  }
+};
+
+std::vector<hsize_t> dims_of(hid_t f, const char* name) {
+  std::vector<hsize_t> out;
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (d < 0) return out;
+  hid_t s = H5Dget_space(d);
+  int n = H5Sget_simple_extent_ndims(s);
+  if (n > 0) {
+    out.resize(static_cast<size_t>(n));
+    H5Sget_simple_extent_dims(s, out.data(), nullptr);
+  }
+  H5Sclose(s);
+  H5Dclose(d);
+  return out;
+}
+
+template <typename T>
+hid_t native();
+template <>
+hid_t native<int32_t>() { return H5T_NATIVE_INT32; }
+template <>
+hid_t native<int64_t>() { return H5T_NATIVE_INT64; }
+template <>
+hid_t native<float>() { return H5T_NATIVE_FLOAT; }
+template <>
+hid_t native<double>() { return H5T_NATIVE_DOUBLE; }
+
+// Reads a whole numeric dataset (flattened, row-major); empty on failure.
+template <typename T>
+std::vector<T> read_all(hid_t f, const char* name) {
+  std::vector<T> out;
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (d < 0) return out;
+  hid_t s = H5Dget_space(d);
+  hssize_t n = H5Sget_simple_extent_npoints(s);
+  out.resize(static_cast<size_t>(n));
+  if (n > 0 && H5Dread(d, native<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) out.clear();
+  H5Sclose(s);
+  H5Dclose(d);
+  return out;
+}
+
+std::string read_str_attr(hid_t obj, const char* name) {
+  std::string out;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return "<missing>";
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  char* p = nullptr;
+  if (H5Aread(a, t, &p) >= 0 && p) {
+    out = p;
+    H5free_memory(p);
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  return out;
+}
+
+int64_t read_int_attr(hid_t obj, const char* name) {
+  int64_t v = -999;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return v;
+  H5Aread(a, H5T_NATIVE_INT64, &v);
+  H5Aclose(a);
+  return v;
+}
+
+// ------------------------------------------------------------ test data
+
+constexpr int kRanks = 2;
+
+StepRecord step_record(int64_t step) {
+  StepRecord r;
+  r.step = step;
+  r.samples = step * 64;
+  r.epoch = static_cast<int32_t>(step / 10);
+  r.lr = 0.01 * static_cast<double>(step);
+  r.loss = 2.0 / static_cast<double>(step);
+  r.loss_rank = {static_cast<float>(step) + 0.25f, static_cast<float>(step) + 0.5f};
+  r.wall_s = 0.125 * static_cast<double>(step);
+  r.step_ms = 1.5f * static_cast<float>(step);
+  r.sqnorm_local = {10.0f * static_cast<float>(step), 20.0f * static_cast<float>(step)};
+  r.sqnorm_global = 5.0f * static_cast<float>(step);
+  r.g2_est = 0.5 * static_cast<double>(step);
+  r.trsigma_est = 3.0 * static_cast<double>(step);
+  r.b_simple = 6.0;
+  return r;
+}
+
+EvalRecord eval_record(int64_t step) {
+  EvalRecord e;
+  e.step = step;
+  e.samples = step * 64;
+  e.epoch = static_cast<double>(step) / 10.0;
+  e.val_loss = 1.0 / (1.0 + static_cast<double>(step));
+  e.val_acc = 0.5 + 0.01 * static_cast<double>(step);
+  e.train_loss = 0.9 / (1.0 + static_cast<double>(step));
+  e.train_acc = 0.55 + 0.01 * static_cast<double>(step);
+  return e;
+}
+
+RunFileHeader header() {
+  RunFileHeader h;
+  h.str_attrs = {{"study", "unit"}, {"run", "b64_lr0.1_s1"}};
+  h.int_attrs = {{"seed", 5}};
+  h.float_attrs = {{"peak_lr", 0.1}};
+  h.world_ranks = {0, 1};
+  h.hosts = {"node0", "node0"};
+  h.devices = {"cpu", "cpu"};
+  h.batch_per_rank = {16, 48};
+  h.global_batch = 64;
+  h.train_size = 60000;
+  h.test_size = 10000;
+  return h;
+}
+
+// A fresh folder under the test temp dir, removed with everything in it.
+struct TempFolder {
+  std::string path;
+  TempFolder() {
+    std::string tmpl = ::testing::TempDir() + "bs_run_file_XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (mkdtemp(buf.data())) path = buf.data();
+  }
+  ~TempFolder() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+// ------------------------------------------------------------ SWMR reader process
+//
+// The concurrent reader must be another process (inside one process HDF5 would
+// share the writer's open file and cache). The test re-executes this binary with
+// BS_SWMR_READER=<path>:<rows>; a static initializer sees it before main, reads
+// the file and exits with 0 when the expected rows are there.
+
+int swmr_reader(const std::string& path, int64_t rows) {
+  File f(path);
+  if (f.id < 0) {
+    std::fprintf(stderr, "reader: H5Fopen(SWMR_READ) failed on %s\n", path.c_str());
+    return 10;
+  }
+  auto d = dims_of(f.id, "/train/step");
+  if (d.size() != 1 || static_cast<int64_t>(d[0]) != rows) {
+    std::fprintf(stderr, "reader: /train/step has %zu dims, first %lld, want %lld rows\n", d.size(),
+                 d.empty() ? -1LL : static_cast<long long>(d[0]), static_cast<long long>(rows));
+    return 11;
+  }
+  auto steps = read_all<int64_t>(f.id, "/train/step");
+  for (int64_t i = 0; i < rows; ++i)
+    if (steps.size() != static_cast<size_t>(rows) || steps[static_cast<size_t>(i)] != i + 1) {
+      std::fprintf(stderr, "reader: /train/step values wrong\n");
+      return 12;
+    }
+  auto local = read_all<float>(f.id, "/gns/sqnorm_local");
+  if (local.size() != static_cast<size_t>(rows * kRanks) ||
+      (rows > 0 && local.back() != 20.0f * static_cast<float>(rows))) {
+    std::fprintf(stderr, "reader: /gns/sqnorm_local wrong\n");
+    return 13;
+  }
+  auto code = read_all<int32_t>(f.id, "/status/code");
+  if (code.size() != 1 || code[0] != 0) {
+    std::fprintf(stderr, "reader: /status/code should be 0 (running)\n");
+    return 14;
+  }
+  if (read_str_attr(f.id, "schema") != "batchscope-run") return 15;
+  return 0;
+}
+
+struct ReaderHook {
+  ReaderHook() {
+    const char* spec = std::getenv("BS_SWMR_READER");
+    if (!spec) return;
+    std::string s(spec);
+    auto colon = s.rfind(':');
+    int rc = swmr_reader(s.substr(0, colon), std::atoll(s.c_str() + colon + 1));
+    std::fflush(stderr);
+    std::_Exit(rc);
+  }
+};
+const ReaderHook reader_hook;
+
+// Runs the reader in a child process; returns its exit code (or -1).
+int run_reader_process(const std::string& path, int64_t rows) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "BS_SWMR_READER=", 15) != 0) env_strings.emplace_back(*e);
+  env_strings.push_back("BS_SWMR_READER=" + path + ":" + std::to_string(rows));
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string exe = "/proc/self/exe";
+  std::vector<char*> argv{exe.data(), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()) != 0) return -1;
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// ------------------------------------------------------------ tests
+
+TEST(RunFile, WritesSchemaAndRoundTripsRows) {
+  TempFolder tmp;
+  ASSERT_FALSE(tmp.path.empty()) << "mkdtemp failed";
+  const std::string path = tmp.path + "/run.h5";
+  {
+    RunFile rf(path, header(), 3600.0);
+    EXPECT_EQ(rf.path(), path);
+    std::vector<StepRecord> block1{step_record(1), step_record(2), step_record(3)};
+    std::vector<StepRecord> block2{step_record(4), step_record(5)};
+    rf.append(block1);
+    rf.append(eval_record(3));
+    rf.append(block2);
+    rf.append(std::vector<StepRecord>{});  // no-op
+    rf.append(eval_record(5));
+    rf.set_status(RunStatus::Completed, 5);
+  }  // destroyed: flushed and closed
+
+  File f(path);
+  ASSERT_GE(f.id, 0) << "H5Fopen failed on " << path;
+  // Root attributes.
+  EXPECT_EQ(read_str_attr(f.id, "schema"), "batchscope-run");
+  EXPECT_EQ(read_int_attr(f.id, "schema_version"), kSchemaVersion);
+  EXPECT_EQ(read_str_attr(f.id, "study"), "unit");
+  EXPECT_EQ(read_str_attr(f.id, "run"), "b64_lr0.1_s1");
+  EXPECT_EQ(read_int_attr(f.id, "seed"), 5);
+
+  // Shapes.
+  const hsize_t T = 5, E = 2;
+  EXPECT_EQ(dims_of(f.id, "/train/step"), (std::vector<hsize_t>{T}));
+  EXPECT_EQ(dims_of(f.id, "/train/loss"), (std::vector<hsize_t>{T}));
+  EXPECT_EQ(dims_of(f.id, "/train/loss_rank"), (std::vector<hsize_t>{T, kRanks}));
+  EXPECT_EQ(dims_of(f.id, "/gns/sqnorm_local"), (std::vector<hsize_t>{T, kRanks}));
+  EXPECT_EQ(dims_of(f.id, "/gns/sqnorm_global"), (std::vector<hsize_t>{T}));
+  EXPECT_EQ(dims_of(f.id, "/gns/b_simple"), (std::vector<hsize_t>{T}));
+  EXPECT_EQ(dims_of(f.id, "/eval/val_acc"), (std::vector<hsize_t>{E}));
+  EXPECT_EQ(dims_of(f.id, "/eval/step"), (std::vector<hsize_t>{E}));
+  EXPECT_EQ(dims_of(f.id, "/status/code"), (std::vector<hsize_t>{1}));
+
+  // Values.
+  auto step = read_all<int64_t>(f.id, "/train/step");
+  auto samples = read_all<int64_t>(f.id, "/train/samples");
+  auto epoch = read_all<int32_t>(f.id, "/train/epoch");
+  auto lr = read_all<double>(f.id, "/train/lr");
+  auto loss = read_all<double>(f.id, "/train/loss");
+  auto loss_rank = read_all<float>(f.id, "/train/loss_rank");
+  auto wall = read_all<double>(f.id, "/train/wall_s");
+  auto step_ms = read_all<float>(f.id, "/train/step_ms");
+  auto local = read_all<float>(f.id, "/gns/sqnorm_local");
+  auto global = read_all<float>(f.id, "/gns/sqnorm_global");
+  auto g2 = read_all<double>(f.id, "/gns/g2_est");
+  auto tr = read_all<double>(f.id, "/gns/trsigma_est");
+  auto bsim = read_all<double>(f.id, "/gns/b_simple");
+  ASSERT_EQ(step.size(), T);
+  ASSERT_EQ(loss_rank.size(), T * kRanks);
+  ASSERT_EQ(local.size(), T * kRanks);
+  ASSERT_EQ(samples.size(), T);
+  ASSERT_EQ(epoch.size(), T);
+  ASSERT_EQ(lr.size(), T);
+  ASSERT_EQ(loss.size(), T);
+  ASSERT_EQ(wall.size(), T);
+  ASSERT_EQ(step_ms.size(), T);
+  ASSERT_EQ(global.size(), T);
+  ASSERT_EQ(g2.size(), T);
+  ASSERT_EQ(tr.size(), T);
+  ASSERT_EQ(bsim.size(), T);
+  for (size_t i = 0; i < T; ++i) {
+    SCOPED_TRACE(i);
+    const StepRecord r = step_record(static_cast<int64_t>(i) + 1);
+    EXPECT_EQ(step[i], r.step);
+    EXPECT_EQ(samples[i], r.samples);
+    EXPECT_EQ(epoch[i], r.epoch);
+    EXPECT_EQ(lr[i], r.lr);
+    EXPECT_EQ(loss[i], r.loss);
+    EXPECT_EQ(loss_rank[2 * i], r.loss_rank[0]);
+    EXPECT_EQ(loss_rank[2 * i + 1], r.loss_rank[1]);
+    EXPECT_EQ(wall[i], r.wall_s);
+    EXPECT_EQ(step_ms[i], r.step_ms);
+    EXPECT_EQ(local[2 * i], r.sqnorm_local[0]);
+    EXPECT_EQ(local[2 * i + 1], r.sqnorm_local[1]);
+    EXPECT_EQ(global[i], r.sqnorm_global);
+    EXPECT_EQ(g2[i], r.g2_est);
+    EXPECT_EQ(tr[i], r.trsigma_est);
+    EXPECT_EQ(bsim[i], r.b_simple);
+  }
+
+  auto e_step = read_all<int64_t>(f.id, "/eval/step");
+  auto e_samples = read_all<int64_t>(f.id, "/eval/samples");
+  auto e_epoch = read_all<double>(f.id, "/eval/epoch");
+  auto e_vloss = read_all<double>(f.id, "/eval/val_loss");
+  auto e_vacc = read_all<double>(f.id, "/eval/val_acc");
+  auto e_tloss = read_all<double>(f.id, "/eval/train_loss");
+  auto e_tacc = read_all<double>(f.id, "/eval/train_acc");
+  ASSERT_EQ(e_step.size(), E);
+  ASSERT_EQ(e_vacc.size(), E);
+  ASSERT_EQ(e_samples.size(), E);
+  ASSERT_EQ(e_epoch.size(), E);
+  ASSERT_EQ(e_vloss.size(), E);
+  ASSERT_EQ(e_tloss.size(), E);
+  ASSERT_EQ(e_tacc.size(), E);
+  const int64_t eval_steps[2] = {3, 5};
+  for (size_t i = 0; i < E; ++i) {
+    const EvalRecord e = eval_record(eval_steps[i]);
+    EXPECT_EQ(e_step[i], e.step);
+    EXPECT_EQ(e_samples[i], e.samples);
+    EXPECT_EQ(e_epoch[i], e.epoch);
+    EXPECT_EQ(e_vloss[i], e.val_loss);
+    EXPECT_EQ(e_vacc[i], e.val_acc);
+    EXPECT_EQ(e_tloss[i], e.train_loss);
+    EXPECT_EQ(e_tacc[i], e.train_acc);
+  }
+
+  // Status and layout.
+  EXPECT_EQ(read_all<int32_t>(f.id, "/status/code"), (std::vector<int32_t>{1}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/status/step"), (std::vector<int64_t>{5}));
+  EXPECT_EQ(static_cast<int32_t>(RunStatus::Completed), 1);
+  EXPECT_STREQ(status_name(RunStatus::Completed), "completed");
+  EXPECT_EQ(read_all<int32_t>(f.id, "/layout/batch_per_rank"), (std::vector<int32_t>{16, 48}));
+  EXPECT_EQ(read_all<int32_t>(f.id, "/layout/world_ranks"), (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/layout/global_batch"), (std::vector<int64_t>{64}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/layout/train_size"), (std::vector<int64_t>{60000}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/layout/test_size"), (std::vector<int64_t>{10000}));
+}
+
+TEST(RunFile, StatusCodes) {
+  EXPECT_STREQ(status_name(RunStatus::Running), "running");
+  EXPECT_STREQ(status_name(RunStatus::Diverged), "diverged");
+  EXPECT_STREQ(status_name(RunStatus::Failed), "failed");
+  EXPECT_STREQ(status_name(RunStatus::Preempted), "preempted");
+  TempFolder tmp;
+  ASSERT_FALSE(tmp.path.empty()) << "mkdtemp failed";
+  const std::string path = tmp.path + "/diverged.h5";
+  {
+    RunFile rf(path, header(), 3600.0);
+    rf.append(std::vector<StepRecord>{step_record(1)});
+    rf.set_status(RunStatus::Diverged, 1);
+  }
+  File f(path);
+  ASSERT_GE(f.id, 0);
+  EXPECT_EQ(read_all<int32_t>(f.id, "/status/code"), (std::vector<int32_t>{2}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/status/step"), (std::vector<int64_t>{1}));
+}
+
+TEST(RunFile, ConcurrentSwmrReaderSeesFlushedRows) {
+  TempFolder tmp;
+  ASSERT_FALSE(tmp.path.empty()) << "mkdtemp failed";
+  const std::string path = tmp.path + "/live.h5";
+  RunFile rf(path, header(), 3600.0);
+  // Right after creation: the header and an empty trace are readable.
+  EXPECT_EQ(run_reader_process(path, 0), 0);
+
+  rf.append(std::vector<StepRecord>{step_record(1), step_record(2), step_record(3)});
+  rf.flush();
+  EXPECT_EQ(run_reader_process(path, 3), 0) << "a SWMR reader should see the 3 flushed rows";
+
+  rf.append(std::vector<StepRecord>{step_record(4), step_record(5)});
+  rf.flush();
+  EXPECT_EQ(run_reader_process(path, 5), 0) << "a SWMR reader should see all 5 flushed rows";
+  // The reader really checks: asking for a row count that is not there fails.
+  EXPECT_NE(run_reader_process(path, 6), 0);
+}
+
+TEST(RunFile, UnwritableFolderIsALibraryError) {
+  // Silence HDF5's own error stack for this expected failure.
+  H5E_auto2_t func = nullptr;
+  void* data = nullptr;
+  H5Eget_auto2(H5E_DEFAULT, &func, &data);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  EXPECT_THROW(RunFile("/nonexistent-batchscope-dir/sub/run.h5", header(), 1.0), LibraryError);
+  H5Eset_auto2(H5E_DEFAULT, func, data);
+}
+
+}  // namespace
+}  // namespace bs
