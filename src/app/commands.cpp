@@ -12,6 +12,7 @@
 #include "dist/layout.h"
 #include "dist/mpi_env.h"
 #include "util/build_info.h"
+#include "train/trainer.h"
 #include "util/errors.h"
 
 namespace bs {
@@ -34,6 +35,7 @@ int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
   try {
     Study st = load_study(file, sets);
     data_files(st.file, st.data);
+    resolve_device(st);
     int64_t steps = 0;
     for (const auto& r : st.runs) steps += run_budget(st, r).total_steps;
     int max_ranks = 0;
@@ -67,6 +69,7 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   try {
     st = load_study(file, sets);
     data_files(st.file, st.data);
+    resolve_device(st);
     layout = plan_layout(st.runs, run_costs(st), env.size());
   } catch (const std::exception& e) {
     if (env.rank() == 0) return report(e);

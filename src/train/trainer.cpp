@@ -59,7 +59,7 @@ struct Trainer::Impl {
 
   Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o)
       : study(st), comm(c), options(o) {
-    if (st.device == "cuda") throw std::runtime_error("device: cuda is not built yet in this version; use cpu");
+    device = at::Device(resolve_device(st));
     train = to_device(data.train, device);
     test = to_device(data.test, device);
     auto idx = train_eval_indices(data.train.size, st.eval.train_subset, st.seed);
@@ -262,6 +262,14 @@ Trainer::~Trainer() = default;
 RunResult Trainer::run(const RunSpec& run, RecordSink* sink) { return impl_->run(run, sink); }
 int64_t Trainer::num_params() const { return impl_->model->num_params(); }
 std::string Trainer::device_name() const { return impl_->device.str(); }
+
+std::string resolve_device(const Study& study) {
+  if (study.device == "cuda")
+    throw ConfigError(study.file, "device",
+                      "'cuda': this version trains on the CPU only (the NCCL/GPU path is not built yet); "
+                      "use cpu or auto");
+  return "cpu";
+}
 
 std::string torch_version() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +

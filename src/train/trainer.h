@@ -52,6 +52,10 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The device a study's ranks train on: "cpu" today (auto picks it); "cuda"
+// is a ConfigError naming the key until the GPU path exists.
+std::string resolve_device(const Study& study);
+
 // LibTorch version string, for provenance.
 std::string torch_version();
 // Sets LibTorch's intra-op threads for this rank.
