@@ -32,7 +32,7 @@ std::string SummaryRow::serialize() const {
   std::ostringstream os;
   os.precision(10);
   os << run << '\t' << global_batch << '\t' << ranks << '\t' << lr << '\t' << peak_lr << '\t' << seed << '\t'
-     << status << '\t' << steps << '\t' << final_val_acc << '\t' << best_val_acc << '\t' << final_train_acc << '\t'
+     << status << '\t' << steps << '\t' << steps_to_target << '\t' << final_val_acc << '\t' << best_val_acc << '\t' << final_train_acc << '\t'
      << samples_per_s << '\t' << wall_s;
   return os.str();
 }
@@ -44,7 +44,7 @@ SummaryRow SummaryRow::parse(const std::string& line) {
   is >> r.global_batch >> r.ranks >> r.lr >> r.peak_lr >> r.seed;
   is.ignore(1);
   std::getline(is, r.status, '\t');
-  is >> r.steps >> r.final_val_acc >> r.best_val_acc >> r.final_train_acc >> r.samples_per_s >> r.wall_s;
+  is >> r.steps >> r.steps_to_target >> r.final_val_acc >> r.best_val_acc >> r.final_train_acc >> r.samples_per_s >> r.wall_s;
   return r;
 }
 
@@ -59,14 +59,16 @@ std::string summary_table(const std::vector<SummaryRow>& rows_in) {
   for (const auto& r : rows) w = std::max(w, r.run.size());
   std::ostringstream os;
   char buf[400];
-  std::snprintf(buf, sizeof buf, "%-*s %7s %5s %9s %5s %-9s %7s %8s %8s %8s %7s %10s %8s\n", static_cast<int>(w),
-                "run", "batch", "ranks", "lr", "seed", "status", "steps", "val_acc", "best", "train", "gap",
-                "samples/s", "time");
+  std::snprintf(buf, sizeof buf, "%-*s %7s %5s %9s %5s %-9s %7s %9s %8s %8s %8s %7s %10s %8s\n",
+                static_cast<int>(w), "run", "batch", "ranks", "lr", "seed", "status", "steps", "to_target", "val_acc",
+                "best", "train", "gap", "samples/s", "time");
   os << buf;
   for (const auto& r : rows) {
-    std::snprintf(buf, sizeof buf, "%-*s %7lld %5d %9.4g %5llu %-9s %7lld %8.4f %8.4f %8.4f %+7.4f %10.0f %8s\n",
+    char target[24] = "-";
+    if (r.steps_to_target >= 0) std::snprintf(target, sizeof target, "%lld", static_cast<long long>(r.steps_to_target));
+    std::snprintf(buf, sizeof buf, "%-*s %7lld %5d %9.4g %5llu %-9s %7lld %9s %8.4f %8.4f %8.4f %+7.4f %10.0f %8s\n",
                   static_cast<int>(w), r.run.c_str(), static_cast<long long>(r.global_batch), r.ranks, r.peak_lr,
-                  static_cast<unsigned long long>(r.seed), r.status.c_str(), static_cast<long long>(r.steps),
+                  static_cast<unsigned long long>(r.seed), r.status.c_str(), static_cast<long long>(r.steps), target,
                   r.final_val_acc, r.best_val_acc, r.final_train_acc, r.final_train_acc - r.final_val_acc,
                   r.samples_per_s, format_duration(r.wall_s).c_str());
     os << buf;
@@ -77,11 +79,12 @@ std::string summary_table(const std::vector<SummaryRow>& rows_in) {
 std::string summary_csv(const std::vector<SummaryRow>& rows) {
   std::ostringstream os;
   os.precision(10);
-  os << "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,final_val_acc,best_val_acc,final_train_acc,"
+  os << "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,"
+        "final_train_acc,"
         "samples_per_s,wall_s\n";
   for (const auto& r : rows)
     os << r.run << ',' << r.global_batch << ',' << r.ranks << ',' << r.lr << ',' << r.peak_lr << ',' << r.seed << ','
-       << r.status << ',' << r.steps << ',' << r.final_val_acc << ',' << r.best_val_acc << ',' << r.final_train_acc
+       << r.status << ',' << r.steps << ',' << r.steps_to_target << ',' << r.final_val_acc << ',' << r.best_val_acc << ',' << r.final_train_acc
        << ',' << r.samples_per_s << ',' << r.wall_s << '\n';
   return os.str();
 }

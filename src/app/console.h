@@ -28,6 +28,7 @@ struct SummaryRow {
   uint64_t seed = 0;
   std::string status;
   int64_t steps = 0;
+  int64_t steps_to_target = -1;  // -1: no target, or not reached
   double final_val_acc = 0, best_val_acc = 0, final_train_acc = 0;
   double samples_per_s = 0, wall_s = 0;
 

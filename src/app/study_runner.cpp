@@ -3,12 +3,14 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "app/console.h"
+#include "data/batch_plan.h"
 #include "data/dataset.h"
 #include "dist/text_channel.h"
 #include "trace/h5.h"
@@ -93,6 +95,7 @@ class LeaderSink final : public RecordSink {
     file_.append(e);
     state_.val_acc = e.val_acc;
   }
+  void on_target(int64_t step, int64_t samples) override { file_.set_target_reached(step, samples); }
   void emit() {
     last_ = Clock::now();
     std::string line = progress_line(state_);
@@ -114,7 +117,8 @@ class LeaderSink final : public RecordSink {
 };
 
 RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb, const std::vector<int32_t>& world_ranks,
-                          const std::vector<std::string>& hosts, const std::string& device, const std::string& comm) {
+                          const std::vector<std::string>& hosts, const std::string& device, const std::string& comm,
+                          const Trainer& trainer) {
   RunFileHeader h;
   h.str_attrs = {{"study", st.name},
                  {"run", r.name},
@@ -132,18 +136,28 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
                  {"optimizer", st.optimizer.name},
                  {"dataset", st.data.name},
                  {"comm", comm},
-                 {"device", device}};
+                 {"device", device},
+                 {"target_metric", st.target.metric}};
   h.int_attrs = {{"seed", static_cast<int64_t>(r.seed)},
                  {"study_seed", static_cast<int64_t>(st.seed)},
                  {"global_batch", r.global_batch()},
                  {"ranks", r.ranks()},
                  {"steps_per_epoch", rb.steps_per_epoch},
-                 {"total_steps", rb.total_steps}};
-  h.float_attrs = {{"base_lr", r.lr}, {"peak_lr", rb.peak_lr}, {"ema_beta", st.gns.ema_beta}};
+                 {"total_steps", rb.total_steps},
+                 {"microbatches", st.gns.microbatches},
+                 {"target_stop", st.target.enabled() && st.target.stop ? 1 : 0}};
+  h.float_attrs = {{"base_lr", r.lr},
+                   {"peak_lr", rb.peak_lr},
+                   {"ema_beta", st.gns.ema_beta},
+                   {"target_value", st.target.enabled() ? st.target.value : std::nan("")}};
   h.world_ranks = world_ranks;
   h.hosts = hosts;
   h.devices.assign(hosts.size(), device);
   for (auto b : r.batch_per_rank) h.batch_per_rank.push_back(static_cast<int32_t>(b));
+  for (auto b : micro_batches(r.batch_per_rank, st.gns.microbatches)) h.batch_micro.push_back(static_cast<int32_t>(b));
+  h.layers = trainer.layer_names();
+  for (auto k : trainer.layer_numel()) h.layer_numel.push_back(static_cast<int32_t>(k));
+  h.per_layer = st.gns.per_layer;
   h.global_batch = r.global_batch();
   h.train_size = st.data.effective_train_size();
   h.test_size = st.data.effective_test_size();
@@ -160,6 +174,7 @@ SummaryRow summary_row(const Study& st, const RunSpec& r, const RunResult& res) 
   s.seed = r.seed;
   s.status = status_name(res.status);
   s.steps = res.steps;
+  s.steps_to_target = res.target_step;
   s.final_val_acc = res.final_eval.val_acc;
   s.best_val_acc = res.best_val_acc;
   s.final_train_acc = res.final_eval.train_acc;
@@ -232,7 +247,7 @@ int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const Ru
       const RunBudget rb = run_budget(st, r);
       RunResult res;
       if (leader) {
-        RunFile file(run_path(st, r), make_header(st, r, rb, world_ranks, hosts, trainer.device_name(), comm->backend()),
+        RunFile file(run_path(st, r), make_header(st, r, rb, world_ranks, hosts, trainer.device_name(), comm->backend(), trainer),
                      st.log.flush_seconds);
         ProgressState ps;
         ps.run = r.name;

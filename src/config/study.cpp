@@ -136,11 +136,31 @@ LogSpec parse_log(const Section& s) {
 }
 
 GnsSpec parse_gns(const Section& s) {
-  s.reject_unknown({"ema_beta"});
+  s.reject_unknown({"ema_beta", "microbatches", "per_layer"});
   GnsSpec g;
   g.ema_beta = s.number("ema_beta", g.ema_beta);
   require(g.ema_beta >= 0 && g.ema_beta < 1, s, "ema_beta", "must be in [0, 1)");
+  g.microbatches = s.integer("microbatches", 1);
+  require(g.microbatches >= 1 && g.microbatches <= 1024, s, "microbatches",
+          "must be between 1 (no splitting) and 1024; 2 or more gives one-rank runs a noise estimate");
+  g.per_layer = s.boolean("per_layer", false);
   return g;
+}
+
+TargetSpec parse_target(const Section& s) {
+  s.reject_unknown({"metric", "value", "stop"});
+  TargetSpec t;
+  if (!s.has("metric") && !s.has("value") && !s.has("stop")) return t;
+  t.metric = s.choice("metric", "val_error", {"none", "val_error", "val_acc", "val_loss", "train_loss"});
+  if (t.metric == "none") return t;
+  if (!s.has("value")) s.fail("value", "required with a target metric, e.g. value: 0.15");
+  t.value = s.number("value", 0);
+  if (t.metric == "val_error" || t.metric == "val_acc")
+    require(t.value > 0 && t.value < 1, s, "value", "an error or accuracy target must be in (0, 1)");
+  else
+    require(t.value > 0, s, "value", "a loss target must be > 0");
+  t.stop = s.boolean("stop", true);
+  return t;
 }
 
 std::vector<RunSpec> parse_runs(const YAML::Node& node, const std::string& file, double default_lr) {
@@ -270,7 +290,12 @@ void emit_study(YAML::Emitter& out, const Study& st) {
   out << YAML::Key << "flush_seconds" << YAML::Value << st.log.flush_seconds;
   out << YAML::Key << "progress_seconds" << YAML::Value << st.log.progress_seconds << YAML::EndMap;
   out << YAML::Key << "gns" << YAML::Value << YAML::BeginMap << YAML::Key << "ema_beta" << YAML::Value
-      << st.gns.ema_beta << YAML::EndMap;
+      << st.gns.ema_beta << YAML::Key << "microbatches" << YAML::Value << st.gns.microbatches << YAML::Key
+      << "per_layer" << YAML::Value << st.gns.per_layer << YAML::EndMap;
+  if (st.target.enabled())
+    out << YAML::Key << "target" << YAML::Value << YAML::BeginMap << YAML::Key << "metric" << YAML::Value
+        << st.target.metric << YAML::Key << "value" << YAML::Value << st.target.value << YAML::Key << "stop"
+        << YAML::Value << st.target.stop << YAML::EndMap;
   out << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& r : st.runs) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << r.name;
@@ -288,6 +313,14 @@ int64_t DataSpec::full_train_size() const { return name == "synthetic" ? synthet
 int64_t DataSpec::full_test_size() const { return name == "synthetic" ? synthetic_test : 10000; }
 int64_t DataSpec::effective_train_size() const { return train_size > 0 ? train_size : full_train_size(); }
 int64_t DataSpec::effective_test_size() const { return test_size > 0 ? test_size : full_test_size(); }
+
+bool TargetSpec::reached(double val_loss, double val_acc, double train_loss) const {
+  if (metric == "val_error") return 1.0 - val_acc <= value;
+  if (metric == "val_acc") return val_acc >= value;
+  if (metric == "val_loss") return val_loss <= value;
+  if (metric == "train_loss") return train_loss <= value;
+  return false;
+}
 
 int64_t RunSpec::global_batch() const {
   int64_t b = 0;
@@ -338,7 +371,7 @@ Study parse_study(const std::string& text, const std::string& file,
 
   Section top(root, "", file, overridden);
   top.reject_unknown({"study", "output", "seed", "device", "comm", "data", "model", "optimizer", "budget",
-                      "eval", "log", "gns", "runs", "sweep"});
+                      "eval", "log", "gns", "target", "runs", "sweep"});
   Study st;
   st.file = file;
   st.name = top.str("study", "");
@@ -358,6 +391,7 @@ Study parse_study(const std::string& text, const std::string& file,
   st.eval = parse_eval(top.sub("eval"));
   st.log = parse_log(top.sub("log"));
   st.gns = parse_gns(top.sub("gns"));
+  st.target = parse_target(top.sub("target"));
   st.runs = parse_runs(top.raw("runs"), file, st.optimizer.lr);
   std::vector<RunSpec> swept;
   if (top.has("sweep")) swept = parse_sweep(top.sub("sweep"), st.optimizer.lr);
@@ -370,6 +404,12 @@ Study parse_study(const std::string& text, const std::string& file,
     const auto& r = st.runs[i];
     if (!names.insert(r.name).second)
       throw ConfigError(file, "runs", "two runs are named '" + r.name + "'; run names must be unique");
+    for (auto b : r.batch_per_rank)
+      if (b < st.gns.microbatches)
+        throw ConfigError(file, "gns.microbatches",
+                          std::to_string(st.gns.microbatches) + " micro-batches do not fit run '" + r.name +
+                              "', whose smallest per-rank batch is " + std::to_string(b) +
+                              "; use at most that many, or larger batches");
     try {
       run_budget(st, r);  // throws for a batch larger than the training set
     } catch (const ConfigError& e) {

@@ -62,6 +62,20 @@ struct LogSpec {
 
 struct GnsSpec {
   double ema_beta = 0.99;
+  int64_t microbatches = 1;  // m: each rank's batch is split into m micro-batches
+  bool per_layer = false;    // also store per-parameter-tensor squared norms
+};
+
+// Steps-to-result (Shallue et al. 2018): the first evaluation at which the
+// metric reaches the value is recorded; with stop, the run ends there.
+struct TargetSpec {
+  std::string metric = "none";  // none | val_error | val_acc | val_loss | train_loss
+  double value = 0;
+  bool stop = true;
+
+  bool enabled() const { return metric != "none"; }
+  // Whether an evaluation meets the target.
+  bool reached(double val_loss, double val_acc, double train_loss) const;
 };
 
 struct RunSpec {
@@ -88,6 +102,7 @@ struct Study {
   EvalSpec eval;
   LogSpec log;
   GnsSpec gns;
+  TargetSpec target;
   std::vector<RunSpec> runs;
   std::string resolved_yaml;  // the study after --set, for provenance
 };

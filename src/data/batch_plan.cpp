@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "config/sweep.h"
 #include "util/rng.h"
 
 namespace bs {
@@ -26,6 +27,19 @@ int64_t BatchPlan::offset(int64_t step0, int rank) const {
 
 std::vector<int64_t> BatchPlan::epoch_permutation(int64_t epoch) const {
   return permutation(train_size_, mix_seed({study_seed_, run_seed_, static_cast<uint64_t>(epoch)}));
+}
+
+std::vector<int64_t> micro_batches(int64_t rank_batch, int64_t m) {
+  return split_batch(rank_batch, std::vector<double>(static_cast<size_t>(m), 1.0));
+}
+
+std::vector<int64_t> micro_batches(const std::vector<int64_t>& batch_per_rank, int64_t m) {
+  std::vector<int64_t> out;
+  for (auto b : batch_per_rank) {
+    auto part = micro_batches(b, m);
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
 }
 
 std::vector<int64_t> train_eval_indices(int64_t train_size, int64_t subset, uint64_t study_seed) {

@@ -32,6 +32,13 @@ class BatchPlan {
   uint64_t study_seed_, run_seed_;
 };
 
+// The micro-batches of a rank's batch (gradient accumulation for the noise
+// estimate): B_i split as equally as possible into m parts, larger ones first.
+std::vector<int64_t> micro_batches(int64_t rank_batch, int64_t m);
+
+// All ranks' micro-batches, rank-major (the "small batches" of the estimator).
+std::vector<int64_t> micro_batches(const std::vector<int64_t>& batch_per_rank, int64_t m);
+
 // The fixed training subset evaluated for the generalization gap: the same for
 // every run of a study (seeded by the study seed only).
 std::vector<int64_t> train_eval_indices(int64_t train_size, int64_t subset, uint64_t study_seed);

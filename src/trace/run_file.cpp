@@ -14,7 +14,11 @@ const char* status_name(RunStatus s) {
 }
 
 RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_seconds)
-    : path_(path), ranks_(static_cast<int>(hd.batch_per_rank.size())), flush_seconds_(flush_seconds) {
+    : path_(path),
+      ranks_(static_cast<int>(hd.batch_per_rank.size())),
+      micro_(static_cast<int>(hd.batch_micro.size())),
+      layers_(hd.per_layer ? static_cast<int>(hd.layers.size()) : 0),
+      flush_seconds_(flush_seconds) {
   using h5::Type;
   file_ = h5::create_file(path);
   const hid_t f = file_.id();
@@ -30,6 +34,9 @@ RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_
     h5::write_dataset(g.id(), "hosts", hd.hosts);
     h5::write_dataset(g.id(), "devices", hd.devices);
     h5::write_dataset(g.id(), "batch_per_rank", hd.batch_per_rank);
+    h5::write_dataset(g.id(), "batch_micro", hd.batch_micro);
+    h5::write_dataset(g.id(), "layers", hd.layers);
+    h5::write_dataset(g.id(), "layer_numel", hd.layer_numel);
     h5::write_scalar(g.id(), "global_batch", hd.global_batch);
     h5::write_scalar(g.id(), "train_size", hd.train_size);
     h5::write_scalar(g.id(), "test_size", hd.test_size);
@@ -57,6 +64,11 @@ RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_
   {
     h5::Handle g = h5::create_group(f, "gns");
     g_local_ = h5::create_extendable(g.id(), "sqnorm_local", Type::F32, n, 256);
+    g_micro_ = h5::create_extendable(g.id(), "sqnorm_micro", Type::F32, micro_, 256);
+    if (layers_ > 0) {
+      g_layer_micro_ = h5::create_extendable(g.id(), "sqnorm_layer_micro", Type::F32, int64_t{micro_} * layers_, 64);
+      g_layer_global_ = h5::create_extendable(g.id(), "sqnorm_layer_global", Type::F32, layers_, 256);
+    }
     g_global_ = h5::create_extendable(g.id(), "sqnorm_global", Type::F32, 0, chunk);
     g_g2_ = h5::create_extendable(g.id(), "g2_est", Type::F64, 0, chunk);
     g_tr_ = h5::create_extendable(g.id(), "trsigma_est", Type::F64, 0, chunk);
@@ -71,6 +83,14 @@ RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_
     e_vacc_ = h5::create_extendable(g.id(), "val_acc", Type::F64, 0, 64);
     e_tloss_ = h5::create_extendable(g.id(), "train_loss", Type::F64, 0, 64);
     e_tacc_ = h5::create_extendable(g.id(), "train_acc", Type::F64, 0, 64);
+  }
+  {
+    h5::Handle g = h5::create_group(f, "target");
+    target_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, 1);
+    target_samples_ = h5::create_extendable(g.id(), "samples", Type::I64, 0, 1);
+    const int64_t none = -1;
+    h5::write_first(target_step_.id(), Type::I64, &none);
+    h5::write_first(target_samples_.id(), Type::I64, &none);
   }
   set_status(RunStatus::Running, 0);
   h5::start_swmr(f);
@@ -92,7 +112,7 @@ void RunFile::append(const std::vector<StepRecord>& rows) {
   std::vector<int64_t> step, samples;
   std::vector<int32_t> epoch;
   std::vector<double> lr, loss, wall, g2, tr, bs;
-  std::vector<float> step_ms, loss_rank, local, global;
+  std::vector<float> step_ms, loss_rank, local, micro, global, layer_micro, layer_global;
   for (const auto& r : rows) {
     step.push_back(r.step);
     samples.push_back(r.samples);
@@ -103,6 +123,9 @@ void RunFile::append(const std::vector<StepRecord>& rows) {
     step_ms.push_back(r.step_ms);
     loss_rank.insert(loss_rank.end(), r.loss_rank.begin(), r.loss_rank.end());
     local.insert(local.end(), r.sqnorm_local.begin(), r.sqnorm_local.end());
+    micro.insert(micro.end(), r.sqnorm_micro.begin(), r.sqnorm_micro.end());
+    layer_micro.insert(layer_micro.end(), r.layer_micro.begin(), r.layer_micro.end());
+    layer_global.insert(layer_global.end(), r.layer_global.begin(), r.layer_global.end());
     global.push_back(r.sqnorm_global);
     g2.push_back(r.g2_est);
     tr.push_back(r.trsigma_est);
@@ -117,6 +140,11 @@ void RunFile::append(const std::vector<StepRecord>& rows) {
   h5::append(t_wall_.id(), Type::F64, wall.data(), T, 0);
   h5::append(t_step_ms_.id(), Type::F32, step_ms.data(), T, 0);
   h5::append(g_local_.id(), Type::F32, local.data(), T, ranks_);
+  h5::append(g_micro_.id(), Type::F32, micro.data(), T, micro_);
+  if (layers_ > 0) {
+    h5::append(g_layer_micro_.id(), Type::F32, layer_micro.data(), T, int64_t{micro_} * layers_);
+    h5::append(g_layer_global_.id(), Type::F32, layer_global.data(), T, layers_);
+  }
   h5::append(g_global_.id(), Type::F32, global.data(), T, 0);
   h5::append(g_g2_.id(), Type::F64, g2.data(), T, 0);
   h5::append(g_tr_.id(), Type::F64, tr.data(), T, 0);
@@ -140,6 +168,11 @@ void RunFile::set_status(RunStatus status, int64_t step) {
   int32_t code = static_cast<int32_t>(status);
   h5::write_first(status_code_.id(), h5::Type::I32, &code);
   h5::write_first(status_step_.id(), h5::Type::I64, &step);
+}
+
+void RunFile::set_target_reached(int64_t step, int64_t samples) {
+  h5::write_first(target_step_.id(), h5::Type::I64, &step);
+  h5::write_first(target_samples_.id(), h5::Type::I64, &samples);
 }
 
 void RunFile::maybe_flush() {

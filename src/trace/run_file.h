@@ -19,10 +19,14 @@ struct RunFileHeader {
   std::vector<int32_t> world_ranks;
   std::vector<std::string> hosts, devices;
   std::vector<int32_t> batch_per_rank;
+  std::vector<int32_t> batch_micro;  // n*m micro-batch sizes, rank-major
+  std::vector<std::string> layers;
+  std::vector<int32_t> layer_numel;
+  bool per_layer = false;  // create the per-layer norm datasets
   int64_t global_batch = 0, train_size = 0, test_size = 0;
 };
 
-inline constexpr int64_t kSchemaVersion = 1;
+inline constexpr int64_t kSchemaVersion = 2;
 
 class RunFile {
  public:
@@ -34,6 +38,7 @@ class RunFile {
   void append(const std::vector<StepRecord>& rows);
   void append(const EvalRecord& row);
   void set_status(RunStatus status, int64_t step);
+  void set_target_reached(int64_t step, int64_t samples);
   // Flushes when flush_seconds have passed since the last flush (a timer, not
   // per step: an HDF5 flush costs milliseconds).
   void maybe_flush();
@@ -42,13 +47,14 @@ class RunFile {
 
  private:
   std::string path_;
-  int ranks_;
+  int ranks_, micro_, layers_;
   double flush_seconds_;
   std::chrono::steady_clock::time_point last_flush_;
   h5::Handle file_;
   h5::Handle status_code_, status_step_;
   h5::Handle t_step_, t_samples_, t_epoch_, t_lr_, t_loss_, t_loss_rank_, t_wall_, t_step_ms_;
-  h5::Handle g_local_, g_global_, g_g2_, g_tr_, g_bsimple_;
+  h5::Handle g_local_, g_micro_, g_global_, g_g2_, g_tr_, g_bsimple_, g_layer_micro_, g_layer_global_;
+  h5::Handle target_step_, target_samples_;
   h5::Handle e_step_, e_samples_, e_epoch_, e_vloss_, e_vacc_, e_tloss_, e_tacc_;
 };
 

@@ -19,8 +19,11 @@ struct StepRecord {
   std::vector<float> loss_rank;
   double wall_s = 0;
   float step_ms = 0;
-  std::vector<float> sqnorm_local;
+  std::vector<float> sqnorm_local;  // per rank, |g_i|^2
+  std::vector<float> sqnorm_micro;  // per micro-batch, |g_k|^2 (rank-major)
   float sqnorm_global = 0;
+  std::vector<float> layer_micro;   // with gns.per_layer: [n*m*L], micro-major
+  std::vector<float> layer_global;  // with gns.per_layer: [L]
   double g2_est = 0, trsigma_est = 0, b_simple = 0;
 };
 

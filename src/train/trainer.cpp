@@ -121,8 +121,13 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   const int64_t N = train.labels.size(0);
   BatchPlan plan(N, spec.batch_per_rank, study.seed, spec.seed);
   const int64_t B = plan.global_batch(), Bi = plan.length(me);
+  const int64_t m = study.gns.microbatches;
+  const std::vector<int64_t> micro_all = micro_batches(spec.batch_per_rank, m);
+  const std::vector<int64_t> micro_mine = micro_batches(Bi, m);
+  const int64_t K = n * m;  // small batches of the estimator
+  const int64_t L = study.gns.per_layer ? static_cast<int64_t>(model->slots().size()) : 0;
   const float weight = static_cast<float>(Bi) / static_cast<float>(B);
-  GnsEstimator gns(spec.batch_per_rank, N, study.gns.ema_beta);
+  GnsEstimator gns(micro_all, N, study.gns.ema_beta);
 
   const int64_t P = model->num_params();
   auto init = model->init(mix_seed({study.seed, spec.seed, 0x1417u}));
@@ -130,24 +135,44 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   params.set_requires_grad(true);
   FlatOptimizer opt(study.optimizer, params);
 
-  // One buffer carries the gradient and, in 2n extra slots, every rank's loss
-  // and |g_i|^2 (zero except at its own slots): one allreduce per step both
-  // combines gradients and gives every rank all per-rank statistics, so the
-  // whole group sees identical numbers (and would agree on divergence).
-  at::Tensor comm_buf = at::zeros({P + 2 * n}, params.options().requires_grad(false));
+  // One buffer carries the gradient and, in extra slots, every rank's loss and
+  // squared norms (zero except at its own slots): one allreduce per step both
+  // combines gradients and gives every rank all statistics, so the whole group
+  // sees identical numbers and agrees on divergence without another message.
+  // Extras: [loss_i (n) | s_i (n) | s_k per micro-batch (K) | per-layer s_k (K*L)].
+  const int64_t E = 2 * n + K + K * L;
+  at::Tensor comm_buf = at::zeros({P + E}, params.options().requires_grad(false));
   at::Tensor grad_part = comm_buf.narrow(0, 0, P);
-  at::Tensor extras = comm_buf.narrow(0, P, 2 * n);
+  at::Tensor extras = comm_buf.narrow(0, P, E);
   const int64_t log_every = study.log.every_steps;
   // Per-step scalars stay on the device until a log interval: no host sync
-  // inside a step. Row: [loss_0..n-1, s_0..n-1, S].
-  at::Tensor ring = at::zeros({log_every, 2 * n + 1}, params.options().requires_grad(false));
+  // inside a step. Row: [extras (E) | S | per-layer S (L)].
+  const int64_t R = E + 1 + L;
+  at::Tensor ring = at::zeros({log_every, R}, params.options().requires_grad(false));
   std::vector<double> step_ms(static_cast<size_t>(log_every)), wall(static_cast<size_t>(log_every)),
       lrs(static_cast<size_t>(log_every));
+  const auto& slots = model->slots();
+  auto layer_sqnorms = [&](const at::Tensor& g) {
+    std::vector<at::Tensor> parts;
+    for (const auto& sl : slots) parts.push_back(g.narrow(0, sl.offset, sl.numel()).pow(2).sum());
+    return at::stack(parts);
+  };
 
   RunResult result;
+  auto after_eval = [&](const EvalRecord& e) {
+    result.best_val_acc = std::max(result.best_val_acc, e.val_acc);
+    if (sink) sink->on_eval(e);
+    // Eval numbers are reduced over the group, so every rank decides alike.
+    if (result.target_step < 0 && study.target.enabled() && study.target.reached(e.val_loss, e.val_acc, e.train_loss)) {
+      result.target_step = e.step;
+      if (sink) sink->on_target(e.step, e.samples);
+    }
+  };
+  auto target_stop = [&] { return result.target_step >= 0 && study.target.stop; };
+
   EvalRecord last_eval = eval_record(params, 0, B, N);
   result.best_val_acc = last_eval.val_acc;
-  if (sink) sink->on_eval(last_eval);
+  after_eval(last_eval);
 
   at::Tensor perm;
   int64_t perm_epoch = -1;
@@ -162,7 +187,9 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
     const double* h = host.data_ptr<double>();
     std::vector<StepRecord> rows;
     for (int64_t k = 0; k < pending; ++k) {
-      const double* row = h + k * (2 * n + 1);
+      const double* row = h + k * R;
+      const double* s_micro = row + 2 * n;
+      const double S = row[E];
       StepRecord r;
       r.step = step - pending + k + 1;
       r.samples = r.step * B;
@@ -174,14 +201,17 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
         r.loss_rank.push_back(static_cast<float>(row[i]));
         r.sqnorm_local.push_back(static_cast<float>(row[n + i]));
       }
-      r.sqnorm_global = static_cast<float>(row[2 * n]);
-      GnsEstimate e = gns.update(row + n, row[2 * n]);
+      for (int64_t q = 0; q < K; ++q) r.sqnorm_micro.push_back(static_cast<float>(s_micro[q]));
+      for (int64_t q = 0; q < K * L; ++q) r.layer_micro.push_back(static_cast<float>(row[2 * n + K + q]));
+      for (int64_t l = 0; l < L; ++l) r.layer_global.push_back(static_cast<float>(row[E + 1 + l]));
+      r.sqnorm_global = static_cast<float>(S);
+      GnsEstimate e = gns.update(s_micro, S);
       r.g2_est = e.g2;
       r.trsigma_est = e.trsigma;
       r.b_simple = e.b_simple;
       r.wall_s = wall[static_cast<size_t>(k)];
       r.step_ms = static_cast<float>(step_ms[static_cast<size_t>(k)]);
-      if (!diverged && (!std::isfinite(r.loss) || !std::isfinite(row[2 * n]))) {
+      if (!diverged && (!std::isfinite(r.loss) || !std::isfinite(S))) {
         // Every rank holds the same reduced numbers, so all agree on this step.
         diverged = true;
         result.steps = r.step;
@@ -192,7 +222,7 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
     pending = 0;
   };
 
-  while (step < budget.total_steps && !diverged) {
+  while (step < budget.total_steps && !diverged && !target_stop()) {
     const auto ts = Clock::now();
     const int64_t epoch = plan.epoch_of(step);
     if (epoch != perm_epoch) {
@@ -201,21 +231,41 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
       perm_epoch = epoch;
     }
     const double lr = lr_at(step, budget, study.optimizer);
-    at::Tensor idx = perm.narrow(0, plan.offset(step, me), Bi);
-    at::Tensor x = normalize(train, train.images.index_select(0, idx));
-    at::Tensor y = train.labels.index_select(0, idx);
-    at::Tensor loss = at::nll_loss(at::log_softmax(model->forward(params, x), 1), y);
-    at::Tensor g = torch::autograd::grad({loss}, {params})[0];
     {
       at::NoGradGuard no_grad;
       extras.zero_();
-      extras.narrow(0, me, 1).copy_(loss.detach().reshape({1}));
-      extras.narrow(0, n + me, 1).copy_(g.pow(2).sum().reshape({1}));
-      grad_part.copy_(g).mul_(weight);  // pre-scale by B_i / B, then sum
-      comm.allreduce_sum(comm_buf.data_ptr<float>(), static_cast<size_t>(P + 2 * n));
+      grad_part.zero_();
+    }
+    // Micro-batches accumulate g_i = sum_j (b_j / B_i) g_j, the gradient of the
+    // rank's mean loss; with m = 1 this is a copy of the one gradient.
+    int64_t offset = plan.offset(step, me);
+    at::Tensor loss_i = at::zeros({1}, params.options().requires_grad(false));
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t bj = micro_mine[static_cast<size_t>(j)];
+      at::Tensor idx = perm.narrow(0, offset, bj);
+      offset += bj;
+      at::Tensor x = normalize(train, train.images.index_select(0, idx));
+      at::Tensor y = train.labels.index_select(0, idx);
+      at::Tensor loss = at::nll_loss(at::log_softmax(model->forward(params, x), 1), y);
+      at::Tensor g = torch::autograd::grad({loss}, {params})[0];
+      at::NoGradGuard no_grad;
+      const double share = static_cast<double>(bj) / static_cast<double>(Bi);
+      const int64_t q = me * m + j;
+      extras.narrow(0, 2 * n + q, 1).copy_(g.pow(2).sum().reshape({1}));
+      if (L > 0) extras.narrow(0, 2 * n + K + q * L, L).copy_(layer_sqnorms(g));
+      grad_part.add_(g, share);
+      loss_i.add_(loss.detach().reshape({1}), share);
+    }
+    {
+      at::NoGradGuard no_grad;
+      extras.narrow(0, me, 1).copy_(loss_i);
+      extras.narrow(0, n + me, 1).copy_(grad_part.pow(2).sum().reshape({1}));
+      grad_part.mul_(weight);  // pre-scale by B_i / B, then sum
+      comm.allreduce_sum(comm_buf.data_ptr<float>(), static_cast<size_t>(P + E));
       at::Tensor slot = ring.select(0, pending);
-      slot.narrow(0, 0, 2 * n).copy_(extras);
-      slot.narrow(0, 2 * n, 1).copy_(grad_part.pow(2).sum().reshape({1}));
+      slot.narrow(0, 0, E).copy_(extras);
+      slot.narrow(0, E, 1).copy_(grad_part.pow(2).sum().reshape({1}));
+      if (L > 0) slot.narrow(0, E + 1, L).copy_(layer_sqnorms(grad_part));
       opt.step(params, grad_part, lr);
     }
     const auto te = Clock::now();
@@ -231,8 +281,7 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
       drain();
       if (diverged) break;
       last_eval = eval_record(params, step, B, N);
-      result.best_val_acc = std::max(result.best_val_acc, last_eval.val_acc);
-      if (sink) sink->on_eval(last_eval);
+      after_eval(last_eval);
     }
   }
   drain();
@@ -242,9 +291,10 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   } else {
     result.status = RunStatus::Completed;
     result.steps = step;
-    last_eval = eval_record(params, step, B, N);
-    result.best_val_acc = std::max(result.best_val_acc, last_eval.val_acc);
-    if (sink) sink->on_eval(last_eval);
+    if (last_eval.step != step) {  // a run stopped at its target was just evaluated
+      last_eval = eval_record(params, step, B, N);
+      after_eval(last_eval);
+    }
   }
   result.final_eval = last_eval;
   result.samples = result.steps * B;
@@ -261,6 +311,16 @@ Trainer::Trainer(const Study& study, const DataSplits& data, Communicator& comm,
 Trainer::~Trainer() = default;
 RunResult Trainer::run(const RunSpec& run, RecordSink* sink) { return impl_->run(run, sink); }
 int64_t Trainer::num_params() const { return impl_->model->num_params(); }
+std::vector<std::string> Trainer::layer_names() const {
+  std::vector<std::string> out;
+  for (const auto& s : impl_->model->slots()) out.push_back(s.name);
+  return out;
+}
+std::vector<int64_t> Trainer::layer_numel() const {
+  std::vector<int64_t> out;
+  for (const auto& s : impl_->model->slots()) out.push_back(s.numel());
+  return out;
+}
 std::string Trainer::device_name() const { return impl_->device.str(); }
 
 std::string resolve_device(const Study& study) {

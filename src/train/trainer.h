@@ -18,6 +18,7 @@ class RecordSink {
   virtual ~RecordSink() = default;
   virtual void on_steps(const std::vector<StepRecord>& rows) = 0;
   virtual void on_eval(const EvalRecord& row) = 0;
+  virtual void on_target(int64_t /*step*/, int64_t /*samples*/) {}
 };
 
 struct RunResult {
@@ -28,6 +29,7 @@ struct RunResult {
   double samples_per_s = 0;
   EvalRecord final_eval;
   double best_val_acc = 0;
+  int64_t target_step = -1;  // first eval step that met the study's target; -1: never
   std::vector<float> final_params;  // only with TrainerOptions::keep_final_params
 };
 
@@ -45,6 +47,9 @@ class Trainer {
 
   RunResult run(const RunSpec& run, RecordSink* sink);
   int64_t num_params() const;
+  // Parameter tensors in flat-buffer order, and their sizes (for per-layer norms).
+  std::vector<std::string> layer_names() const;
+  std::vector<int64_t> layer_numel() const;
   std::string device_name() const;
 
  private:

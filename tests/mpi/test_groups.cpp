@@ -100,3 +100,47 @@ TEST(Groups, DivergenceIsAgreedByTheWholeGroupAtOneStep) {
 
 }  // namespace
 }  // namespace bs::test
+
+namespace bs::test {
+namespace {
+
+struct TargetSink : KeepSink {
+  int64_t target_step = -1;
+  void on_target(int64_t step, int64_t) override { target_step = step; }
+};
+
+TEST(Groups, TargetStopsTheWholeGroupAtTheSameEvaluation) {
+  Study st = small_study("target: {metric: val_error, value: 0.5}\n");
+  st.eval.every_steps = 5;
+  st.budget.steps = 200;
+  DataSplits data = load_data(st.file, st.data, st.seed);
+  auto comm = split(0);
+  std::vector<int64_t> batch(static_cast<size_t>(comm->size()), 16);
+  Trainer trainer(st, data, *comm);
+  TargetSink sink;
+  RunResult res = trainer.run(run_spec("t", batch, 6, 0.05), comm->rank() == 0 ? &sink : nullptr);
+  EXPECT_EQ(res.status, RunStatus::Completed);
+  EXPECT_GT(res.target_step, 0);
+  EXPECT_EQ(res.target_step % 5, 0) << "targets are checked at evaluations";
+  EXPECT_EQ(res.steps, res.target_step) << "target.stop ends the run at the step that reached it";
+  EXPECT_LT(res.steps, 200);
+  EXPECT_LE(1.0 - res.final_eval.val_acc, 0.5);
+  int64_t lo = res.steps, hi = res.steps;
+  MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT64_T, MPI_MIN, comm->comm());
+  MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT64_T, MPI_MAX, comm->comm());
+  EXPECT_EQ(lo, hi);
+  if (comm->rank() == 0) {
+    EXPECT_EQ(sink.target_step, res.target_step);
+    ASSERT_GE(sink.evals.size(), 2u);
+    EXPECT_GT(1.0 - sink.evals[sink.evals.size() - 2].val_acc, 0.5) << "the eval before did not reach it";
+  }
+  // Without stop, the run trains its whole budget but keeps the first step.
+  st.target.stop = false;
+  st.budget.steps = 60;
+  RunResult full = trainer.run(run_spec("t", batch, 6, 0.05), nullptr);
+  EXPECT_EQ(full.steps, 60);
+  EXPECT_EQ(full.target_step, res.target_step);
+}
+
+}  // namespace
+}  // namespace bs::test
