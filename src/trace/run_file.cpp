@@ -1,5 +1,7 @@
 #include "trace/run_file.h"
 
+#include <stdexcept>
+
 namespace bs {
 
 const char* status_name(RunStatus s) {
@@ -13,7 +15,29 @@ const char* status_name(RunStatus s) {
   return "unknown";
 }
 
-RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_seconds)
+namespace {
+// Rows are appended column by column from flat vectors; a vector of the wrong
+// width would make HDF5 read past it, so widths are checked before writing.
+void check_width(const std::vector<float>& v, int64_t width, const char* what, int64_t step) {
+  if (static_cast<int64_t>(v.size()) != width)
+    throw std::invalid_argument(std::string("run file: step ") + std::to_string(step) + " has " +
+                                std::to_string(v.size()) + " values of " + what + ", expected " +
+                                std::to_string(width));
+}
+
+RunFileHeader with_defaults(RunFileHeader hd) {
+  if (hd.batch_micro.empty()) hd.batch_micro = hd.batch_per_rank;  // m = 1
+  if (hd.layer_numel.size() != hd.layers.size())
+    throw std::invalid_argument("run file header: layers and layer_numel differ in length");
+  if (hd.per_layer && hd.layers.empty()) throw std::invalid_argument("run file header: per_layer without layers");
+  return hd;
+}
+}  // namespace
+
+RunFile::RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds)
+    : RunFile(path, with_defaults(header), flush_seconds, 0) {}
+
+RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_seconds, int)
     : path_(path),
       ranks_(static_cast<int>(hd.batch_per_rank.size())),
       micro_(static_cast<int>(hd.batch_micro.size())),
@@ -114,6 +138,11 @@ void RunFile::append(const std::vector<StepRecord>& rows) {
   std::vector<double> lr, loss, wall, g2, tr, bs;
   std::vector<float> step_ms, loss_rank, local, micro, global, layer_micro, layer_global;
   for (const auto& r : rows) {
+    check_width(r.loss_rank, ranks_, "loss_rank", r.step);
+    check_width(r.sqnorm_local, ranks_, "sqnorm_local", r.step);
+    check_width(r.sqnorm_micro.empty() ? r.sqnorm_local : r.sqnorm_micro, micro_, "sqnorm_micro", r.step);
+    check_width(r.layer_micro, int64_t{micro_} * layers_, "sqnorm_layer_micro", r.step);
+    check_width(r.layer_global, layers_, "sqnorm_layer_global", r.step);
     step.push_back(r.step);
     samples.push_back(r.samples);
     epoch.push_back(r.epoch);
@@ -123,7 +152,8 @@ void RunFile::append(const std::vector<StepRecord>& rows) {
     step_ms.push_back(r.step_ms);
     loss_rank.insert(loss_rank.end(), r.loss_rank.begin(), r.loss_rank.end());
     local.insert(local.end(), r.sqnorm_local.begin(), r.sqnorm_local.end());
-    micro.insert(micro.end(), r.sqnorm_micro.begin(), r.sqnorm_micro.end());
+    const auto& mic = r.sqnorm_micro.empty() ? r.sqnorm_local : r.sqnorm_micro;  // m = 1
+    micro.insert(micro.end(), mic.begin(), mic.end());
     layer_micro.insert(layer_micro.end(), r.layer_micro.begin(), r.layer_micro.end());
     layer_global.insert(layer_global.end(), r.layer_global.begin(), r.layer_global.end());
     global.push_back(r.sqnorm_global);

@@ -30,6 +30,8 @@ inline constexpr int64_t kSchemaVersion = 2;
 
 class RunFile {
  public:
+  // Throws std::invalid_argument for an inconsistent header, LibraryError when
+  // HDF5 cannot create the file.
   RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds);
   ~RunFile();
   RunFile(const RunFile&) = delete;
@@ -46,6 +48,7 @@ class RunFile {
   const std::string& path() const { return path_; }
 
  private:
+  RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds, int);  // header has defaults
   std::string path_;
   int ranks_, micro_, layers_;
   double flush_seconds_;

@@ -48,6 +48,7 @@ TEST(SummaryRow, SerializeParseRoundTrip) {
   r.seed = 123456789012ULL;
   r.status = "diverged";
   r.steps = 1875;
+  r.steps_to_target = 1200;
   r.final_val_acc = 0.8765;
   r.best_val_acc = 0.8812;
   r.final_train_acc = 0.9031;
@@ -55,9 +56,10 @@ TEST(SummaryRow, SerializeParseRoundTrip) {
   r.wall_s = 61.25;
   const std::string line = r.serialize();
   EXPECT_EQ(line.find('\n'), std::string::npos);
-  EXPECT_EQ(std::count(line.begin(), line.end(), '\t'), 12);
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\t'), 13);
   SummaryRow p = SummaryRow::parse(line);
   EXPECT_EQ(p.run, r.run);
+  EXPECT_EQ(p.steps_to_target, 1200);
   EXPECT_EQ(p.global_batch, r.global_batch);
   EXPECT_EQ(p.ranks, r.ranks);
   EXPECT_DOUBLE_EQ(p.lr, r.lr);
@@ -118,11 +120,11 @@ TEST(SummaryCsv, HeaderAndLines) {
   const auto lines = lines_of(summary_csv(rows));
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0],
-            "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,final_val_acc,best_val_acc,final_train_acc,"
+            "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,final_train_acc,"
             "samples_per_s,wall_s");
-  EXPECT_EQ(lines[1], "a,32,2,0.05,0.1,1,completed,1875,0.86,0.87,0.95,32000,125");
+  EXPECT_EQ(lines[1], "a,32,2,0.05,0.1,1,completed,1875,-1,0.86,0.87,0.95,32000,125");
   EXPECT_EQ(lines[2].rfind("b,64,2,0.1,0.2,2,completed,937,", 0), 0u) << lines[2];
-  for (const auto& l : lines) EXPECT_EQ(std::count(l.begin(), l.end(), ','), 12) << l;
+  for (const auto& l : lines) EXPECT_EQ(std::count(l.begin(), l.end(), ','), 13) << l;
 }
 
 TEST(ProgressLine, ContainsRunStepTotalAndEta) {

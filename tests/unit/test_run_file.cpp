@@ -406,5 +406,70 @@ TEST(RunFile, UnwritableFolderIsALibraryError) {
   H5Eset_auto2(H5E_DEFAULT, func, data);
 }
 
+TEST(RunFile, SchemaV2MicroBatchesLayersAndTarget) {
+  TempFolder dir;
+  const std::string path = dir.path + "/v2.h5";
+  {
+    RunFileHeader h = header();
+    h.batch_micro = {8, 8, 24, 24};  // m = 2
+    h.layers = {"fc.weight", "fc.bias", "out.weight"};
+    h.layer_numel = {100, 10, 30};
+    h.per_layer = true;
+    RunFile rf(path, h, 1.0);
+    std::vector<StepRecord> rows;
+    for (int64_t s = 1; s <= 3; ++s) {
+      StepRecord r = step_record(s);
+      r.sqnorm_micro = {1.f * s, 2.f * s, 3.f * s, 4.f * s};
+      for (int k = 0; k < 4 * 3; ++k) r.layer_micro.push_back(static_cast<float>(100 * s + k));
+      r.layer_global = {0.5f, 0.25f, 0.125f};
+      rows.push_back(r);
+    }
+    rf.append(rows);
+    rf.set_target_reached(3, 192);
+    rf.flush();
+  }
+  File f(path);
+  ASSERT_GE(f.id, 0);
+  EXPECT_EQ(read_int_attr(f.id, "schema_version"), 2);
+  EXPECT_EQ(read_all<int32_t>(f.id, "/layout/batch_micro"), (std::vector<int32_t>{8, 8, 24, 24}));
+  EXPECT_EQ(read_all<int32_t>(f.id, "/layout/layer_numel"), (std::vector<int32_t>{100, 10, 30}));
+  EXPECT_EQ(dims_of(f.id, "/gns/sqnorm_micro"), (std::vector<hsize_t>{3, 4}));
+  EXPECT_EQ(dims_of(f.id, "/gns/sqnorm_layer_micro"), (std::vector<hsize_t>{3, 12}));
+  EXPECT_EQ(dims_of(f.id, "/gns/sqnorm_layer_global"), (std::vector<hsize_t>{3, 3}));
+  auto micro = read_all<float>(f.id, "/gns/sqnorm_micro");
+  ASSERT_EQ(micro.size(), 12u);
+  EXPECT_EQ(micro[4 + 3], 8.f);  // step 2, micro-batch 3
+  auto lm = read_all<float>(f.id, "/gns/sqnorm_layer_micro");
+  ASSERT_EQ(lm.size(), 36u);
+  EXPECT_EQ(lm[2 * 12 + 5], 305.f);
+  EXPECT_EQ(read_all<int64_t>(f.id, "/target/step"), (std::vector<int64_t>{3}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/target/samples"), (std::vector<int64_t>{192}));
+}
+
+TEST(RunFile, DefaultsToOneMicroBatchAndNoTarget) {
+  TempFolder dir;
+  const std::string path = dir.path + "/m1.h5";
+  {
+    RunFile rf(path, header(), 1.0);
+    rf.append(std::vector<StepRecord>{step_record(1)});
+  }
+  File f(path);
+  EXPECT_EQ(read_all<int32_t>(f.id, "/layout/batch_micro"), (std::vector<int32_t>{16, 48}));
+  EXPECT_EQ(read_all<float>(f.id, "/gns/sqnorm_micro"), (std::vector<float>{10.f, 20.f}));  // = sqnorm_local
+  EXPECT_EQ(read_all<int64_t>(f.id, "/target/step"), (std::vector<int64_t>{-1}));
+  EXPECT_TRUE(dims_of(f.id, "/gns/sqnorm_layer_micro").empty()) << "per-layer datasets only when asked for";
+}
+
+TEST(RunFile, RejectsRowsOfTheWrongWidth) {
+  TempFolder dir;
+  RunFile rf(dir.path + "/w.h5", header(), 1.0);
+  StepRecord r = step_record(1);
+  r.loss_rank.pop_back();  // 1 value for 2 ranks: HDF5 would read past the vector
+  EXPECT_THROW(rf.append(std::vector<StepRecord>{r}), std::invalid_argument);
+  RunFileHeader bad = header();
+  bad.layers = {"a"};
+  EXPECT_THROW(RunFile(dir.path + "/bad.h5", bad, 1.0), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace bs
