@@ -74,7 +74,8 @@ struct Trainer::Impl {
     const int64_t total = idx.defined() ? idx.size(0) : split.labels.size(0);
     const int64_t n = comm.size(), r = comm.rank();
     const int64_t begin = total * r / n, end = total * (r + 1) / n;
-    double sums[3] = {0, 0, 0};  // loss sum, correct, count
+    // Sums stay on the device across chunks: one host copy per evaluation.
+    at::Tensor acc = at::zeros({2}, split.images.options().dtype(at::kDouble));
     for (int64_t b = begin; b < end; b += study.eval.batch) {
       const int64_t len = std::min(study.eval.batch, end - b);
       at::Tensor x, y;
@@ -87,11 +88,11 @@ struct Trainer::Impl {
         y = split.labels.narrow(0, b, len);
       }
       at::Tensor logits = model->forward(params, normalize(split, x));
-      at::Tensor loss_sum = at::nll_loss(at::log_softmax(logits, 1), y, {}, at::Reduction::Sum);
-      at::Tensor correct = logits.argmax(1).eq(y).sum();
-      sums[0] += loss_sum.item<double>();
-      sums[1] += static_cast<double>(correct.item<int64_t>());
+      acc[0] += at::nll_loss(at::log_softmax(logits, 1), y, {}, at::Reduction::Sum).to(at::kDouble);
+      acc[1] += logits.argmax(1).eq(y).sum().to(at::kDouble);
     }
+    at::Tensor host = acc.to(at::kCPU);
+    double sums[3] = {host.data_ptr<double>()[0], host.data_ptr<double>()[1], 0};  // loss sum, correct, count
     sums[2] = static_cast<double>(end - begin);
     comm.allreduce_sum(sums, 3);
     if (sums[2] == 0) return {std::nan(""), std::nan("")};
@@ -151,6 +152,7 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   at::Tensor ring = at::zeros({log_every, R}, params.options().requires_grad(false));
   std::vector<double> step_ms(static_cast<size_t>(log_every)), wall(static_cast<size_t>(log_every)),
       lrs(static_cast<size_t>(log_every));
+  at::Tensor loss_i = at::zeros({1}, params.options().requires_grad(false));  // rank's mean loss
   const auto& slots = model->slots();
   auto layer_sqnorms = [&](const at::Tensor& g) {
     std::vector<at::Tensor> parts;
@@ -239,7 +241,10 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
     // Micro-batches accumulate g_i = sum_j (b_j / B_i) g_j, the gradient of the
     // rank's mean loss; with m = 1 this is a copy of the one gradient.
     int64_t offset = plan.offset(step, me);
-    at::Tensor loss_i = at::zeros({1}, params.options().requires_grad(false));
+    {
+      at::NoGradGuard no_grad;
+      loss_i.zero_();
+    }
     for (int64_t j = 0; j < m; ++j) {
       const int64_t bj = micro_mine[static_cast<size_t>(j)];
       at::Tensor idx = perm.narrow(0, offset, bj);
