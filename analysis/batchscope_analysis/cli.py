@@ -1,4 +1,4 @@
-"""Command line: `batchscope-analysis {plot,summary,check}`.
+"""Command line: `batchscope-analysis {report,plot,summary,check}`.
 
 Bad input (missing path, no run files, unreadable file) ends with a one-line
 message naming the path and exit code 2, the same code argparse uses for
@@ -17,8 +17,10 @@ import pandas as pd
 from batchscope_analysis import __version__
 from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.load import RUNS_TABLE_COLUMNS, find_runs, load_study, runs_table
-from batchscope_analysis.plots import plot_final_vs_batch, plot_loss_vs_samples
+from batchscope_analysis.plots import plot_all
+from batchscope_analysis.report import write_report
 from batchscope_analysis.schema import check_run_file
+from batchscope_analysis.target import Target, parse_target, study_target
 
 PROG: str = "batchscope-analysis"
 EXIT_OK: int = 0
@@ -46,13 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    report = commands.add_parser("report", help="write one self-contained HTML report: answers, figures, tables")
+    report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
+    report.add_argument("--out", type=Path, metavar="FILE.html", help="report file (default: first DIR/report.html)")
+    _add_target_option(report)
+    report.set_defaults(func=_report)
+
     plot = commands.add_parser("plot", help="write figures (PNG) of one or more studies")
     plot.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
     plot.add_argument("--out", type=Path, metavar="FIGDIR", help="figure folder (default: first DIR/figures)")
+    _add_target_option(plot)
     plot.set_defaults(func=_plot)
 
     summary = commands.add_parser("summary", help="print one line per run")
     summary.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
+    _add_target_option(summary)
     summary.set_defaults(func=_summary)
 
     check = commands.add_parser("check", help="check run files against the schema")
@@ -61,39 +71,91 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_target_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", type=_target_arg, metavar="METRIC=VALUE",
+        help="target for steps-to-target, e.g. val_error=0.15 (metrics: val_error, val_acc, val_loss, "
+             "train_error, train_acc, train_loss); default: the target stored in the run files",
+    )
+
+
+def _target_arg(text: str) -> Target:
+    # argparse turns this into a usage error (exit 2) naming the option.
+    try:
+        return parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    runs = load_study(args.dirs)
+    out: Path = args.out if args.out is not None else _study_root(args.dirs[0]) / "report.html"
+    report, figures = write_report(runs, out, args.target, sources=args.dirs)
+    for path in figures:
+        print(path)
+    print(report)
+    return EXIT_OK
+
+
 def _plot(args: argparse.Namespace) -> int:
     runs = load_study(args.dirs)
     out: Path = args.out if args.out is not None else _default_figure_dir(args.dirs[0])
-    for path in plot_loss_vs_samples(runs, out) + plot_final_vs_batch(runs, out):
+    for path in plot_all(runs, out, args.target):
         print(path)
     return EXIT_OK
 
 
 def _default_figure_dir(first: Path) -> Path:
+    return _study_root(first) / "figures"
+
+
+def _study_root(first: Path) -> Path:
     if first.is_dir():
-        return first / "figures"
+        return first
     # A run file inside <output>/runs/ belongs to the study at <output>.
     parent = first.parent
-    return (parent.parent if parent.name == "runs" else parent) / "figures"
+    return parent.parent if parent.name == "runs" else parent
+
+
+# What `summary` prints: the runs table without the columns that repeat
+# (study, peak lr, losses) so a line fits a wide terminal.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "run", "study", "global_batch", "ranks", "microbatches", "base_lr", "seed", "status", "steps", "final_val_acc",
+    "best_val_acc", "gap", "steps_to_target", "b_simple_median", "b_simple_final", "samples_per_s",
+)
 
 
 def _summary(args: argparse.Namespace) -> int:
-    table = runs_table(load_study(args.dirs))
+    runs = load_study(args.dirs)
+    target, note = study_target(runs, args.target)
+    table = runs_table(runs, target)
     table = table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
-    print(format_table(table))
+    print(format_table(table[list(SUMMARY_COLUMNS)]))
+    print(f"steps_to_target: first evaluated step with {target.describe()}" if target is not None
+          else f"steps_to_target: {note}")
     return EXIT_OK
 
 
 def format_table(table: pd.DataFrame) -> str:
     """Aligned text, with precision chosen per column so lrs and rates stay readable."""
     four = "{:.4f}".format
+
+    whole, one = "{:.0f}".format, "{:.1f}".format
     formatters = {
         "base_lr": "{:g}".format,
         "peak_lr": "{:g}".format,
-        "samples_per_s": "{:.1f}".format,
+        "target_value": "{:g}".format,
+        "samples_per_s": one,
+        "steps_to_target": whole,
+        "samples_to_target": whole,
+        "b_simple_final": one,
+        "b_simple_median": one,
         **{name: four for name in RUNS_TABLE_COLUMNS if "acc" in name or "loss" in name or name == "gap"},
     }
-    return table.to_string(index=False, formatters=formatters)
+    # NaN (target not reached, no noise estimate, diverged) prints as "-".
+    return table.to_string(
+        index=False, na_rep="-", formatters={k: v for k, v in formatters.items() if k in table.columns}
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

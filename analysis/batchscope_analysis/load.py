@@ -1,10 +1,16 @@
-"""Loads run files into pandas tables, and summarises a study as one row per run."""
+"""Loads run files into pandas tables, and summarises a study as one row per run.
+
+Files of schema version 1 (before micro-batches, per-layer norms and
+/target) still load: the missing parts are filled with what they meant then
+(one micro-batch per rank, no target), so older studies stay analysable.
+`check` still reports them as out of date.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple, Union
+from typing import Any, Iterable, NamedTuple, Optional, Union
 
 import h5py
 import numpy as np
@@ -13,6 +19,7 @@ import pandas as pd
 from batchscope_analysis import h5io
 from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.status import status_name
+from batchscope_analysis.target import NO_TARGET, Target, stored_target, steps_to_target
 
 PathLike = Union[str, Path]
 
@@ -22,6 +29,7 @@ RUNS_TABLE_COLUMNS: tuple[str, ...] = (
     "study",
     "global_batch",
     "ranks",
+    "microbatches",
     "base_lr",
     "peak_lr",
     "seed",
@@ -35,6 +43,12 @@ RUNS_TABLE_COLUMNS: tuple[str, ...] = (
     "final_val_loss",
     "final_train_loss",
     "samples_per_s",
+    "target_metric",
+    "target_value",
+    "steps_to_target",
+    "samples_to_target",
+    "b_simple_final",
+    "b_simple_median",
 )
 
 
@@ -43,12 +57,34 @@ class Status(NamedTuple):
     step: int
 
 
+class StoredTarget(NamedTuple):
+    """/target as written: the first evaluated step meeting the run's own target, or -1."""
+
+    step: int
+    samples: int
+
+
+@dataclass
+class LayerNorms:
+    """Per-layer squared gradient norms (/gns/sqnorm_layer_*), rows aligned with Run.gns.
+
+    Kept as arrays rather than DataFrame columns: n*m*L columns would swamp
+    the gns table, and per-layer analysis wants the [T, K, L] shape anyway.
+    """
+
+    names: list[str]
+    numel: np.ndarray
+    micro: Optional[np.ndarray]  # [T, K, L]: micro-batch k, layer l
+    global_: Optional[np.ndarray]  # [T, L]
+
+
 @dataclass
 class Run:
     """One run file, read in full.
 
-    Per-rank columns (/train/loss_rank, /gns/sqnorm_local) are split into
-    `loss_rank_<i>` and `sqnorm_local_<i>` so every table stays flat.
+    Per-rank and per-micro-batch columns (/train/loss_rank, /gns/sqnorm_local,
+    /gns/sqnorm_micro) are split into `loss_rank_<i>`, `sqnorm_local_<i>` and
+    `sqnorm_micro_<k>` so every table stays flat.
     """
 
     path: Path
@@ -58,10 +94,38 @@ class Run:
     train: pd.DataFrame
     gns: pd.DataFrame
     eval: pd.DataFrame
+    target: StoredTarget = StoredTarget(-1, -1)
+    layer_norms: Optional[LayerNorms] = None
 
     @property
     def name(self) -> str:
         return str(self.attrs.get("run", self.path.stem))
+
+    @property
+    def global_batch(self) -> int:
+        return int(self.attrs["global_batch"])
+
+    @property
+    def microbatches(self) -> int:
+        return int(self.attrs.get("microbatches", 1))
+
+    @property
+    def train_size(self) -> int:
+        return int(self.layout["train_size"])
+
+    @property
+    def batch_micro(self) -> np.ndarray:
+        """b_k, the n*m small batches of the noise estimator, rank-major."""
+        return np.asarray(self.layout["batch_micro"], dtype=np.int64)
+
+    def sqnorm_micro(self) -> np.ndarray:
+        """s_k per step as a [T, n*m] float64 array."""
+        columns = [f"sqnorm_micro_{k}" for k in range(len(self.batch_micro))]
+        return self.gns[columns].to_numpy(dtype=np.float64)
+
+    @property
+    def own_target(self) -> Optional[Target]:
+        return stored_target(self.attrs)
 
 
 def find_runs(paths: Union[PathLike, Iterable[PathLike]]) -> list[Path]:
@@ -108,6 +172,7 @@ def load_run(path: PathLike) -> Run:
 
 
 def load_study(paths: Union[PathLike, Iterable[PathLike]]) -> list[Run]:
+    """Every run under `paths` (run files, study folders, or several of them)."""
     return [load_run(p) for p in find_runs(paths)]
 
 
@@ -121,9 +186,16 @@ def _read_run(path: Path, f: h5py.File) -> Run:
         if name not in attrs:
             raise KeyError(f"missing root attribute '{name}'")
     layout = {name: h5io.read_dataset(ds) for name, ds in f["layout"].items()}
+    _fill_version_1(attrs, layout)
     status = Status(status_name(int(f["status/code"][0])), int(f["status/step"][0]))
     train = _read_rows(f["train"], ["step", "samples", "epoch", "lr", "loss", "loss_rank", "wall_s", "step_ms"])
-    gns = _read_rows(f["gns"], ["sqnorm_local", "sqnorm_global", "g2_est", "trsigma_est", "b_simple"])
+    gns_names = ["sqnorm_local", "sqnorm_global", "g2_est", "trsigma_est", "b_simple"]
+    has_micro = "sqnorm_micro" in f["gns"]
+    gns = _read_rows(f["gns"], gns_names + (["sqnorm_micro"] if has_micro else []))
+    if not has_micro:
+        # Version 1: the small batches of the estimator were the ranks.
+        for i in range(int(attrs["ranks"])):
+            gns[f"sqnorm_micro_{i}"] = gns[f"sqnorm_local_{i}"]
     # A live writer may have extended /train but not yet /gns (or the other
     # way) when we look; the shared prefix is what is consistent.
     rows = min(len(train), len(gns))
@@ -131,7 +203,40 @@ def _read_run(path: Path, f: h5py.File) -> Run:
     gns = gns.iloc[:rows].reset_index(drop=True)
     gns.insert(0, "step", train["step"].to_numpy())
     evals = _read_rows(f["eval"], ["step", "samples", "epoch", "val_loss", "val_acc", "train_loss", "train_acc"])
-    return Run(path=path, attrs=attrs, layout=layout, status=status, train=train, gns=gns, eval=evals)
+    target = StoredTarget(-1, -1)
+    if "target" in f:
+        target = StoredTarget(int(f["target/step"][0]), int(f["target/samples"][0]))
+    return Run(
+        path=path, attrs=attrs, layout=layout, status=status, train=train, gns=gns, eval=evals, target=target,
+        layer_norms=_read_layer_norms(f, layout, rows),
+    )
+
+
+def _fill_version_1(attrs: dict[str, Any], layout: dict[str, Any]) -> None:
+    """Defaults for what version 1 files lack, matching what version 1 meant."""
+    attrs.setdefault("microbatches", 1)
+    attrs.setdefault("target_metric", NO_TARGET)
+    attrs.setdefault("target_value", float("nan"))
+    attrs.setdefault("target_stop", 0)
+    if "batch_micro" not in layout and "batch_per_rank" in layout:
+        layout["batch_micro"] = np.asarray(layout["batch_per_rank"])
+    layout.setdefault("layers", [])
+    layout.setdefault("layer_numel", np.zeros(0, dtype=np.int32))
+
+
+def _read_layer_norms(f: h5py.File, layout: dict[str, Any], rows: int) -> Optional[LayerNorms]:
+    gns = f["gns"]
+    if "sqnorm_layer_micro" not in gns and "sqnorm_layer_global" not in gns:
+        return None
+    names = list(layout.get("layers", []))
+    count = len(names)
+    micro = glob = None
+    if "sqnorm_layer_micro" in gns:
+        data = np.asarray(gns["sqnorm_layer_micro"][:rows])
+        micro = data.reshape(data.shape[0], -1, count) if count else None
+    if "sqnorm_layer_global" in gns:
+        glob = np.asarray(gns["sqnorm_layer_global"][:rows])
+    return LayerNorms(names=names, numel=np.asarray(layout.get("layer_numel", [])), micro=micro, global_=glob)
 
 
 def _read_rows(group: h5py.Group, names: list[str]) -> pd.DataFrame:
@@ -149,16 +254,68 @@ def _read_rows(group: h5py.Group, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def runs_table(runs: Iterable[Run]) -> pd.DataFrame:
+def runs_table(runs: Iterable[Run], target: Optional[Target] = None) -> pd.DataFrame:
     """One row per run with its configuration and final results.
 
     "final" is the last row written, so for a run still going it is the
     latest value, not the end result; the status column says which.
+    steps_to_target is measured against `target`, or each run's own stored
+    target when None; target_metric/target_value say which was used, and
+    steps/samples_to_target are NaN when it was not reached.
+    b_simple_median is the median of the finite /gns/b_simple values over the
+    second half of the rows written (steps > last step / 2): early training
+    has a much smaller noise scale, and the EMA needs time to settle.
     """
-    return pd.DataFrame([_run_row(run) for run in runs], columns=list(RUNS_TABLE_COLUMNS))
+    return pd.DataFrame([_run_row(run, target) for run in runs], columns=list(RUNS_TABLE_COLUMNS))
 
 
-def _run_row(run: Run) -> dict[str, Any]:
+def train_table(runs: Iterable[Run]) -> pd.DataFrame:
+    """Tidy per-step table of all runs: /train and /gns columns plus the run's
+    name, global batch, base lr and seed, one row per (run, step)."""
+    frames = []
+    for run in runs:
+        frame = pd.concat([run.train, run.gns.drop(columns=["step"])], axis=1)
+        frames.append(_with_run_keys(frame, run))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def eval_table(runs: Iterable[Run]) -> pd.DataFrame:
+    """Tidy per-evaluation table of all runs, with gap = train_acc - val_acc."""
+    frames = []
+    for run in runs:
+        frame = run.eval.copy()
+        frame["gap"] = frame["train_acc"] - frame["val_acc"]
+        frames.append(_with_run_keys(frame, run))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _with_run_keys(frame: pd.DataFrame, run: Run) -> pd.DataFrame:
+    keys = {
+        "run": run.name,
+        "global_batch": run.global_batch,
+        "base_lr": float(run.attrs["base_lr"]),
+        "seed": int(run.attrs["seed"]),
+    }
+    for i, (name, value) in enumerate(keys.items()):
+        frame.insert(i, name, value)
+    return frame
+
+
+def b_simple_stats(run: Run) -> tuple[float, float]:
+    """(last finite b_simple, median of finite b_simple over the second half of the rows)."""
+    nan = float("nan")
+    values = run.gns["b_simple"].to_numpy(dtype=float)
+    steps = run.gns["step"].to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return nan, nan
+    final = float(values[finite][-1])
+    late = finite & (steps > steps[-1] / 2.0)
+    median = float(np.median(values[late])) if late.any() else nan
+    return final, median
+
+
+def _run_row(run: Run, target: Optional[Target]) -> dict[str, Any]:
     nan = float("nan")
     train, evals = run.train, run.eval
     steps = int(train["step"].iloc[-1]) if len(train) else 0
@@ -167,6 +324,9 @@ def _run_row(run: Run) -> dict[str, Any]:
     last = evals.iloc[-1] if len(evals) else None
     final_val_acc = float(last["val_acc"]) if last is not None else nan
     final_train_acc = float(last["train_acc"]) if last is not None else nan
+    used = target if target is not None else run.own_target
+    hit = steps_to_target(run, used)
+    b_final, b_median = b_simple_stats(run)
     return {
         "run": run.name,
         "study": run.attrs.get("study", ""),
@@ -185,4 +345,11 @@ def _run_row(run: Run) -> dict[str, Any]:
         "final_val_loss": float(last["val_loss"]) if last is not None else nan,
         "final_train_loss": float(last["train_loss"]) if last is not None else nan,
         "samples_per_s": samples / wall if wall > 0 else nan,
+        "microbatches": run.microbatches,
+        "target_metric": used.metric if used is not None else NO_TARGET,
+        "target_value": used.value if used is not None else nan,
+        "steps_to_target": hit.step,
+        "samples_to_target": hit.samples,
+        "b_simple_final": b_final,
+        "b_simple_median": b_median,
     }

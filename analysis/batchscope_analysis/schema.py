@@ -8,18 +8,21 @@ than reported twice.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from batchscope_analysis import h5io
 from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.status import STATUS_NAMES
+from batchscope_analysis.target import METRICS, NO_TARGET, stored_target
 
 SCHEMA_NAME: str = "batchscope-run"
-SCHEMA_VERSION: int = 1
+SCHEMA_VERSION: int = 2
 
 # Attribute name -> value kind ("str", "int" or "float").
 ROOT_ATTRS: dict[str, str] = {
@@ -51,10 +54,15 @@ ROOT_ATTRS: dict[str, str] = {
     "steps_per_epoch": "int",
     "total_steps": "int",
     "ema_beta": "float",
+    "microbatches": "int",
+    "target_metric": "str",
+    "target_value": "float",
+    "target_stop": "int",
 }
 
-# Shape entries are fixed sizes or symbols: "n" = ranks, "T" = rows of
-# /train and /gns, "E" = rows of /eval. Every use of a symbol must agree.
+# Shape entries are fixed sizes or symbols: "n" = ranks, "K" = micro-batches
+# (n*m), "L" = layers, "T" = rows of /train and /gns, "E" = rows of /eval, and
+# products such as "K*L". Every use of a symbol must agree.
 Shape = tuple[Union[int, str], ...]
 DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
     "layout": {
@@ -62,6 +70,9 @@ DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
         "hosts": (("n",), "str"),
         "devices": (("n",), "str"),
         "batch_per_rank": (("n",), "int"),
+        "batch_micro": (("K",), "int"),
+        "layers": (("L",), "str"),
+        "layer_numel": (("L",), "int"),
         "global_batch": ((), "int"),
         "train_size": ((), "int"),
         "test_size": ((), "int"),
@@ -82,6 +93,7 @@ DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
     },
     "gns": {
         "sqnorm_local": (("T", "n"), "float"),
+        "sqnorm_micro": (("T", "K"), "float"),
         "sqnorm_global": (("T",), "float"),
         "g2_est": (("T",), "float"),
         "trsigma_est": (("T",), "float"),
@@ -96,13 +108,35 @@ DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
         "train_loss": (("E",), "float"),
         "train_acc": (("E",), "float"),
     },
+    "target": {
+        "step": ((1,), "int"),
+        "samples": ((1,), "int"),
+    },
+}
+
+# Written only with `gns.per_layer`; checked like DATASETS when present.
+OPTIONAL_DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
+    "gns": {
+        "sqnorm_layer_micro": (("T", "K*L"), "float"),
+        "sqnorm_layer_global": (("T", "L"), "float"),
+    },
 }
 
 _SYMBOL_MEANING: dict[str, str] = {
     "n": "rank count",
+    "K": "micro-batch count",
+    "L": "layer count",
+    "K*L": "micro-batches x layers",
     "T": "row count",
     "E": "row count",
 }
+
+TARGET_METRICS: tuple[str, ...] = ("val_error", "val_acc", "val_loss", "train_loss")
+# Per-layer squared norms add up to the whole norm exactly in real numbers;
+# float32 storage and summation order leave a relative error far below this.
+_LAYER_SUM_RTOL: float = 1e-3
+# Rows read at a time when comparing per-layer norms, to bound memory on long runs.
+_CHUNK_ROWS: int = 4096
 
 
 def check_run_file(path: Union[str, Path]) -> list[str]:
@@ -136,6 +170,9 @@ class _Checker:
         self._check_train_values()
         self._check_eval_values()
         self._check_status_values()
+        self._check_micro_values()
+        self._check_layer_values()
+        self._check_target_values()
         return self.problems
 
     def _report(self, message: str) -> None:
@@ -168,15 +205,42 @@ class _Checker:
         batch = self.attrs.get("global_batch")
         if batch is not None and batch < 1:
             self._report(f"root attribute 'global_batch' is {batch}, expected >= 1")
+        micro = self.attrs.get("microbatches")
+        if micro is not None:
+            if micro < 1:
+                self._report(f"root attribute 'microbatches' is {micro}, expected >= 1")
+            elif ranks is not None and ranks >= 1:
+                self.dims["K"] = (ranks * micro, "root attributes 'ranks' x 'microbatches'")
+        self._check_target_attrs()
+
+    def _check_target_attrs(self) -> None:
+        metric = self.attrs.get("target_metric")
+        value = self.attrs.get("target_value")
+        if metric is not None and metric != NO_TARGET and metric not in TARGET_METRICS:
+            self._report(
+                f"root attribute 'target_metric' is {metric!r}, expected one of "
+                f"{', '.join(TARGET_METRICS + (NO_TARGET,))}"
+            )
+        if metric is not None and value is not None:
+            if metric == NO_TARGET and not math.isnan(value):
+                self._report(f"root attribute 'target_value' is {value}, expected NaN when 'target_metric' is 'none'")
+            elif metric != NO_TARGET and not math.isfinite(value):
+                self._report(f"root attribute 'target_value' is {value}, expected a number for target {metric!r}")
+        stop = self.attrs.get("target_stop")
+        if stop is not None and stop not in (0, 1):
+            self._report(f"root attribute 'target_stop' is {stop}, expected 0 or 1")
 
     def _check_datasets(self) -> None:
         for group, members in DATASETS.items():
             if group not in self.f or not isinstance(self.f[group], h5py.Group):
                 self._report(f"missing group '/{group}'")
                 continue
-            for name, (shape, kind) in members.items():
+            optional = OPTIONAL_DATASETS.get(group, {})
+            for name, (shape, kind) in {**members, **optional}.items():
                 where = f"/{group}/{name}"
                 obj = self.f[group].get(name)
+                if obj is None and name in optional:
+                    continue
                 if not isinstance(obj, h5py.Dataset):
                     self._report(f"missing dataset '{where}'")
                     continue
@@ -196,6 +260,20 @@ class _Checker:
                 if size != want:
                     self._report(f"dataset '{where}' should have shape {_shape_text(expected)}, has {list(actual)}")
                     ok = False
+                continue
+            if "*" in want:
+                # A product of symbols fixed elsewhere; unknown factors were
+                # reported where they are defined, so there is nothing to add.
+                factors = [self.dims.get(part) for part in want.split("*")]
+                if all(f is not None for f in factors):
+                    product = math.prod(f[0] for f in factors)
+                    if size != product:
+                        sources = " x ".join(f"{f[1]} ({f[0]})" for f in factors)
+                        self._report(
+                            f"dataset '{where}' axis {axis} ({_SYMBOL_MEANING[want]}) is {size}, "
+                            f"but {sources} gives {product}"
+                        )
+                        ok = False
                 continue
             seen = self.dims.get(want)
             if seen is None:
@@ -298,6 +376,136 @@ class _Checker:
         step_ds = self.good.get("/status/step")
         if step_ds is not None and int(step_ds[0]) < 0:
             self._report(f"'/status/step' is {int(step_ds[0])}, expected >= 0")
+
+
+    def _check_micro_values(self) -> None:
+        micro_ds = self.good.get("/layout/batch_micro")
+        if micro_ds is None:
+            return
+        micro = np.asarray(micro_ds[()], dtype=np.int64)
+        if np.any(micro < 1):
+            self._report(f"'/layout/batch_micro' has non-positive entries {micro.tolist()}")
+        per_rank_ds = self.good.get("/layout/batch_per_rank")
+        m = self.attrs.get("microbatches")
+        if per_rank_ds is not None and m and m >= 1 and micro.size == per_rank_ds.shape[0] * m:
+            per_rank = np.asarray(per_rank_ds[()], dtype=np.int64)
+            sums = micro.reshape(-1, m).sum(axis=1)  # rank-major: rank i owns k = i*m .. i*m+m-1
+            if not np.array_equal(sums, per_rank):
+                self._report(
+                    f"'/layout/batch_micro' {micro.tolist()} sums per rank (m = {m}) to {sums.tolist()}, "
+                    f"'/layout/batch_per_rank' is {per_rank.tolist()}"
+                )
+        if m == 1:
+            # With one micro-batch per rank the two datasets hold the same norms.
+            local = self.good.get("/gns/sqnorm_local")
+            micro_sq = self.good.get("/gns/sqnorm_micro")
+            if local is not None and micro_sq is not None and local.shape == micro_sq.shape:
+                a, b = np.asarray(local[()], dtype=float), np.asarray(micro_sq[()], dtype=float)
+                if not np.allclose(a, b, rtol=1e-6, atol=0.0, equal_nan=True):
+                    self._report("'/gns/sqnorm_micro' differs from '/gns/sqnorm_local' although 'microbatches' is 1")
+
+    def _check_layer_values(self) -> None:
+        numel_ds = self.good.get("/layout/layer_numel")
+        if numel_ds is not None:
+            numel = np.asarray(numel_ds[()], dtype=np.int64)
+            if np.any(numel < 1):
+                self._report(f"'/layout/layer_numel' has non-positive entries {numel.tolist()}")
+        layers = self.dims.get("L", (0, ""))[0]
+        if not layers:
+            return
+        pairs = (
+            ("/gns/sqnorm_layer_micro", "/gns/sqnorm_micro"),
+            ("/gns/sqnorm_layer_global", "/gns/sqnorm_global"),
+        )
+        for per_layer_name, whole_name in pairs:
+            per_layer, whole = self.good.get(per_layer_name), self.good.get(whole_name)
+            if per_layer is None or whole is None:
+                continue
+            bad_rows, first = 0, -1
+            rows = min(per_layer.shape[0], whole.shape[0])
+            for start in range(0, rows, _CHUNK_ROWS):
+                stop = min(rows, start + _CHUNK_ROWS)
+                parts = np.asarray(per_layer[start:stop], dtype=float)
+                total = np.asarray(whole[start:stop], dtype=float)
+                summed = parts.reshape(stop - start, -1, layers).sum(axis=2).reshape(total.shape)
+                finite = np.isfinite(summed) & np.isfinite(total)
+                off = finite & ~np.isclose(summed, total, rtol=_LAYER_SUM_RTOL, atol=0.0)
+                off_rows = off.reshape(stop - start, -1).any(axis=1)
+                if off_rows.any() and first < 0:
+                    first = start + int(np.flatnonzero(off_rows)[0])
+                bad_rows += int(off_rows.sum())
+            if bad_rows:
+                self._report(
+                    f"'{per_layer_name}' summed over layers differs from '{whole_name}' in {bad_rows} rows, "
+                    f"first row {first}"
+                )
+
+    def _check_target_values(self) -> None:
+        step_ds, samples_ds = self.good.get("/target/step"), self.good.get("/target/samples")
+        if step_ds is None:
+            return
+        step = int(step_ds[0])
+        if step < -1:
+            self._report(f"'/target/step' is {step}, expected -1 or >= 0")
+            return
+        batch = self._global_batch()
+        if samples_ds is not None and batch is not None:
+            samples = int(samples_ds[0])
+            expected = -1 if step == -1 else step * batch
+            if samples != expected:
+                self._report(f"'/target/samples' is {samples}, expected {expected} ('/target/step' {step} x B {batch})")
+        metric = self.attrs.get("target_metric")
+        if metric == NO_TARGET and step != -1:
+            self._report(f"'/target/step' is {step}, expected -1 when 'target_metric' is 'none'")
+        if step < 0:
+            return
+        self._check_target_against_eval(step)
+        stop, status = self.attrs.get("target_stop"), self.good.get("/status/code")
+        train_steps = self.good.get("/train/step")
+        if stop == 1 and status is not None and int(status[0]) == 1 and train_steps is not None:
+            last = int(train_steps[-1]) if train_steps.shape[0] else 0
+            if last != step:
+                self._report(
+                    f"run stops at its target ('target_stop' 1) and completed, but '/train/step' ends at {last}, "
+                    f"'/target/step' is {step}"
+                )
+
+    def _check_target_against_eval(self, step: int) -> None:
+        """/target/step must be the first eval row meeting the stored target."""
+        target = stored_target(self.attrs)
+        eval_step = self.good.get("/eval/step")
+        if target is None or eval_step is None:
+            return
+        steps = np.asarray(eval_step[()], dtype=np.int64)
+        if steps.size == 0 or step > steps[-1]:
+            return  # a live reader may see /target before the eval row is flushed
+        rows = np.flatnonzero(steps == step)
+        if rows.size == 0:
+            self._report(f"'/target/step' {step} is not an evaluated step ('/eval/step')")
+            return
+        column = METRICS[target.metric][0]
+        if f"/eval/{column}" not in self.good:
+            return
+        evals = pd.DataFrame({column: np.asarray(self.good[f"/eval/{column}"][()], dtype=float)})
+        values = target.metric_values(evals)
+        if values.size != steps.size:
+            return  # row-count mismatch, reported already
+        row = int(rows[0])
+        # Slack of 1e-9: the writer may derive an error as wrong/total rather
+        # than 1 - acc; only a real disagreement is worth a report.
+        if not target.reached(values[row : row + 1], slack=1e-9)[0]:
+            self._report(
+                f"'/target/step' is {step}, but {target.metric} there is {values[row]:.6g}, "
+                f"which does not meet {target.describe()}"
+            )
+            return
+        earlier = np.flatnonzero(target.reached(values[:row], slack=-1e-9))
+        if earlier.size:
+            first = int(earlier[0])
+            self._report(
+                f"'/target/step' is {step}, but {target.metric} already met {target.describe()} "
+                f"at evaluated step {int(steps[first])} ({values[first]:.6g})"
+            )
 
 
 def _value_has_kind(value: Any, kind: str) -> bool:

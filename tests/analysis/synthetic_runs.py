@@ -1,7 +1,16 @@
-"""Synthetic run files that follow docs/run-file.md exactly, written with h5py.
+"""Synthetic run files that follow docs/run-file.md (schema_version 2) exactly, written with h5py.
 
-The curves are closed-form functions of (global batch, seed, samples) so tests
-can compute the values the loader should report without reading the file.
+The curves are closed-form functions of (spec, samples) so tests can compute
+the values the loader should report without reading the file. The study is
+built around known truths:
+
+- steps to the target val_error <= TARGET_VALUE follow S(B) = S_MIN + E_MIN/B
+  exactly for seed 0 at lr 0.1 (other seeds and lrs are slower), so the
+  critical batch size is B_CRIT = E_MIN / S_MIN;
+- the raw gradient norms are |G|^2 + tr(Sigma) x(b) with tr(Sigma) =
+  TRSIGMA_TRUE, times small multiplicative noise, and the stored /gns
+  estimates are computed from them by `reference_estimates`, a plain
+  step-by-step transcription of docs/metrics.md (independent of the package).
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import h5py
 import numpy as np
@@ -19,7 +29,25 @@ REFERENCE_BATCH: int = 32
 EMA_BETA: float = 0.9
 EVAL_EVERY: int = 10
 WARMUP_STEPS: int = 5
+EPOCHS: int = 4
 STATUS_CODES: dict[str, int] = {"running": 0, "completed": 1, "diverged": 2, "failed": 3, "preempted": 4}
+
+# Steps-to-target truth: S(B) = S_MIN + E_MIN / B, B_crit = 128. Every
+# S(B) + 10 * seed is a multiple of EVAL_EVERY, so eval resolution is exact.
+S_MIN: int = 20
+E_MIN: int = 2560
+B_CRIT: float = E_MIN / S_MIN
+TARGET_METRIC: str = "val_error"
+TARGET_VALUE: float = 0.15
+
+# Noise truth: tr(Sigma) constant, |G|^2 decaying with samples.
+TRSIGMA_TRUE: float = 20.0
+NORM_NOISE: float = 0.02
+
+LAYERS: tuple[str, ...] = ("fc0.weight", "fc0.bias", "fc1.weight")
+LAYER_NUMEL: tuple[int, ...] = (100, 10, 50)
+# Share of each squared norm per layer; sums to 1 so the layers add up.
+LAYER_SHARE: tuple[float, ...] = (0.6, 0.1, 0.3)
 
 
 @dataclass(frozen=True)
@@ -28,10 +56,17 @@ class RunSpec:
     batch_per_rank: tuple[int, ...]
     seed: int
     base_lr: float
-    epochs: int = 2
+    epochs: int = EPOCHS
     status: str = "completed"
-    # Steps actually written; None = the whole budget.
-    steps_written: int | None = None
+    # Steps actually written; None = the whole budget (or up to the target with target_stop).
+    steps_written: Optional[int] = None
+    microbatches: int = 1
+    per_layer: bool = False
+    # The run's own target (metric, value); None = target_metric "none".
+    target: Optional[tuple[str, float]] = None
+    target_stop: bool = False
+    # Row whose global norm is NaN: the writer skips that step in its EMAs.
+    nan_row: Optional[int] = None
 
     @property
     def global_batch(self) -> int:
@@ -40,6 +75,15 @@ class RunSpec:
     @property
     def ranks(self) -> int:
         return len(self.batch_per_rank)
+
+    @property
+    def batch_micro(self) -> tuple[int, ...]:
+        """Each rank's batch split into m parts as evenly as possible, larger first, rank-major."""
+        parts: list[int] = []
+        for b in self.batch_per_rank:
+            base, extra = divmod(b, self.microbatches)
+            parts += [base + (1 if k < extra else 0) for k in range(self.microbatches)]
+        return tuple(parts)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -51,7 +95,13 @@ class RunSpec:
 
     @property
     def steps(self) -> int:
-        return self.total_steps if self.steps_written is None else self.steps_written
+        if self.steps_written is not None:
+            return self.steps_written
+        if self.target_stop:
+            hit = first_target_step(self, _budget_eval_steps(self))
+            if hit >= 0:
+                return hit
+        return self.total_steps
 
     @property
     def peak_lr(self) -> float:
@@ -65,35 +115,39 @@ class RunSpec:
         return steps
 
 
-# 3 global batches x 2 seeds, 1 and 2 ranks (one uneven split), plus a live run.
-STUDY_SPECS: tuple[RunSpec, ...] = tuple(
-    RunSpec(f"b{sum(split)}-s{seed}", split, seed, 0.1)
-    for split in ((32,), (32, 32), (48, 80))
-    for seed in (0, 1)
-) + (RunSpec("b64-s2-live", (32, 32), 2, 0.05, status="running", steps_written=23),)
+def steps_to_target_truth(spec: RunSpec) -> float:
+    """The step at which val_error first drops below TARGET_VALUE (an eval step)."""
+    slower = 10 * spec.seed + (0 if spec.base_lr == 0.1 else 20)
+    return S_MIN + E_MIN / spec.global_batch + slower
 
 
-def wall_s(spec: RunSpec, step: np.ndarray) -> np.ndarray:
-    return step * 0.01 * math.sqrt(spec.global_batch / REFERENCE_BATCH)
+def _progress(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
+    return np.asarray(samples, dtype=float) / spec.global_batch / steps_to_target_truth(spec)
 
 
-def train_loss_curve(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
-    return 0.3 + 2.0 * np.exp(-samples / 1500.0) + 0.01 * spec.seed + 0.02 * np.sin(samples / 97.0)
+def val_error(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
+    """0.1 + 0.8 exp(-3 p), p = step / steps_to_target_truth: 0.1398 at p = 1,
+    above 0.15 at every earlier eval step. B=32 overfits after p = 1.5, so its
+    best accuracy comes before the end."""
+    p = _progress(spec, samples)
+    err = 0.10 + 0.8 * np.exp(-3.0 * p)
+    if spec.global_batch == 32:
+        err = err + 0.05 * np.maximum(0.0, p - 1.5)
+    return err
 
 
 def val_acc(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
-    """Accuracy rises with samples, is lower at large batch, and for the
-    smallest batch peaks before the end (so best != final there)."""
-    samples = np.asarray(samples, dtype=float)
-    acc = 0.6 + 0.3 * (1.0 - np.exp(-samples / 1000.0)) - 0.03 * math.log2(spec.global_batch / 32) + 0.005 * spec.seed
-    if spec.global_batch == 32:
-        acc = acc - 0.2 * np.maximum(0.0, samples - 3500.0) / TRAIN_SIZE
-    return acc
+    return 1.0 - val_error(spec, samples)
 
 
 def train_acc(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
-    gap = 0.05 * np.asarray(samples, dtype=float) / TRAIN_SIZE * math.sqrt(REFERENCE_BATCH / spec.global_batch)
-    return val_acc(spec, samples) + gap
+    """val_acc plus a gap that grows with epochs and with log2(batch)."""
+    epochs = np.asarray(samples, dtype=float) / TRAIN_SIZE
+    return val_acc(spec, samples) + 0.005 * epochs * (1.0 + math.log2(spec.global_batch / 32))
+
+
+def gap_at(spec: RunSpec, samples: float) -> float:
+    return float(train_acc(spec, samples) - val_acc(spec, samples))
 
 
 def val_loss(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
@@ -104,24 +158,111 @@ def train_loss_eval(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
     return 2.5 - 2.0 * train_acc(spec, samples)
 
 
-def _x(n_train: int, b: float) -> float:
+def train_loss_curve(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
+    return 0.3 + 2.0 * np.exp(-samples / 1500.0) + 0.01 * spec.seed + 0.02 * np.sin(samples / 97.0)
+
+
+def wall_s(spec: RunSpec, step: np.ndarray) -> np.ndarray:
+    return step * 0.01 * math.sqrt(spec.global_batch / REFERENCE_BATCH)
+
+
+def g2_true(samples: np.ndarray) -> np.ndarray:
+    return np.exp(-np.asarray(samples, dtype=float) / 3000.0)
+
+
+def x_of(b: float, n_train: int = TRAIN_SIZE) -> float:
     return (n_train / b - 1.0) / (n_train - 1.0)
 
 
-def _ema(values: np.ndarray, beta: float) -> np.ndarray:
-    out = np.empty_like(values)
-    acc = 0.0
-    for i, v in enumerate(values):
-        acc = beta * acc + (1.0 - beta) * v
-        out[i] = acc / (1.0 - beta ** (i + 1))
-    return out
+def _budget_eval_steps(spec: RunSpec) -> list[int]:
+    steps = list(range(0, spec.total_steps + 1, EVAL_EVERY))
+    return steps if steps[-1] == spec.total_steps else steps + [spec.total_steps]
+
+
+def first_target_step(spec: RunSpec, eval_steps: list[int], target: Optional[tuple[str, float]] = None) -> int:
+    """What the writer stores in /target/step: first eval step meeting the target, or -1."""
+    target = target if target is not None else spec.target
+    if target is None:
+        return -1
+    metric, value = target
+    assert metric == "val_error", "the synthetic writer only knows val_error targets"
+    for step in eval_steps:
+        acc = float(val_acc(spec, np.float64(step * spec.global_batch)))
+        if 1.0 - acc <= value:
+            return step
+    return -1
+
+
+def raw_norms(spec: RunSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sqnorm_local [T, n], sqnorm_micro [T, n*m], sqnorm_global [T]) as float32.
+
+    E|g_b|^2 = |G|^2 + tr(Sigma) x(b), times 1 + NORM_NOISE * N(0, 1). With
+    m = 1 the micro-batches are the ranks and the two arrays are the same.
+    """
+    steps = np.arange(1, spec.steps + 1, dtype=np.float64)
+    g2 = g2_true(steps * spec.global_batch)
+    rng = np.random.default_rng([spec.seed, spec.global_batch, spec.microbatches, 2024])
+
+    def draw(batches: tuple[int, ...]) -> np.ndarray:
+        mean = g2[:, None] + TRSIGMA_TRUE * np.array([x_of(b) for b in batches])[None, :]
+        return (mean * (1.0 + NORM_NOISE * rng.standard_normal(mean.shape))).astype(np.float32)
+
+    local = draw(spec.batch_per_rank)
+    micro = local.copy() if spec.microbatches == 1 else draw(spec.batch_micro)
+    glob = draw((spec.global_batch,))[:, 0]
+    if spec.nan_row is not None:
+        glob[spec.nan_row] = np.nan
+    return local, micro, glob
+
+
+def reference_estimates(
+    batch_micro: tuple[int, ...], s_micro: np.ndarray, s_global: np.ndarray, n_train: int, beta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(g2_est, trsigma_est, b_simple) step by step, straight from docs/metrics.md.
+
+    Written as the C++ writer's loop is (src/noise/estimator.cpp): sample-share
+    weights, finite-population x(b), bias-corrected EMAs of trsigma and g2,
+    steps with a non-finite estimate skipped (b_simple NaN there).
+    """
+    steps = s_global.shape[0]
+    g2_out = np.full(steps, np.nan)
+    tr_out = np.full(steps, np.nan)
+    b_out = np.full(steps, np.nan)
+    if len(batch_micro) < 2:
+        return g2_out, tr_out, b_out
+    big = float(sum(batch_micro))
+    weights = [b / big for b in batch_micro]
+    x_bar = 0.0
+    for w, b in zip(weights, batch_micro):
+        x_bar += w * x_of(b, n_train)
+    x_big = x_of(big, n_train)
+    ema_tr = ema_g2 = 0.0
+    beta_pow = 1.0
+    for t in range(steps):
+        s_bar = 0.0
+        for k, w in enumerate(weights):
+            s_bar += w * float(s_micro[t, k])
+        big_sq = float(s_global[t])
+        trsigma = (s_bar - big_sq) / (x_bar - x_big)
+        g2 = big_sq - trsigma * x_big
+        g2_out[t], tr_out[t] = g2, trsigma
+        if not (math.isfinite(trsigma) and math.isfinite(g2)):
+            continue
+        ema_tr = beta * ema_tr + (1 - beta) * trsigma
+        ema_g2 = beta * ema_g2 + (1 - beta) * g2
+        beta_pow *= beta
+        corr = 1 - beta_pow
+        b_out[t] = (ema_tr / corr) / (ema_g2 / corr)
+    return g2_out, tr_out, b_out
 
 
 def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bool = True) -> Path:
     """Writes one run file the way the C++ writer does: latest format, all
     datasets created up front (resizable), SWMR switched on, then rows.
     swmr=False writes an old-format file instead."""
-    n, batch = spec.ranks, spec.global_batch
+    n, batch, m = spec.ranks, spec.global_batch, spec.microbatches
+    micro_batches = spec.batch_micro
+    k_count, l_count = len(micro_batches), len(LAYERS)
     steps = np.arange(1, spec.steps + 1, dtype=np.int64)
     samples = steps * batch
     loss = train_loss_curve(spec, samples.astype(float))
@@ -131,19 +272,8 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
     offsets = offsets - np.dot(weights, offsets)
     loss_rank = (loss[:, None] + offsets[None, :]).astype(np.float32)
 
-    g2_true = np.exp(-samples / 3000.0)
-    trsigma_true = 50.0
-    x_i = np.array([_x(TRAIN_SIZE, b) for b in spec.batch_per_rank])
-    sq_local = (g2_true[:, None] + trsigma_true * x_i[None, :]).astype(np.float32)
-    sq_global = (g2_true + trsigma_true * _x(TRAIN_SIZE, batch)).astype(np.float32)
-    if n > 1:
-        s_bar = sq_local.astype(float) @ weights
-        x_bar = float(weights @ x_i)
-        trsigma = (s_bar - sq_global) / (x_bar - _x(TRAIN_SIZE, batch))
-        g2 = sq_global - trsigma * _x(TRAIN_SIZE, batch)
-        b_simple = _ema(trsigma, EMA_BETA) / _ema(g2, EMA_BETA)
-    else:
-        trsigma = g2 = b_simple = np.full(len(steps), np.nan)
+    sq_local, sq_micro, sq_global = raw_norms(spec)
+    g2, trsigma, b_simple = reference_estimates(micro_batches, sq_micro, sq_global, TRAIN_SIZE, EMA_BETA)
 
     lr = spec.peak_lr * np.minimum(1.0, steps / WARMUP_STEPS)
     wall = wall_s(spec, steps.astype(float))
@@ -151,12 +281,13 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
 
     eval_steps = np.array(spec.eval_steps(), dtype=np.int64)
     eval_samples = eval_steps * batch
+    target_step = first_target_step(spec, spec.eval_steps())
 
     # Without SWMR, use the default (oldest) format, as a non-batchscope tool would.
     with h5py.File(path, "w", libver="latest" if swmr else None) as f:
         attrs = {
             "schema": "batchscope-run",
-            "schema_version": np.int64(1),
+            "schema_version": np.int64(2),
             "study": study,
             "run": spec.name,
             "created": "2024-01-01T00:00:00Z",
@@ -183,6 +314,10 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             "steps_per_epoch": np.int64(spec.steps_per_epoch),
             "total_steps": np.int64(spec.total_steps),
             "ema_beta": float(EMA_BETA),
+            "microbatches": np.int64(m),
+            "target_metric": spec.target[0] if spec.target else "none",
+            "target_value": float(spec.target[1]) if spec.target else float("nan"),
+            "target_stop": np.int64(1 if spec.target_stop else 0),
         }
         for key, value in attrs.items():
             f.attrs[key] = value
@@ -193,6 +328,9 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
         layout.create_dataset("hosts", data=[f"node{i}" for i in range(n)], dtype=str_dt)
         layout.create_dataset("devices", data=["cpu"] * n, dtype=str_dt)
         layout["batch_per_rank"] = np.array(spec.batch_per_rank, dtype=np.int32)
+        layout["batch_micro"] = np.array(micro_batches, dtype=np.int32)
+        layout.create_dataset("layers", data=list(LAYERS), dtype=str_dt)
+        layout["layer_numel"] = np.array(LAYER_NUMEL, dtype=np.int32)
         layout["global_batch"] = np.int64(batch)
         layout["train_size"] = np.int64(TRAIN_SIZE)
         layout["test_size"] = np.int64(TEST_SIZE)
@@ -201,6 +339,10 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
         code = status.create_dataset("code", data=np.array([0], dtype=np.int32))
         code.attrs["codes"] = "0 running, 1 completed, 2 diverged, 3 failed, 4 preempted"
         status_step = status.create_dataset("step", data=np.array([0], dtype=np.int64))
+
+        target_group = f.create_group("target")
+        target_step_ds = target_group.create_dataset("step", data=np.array([-1], dtype=np.int64))
+        target_samples_ds = target_group.create_dataset("samples", data=np.array([-1], dtype=np.int64))
 
         def table(group: h5py.Group, columns: dict[str, tuple[np.dtype, int]]) -> dict[str, h5py.Dataset]:
             made = {}
@@ -215,10 +357,14 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             "loss": (np.float64, 0), "loss_rank": (np.float32, n), "wall_s": (np.float64, 0),
             "step_ms": (np.float32, 0),
         })
-        gns = table(f.create_group("gns"), {
-            "sqnorm_local": (np.float32, n), "sqnorm_global": (np.float32, 0), "g2_est": (np.float64, 0),
-            "trsigma_est": (np.float64, 0), "b_simple": (np.float64, 0),
-        })
+        gns_columns: dict[str, tuple[np.dtype, int]] = {
+            "sqnorm_local": (np.float32, n), "sqnorm_micro": (np.float32, k_count), "sqnorm_global": (np.float32, 0),
+            "g2_est": (np.float64, 0), "trsigma_est": (np.float64, 0), "b_simple": (np.float64, 0),
+        }
+        if spec.per_layer:
+            gns_columns["sqnorm_layer_micro"] = (np.float32, k_count * l_count)
+            gns_columns["sqnorm_layer_global"] = (np.float32, l_count)
+        gns = table(f.create_group("gns"), gns_columns)
         evals = table(f.create_group("eval"), {
             name: (np.int64 if name in ("step", "samples") else np.float64, 0)
             for name in ("step", "samples", "epoch", "val_loss", "val_acc", "train_loss", "train_acc")
@@ -236,19 +382,51 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             "step": steps, "samples": samples, "epoch": ((steps - 1) // spec.steps_per_epoch).astype(np.int32),
             "lr": lr, "loss": loss, "loss_rank": loss_rank, "wall_s": wall, "step_ms": step_ms,
         })
-        append(gns, {
-            "sqnorm_local": sq_local, "sqnorm_global": sq_global, "g2_est": g2, "trsigma_est": trsigma,
-            "b_simple": b_simple,
-        })
+        gns_values = {
+            "sqnorm_local": sq_local, "sqnorm_micro": sq_micro, "sqnorm_global": sq_global, "g2_est": g2,
+            "trsigma_est": trsigma, "b_simple": b_simple,
+        }
+        if spec.per_layer:
+            share = np.array(LAYER_SHARE)
+            layer_micro = sq_micro.astype(float)[:, :, None] * share[None, None, :]
+            gns_values["sqnorm_layer_micro"] = layer_micro.reshape(len(steps), -1).astype(np.float32)
+            gns_values["sqnorm_layer_global"] = (sq_global.astype(float)[:, None] * share[None, :]).astype(np.float32)
+        append(gns, gns_values)
         es = eval_samples.astype(float)
         append(evals, {
             "step": eval_steps, "samples": eval_samples, "epoch": es / TRAIN_SIZE,
             "val_loss": val_loss(spec, es), "val_acc": val_acc(spec, es),
             "train_loss": train_loss_eval(spec, es), "train_acc": train_acc(spec, es),
         })
+        target_step_ds[0] = target_step
+        target_samples_ds[0] = target_step * batch if target_step >= 0 else -1
         code[0] = STATUS_CODES[spec.status]
         status_step[0] = spec.steps
     return path
+
+
+TARGET: tuple[str, float] = (TARGET_METRIC, TARGET_VALUE)
+
+# 4 global batches x 2 seeds on 1 or 2 ranks (one uneven split), with
+# micro-batches (m = 2, and m = 3 with uneven micro-batches), plus a live run.
+# b128-s0 also stores per-layer norms and its own target; b128-s1 has a step
+# with a NaN global norm.
+STUDY_SPECS: tuple[RunSpec, ...] = (
+    RunSpec("b32-s0", (32,), 0, 0.1, microbatches=2),
+    RunSpec("b32-s1", (32,), 1, 0.1, microbatches=2),
+    RunSpec("b64-s0", (32, 32), 0, 0.1),
+    RunSpec("b64-s1", (32, 32), 1, 0.1),
+    RunSpec("b128-s0", (48, 80), 0, 0.1, microbatches=3, per_layer=True, target=TARGET),
+    RunSpec("b128-s1", (48, 80), 1, 0.1, microbatches=3, nan_row=7),
+    RunSpec("b256-s0", (128, 128), 0, 0.1, microbatches=2),
+    RunSpec("b256-s1", (128, 128), 1, 0.1, microbatches=2),
+    RunSpec("b64-s2-live", (32, 32), 2, 0.05, status="running", steps_written=23),
+)
+
+# Outside the study: one rank without micro-batches (no noise estimate), and
+# a run that stops at its target.
+SINGLE_SPEC: RunSpec = RunSpec("b32-single", (32,), 0, 0.1)
+STOP_SPEC: RunSpec = RunSpec("b64-stop", (32, 32), 0, 0.1, target=TARGET, target_stop=True)
 
 
 def write_study(root: Path, specs: tuple[RunSpec, ...] = STUDY_SPECS, study: str = "synthetic") -> Path:

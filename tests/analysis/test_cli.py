@@ -12,6 +12,7 @@ import pytest
 from synthetic_runs import STUDY_SPECS
 
 from batchscope_analysis.cli import main
+from batchscope_analysis.plots import ALL_FIGURES
 
 ANALYSIS_DIR: Path = Path(__file__).resolve().parents[2] / "analysis"
 
@@ -19,7 +20,7 @@ ANALYSIS_DIR: Path = Path(__file__).resolve().parents[2] / "analysis"
 def test_plot_default_figure_dir(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", str(study_dir)]) == 0
     printed = capsys.readouterr().out.split()
-    assert [Path(p).name for p in printed] == ["loss_vs_samples.png", "final_vs_batch.png"]
+    assert [Path(p).name for p in printed] == list(ALL_FIGURES)
     for p in printed:
         assert Path(p).parent == study_dir / "figures"
         assert Path(p).stat().st_size > 10_000
@@ -28,23 +29,49 @@ def test_plot_default_figure_dir(study_dir: Path, capsys: pytest.CaptureFixture[
 def test_plot_out_option(study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "elsewhere"
     assert main(["plot", str(study_dir), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["final_vs_batch.png", "loss_vs_samples.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(ALL_FIGURES)
     assert not (study_dir / "figures").exists()
 
 
 def test_summary_prints_every_run_sorted(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", str(study_dir)]) == 0
     lines = capsys.readouterr().out.rstrip("\n").splitlines()
-    header, rows = lines[0].split(), lines[1:]
+    table, footer = lines[:-1], lines[-1]
+    header, rows = table[0].split(), table[1:]
     assert header[:3] == ["run", "study", "global_batch"]
+    assert {"steps_to_target", "b_simple_median", "b_simple_final", "microbatches"} <= set(header)
     assert len(rows) == len(STUDY_SPECS)
     names = [r.split()[0] for r in rows]
     # global batch, then lr (0.05 before 0.1), then seed.
-    assert names == ["b32-s0", "b32-s1", "b64-s2-live", "b64-s0", "b64-s1", "b128-s0", "b128-s1"]
-    live = next(r for r in rows if r.startswith("b64-s2-live"))
-    assert "running" in live.split()
-    # Aligned text: every line has the same width as the header.
-    assert len({len(line) for line in lines}) == 1
+    assert names == [
+        "b32-s0", "b32-s1", "b64-s2-live", "b64-s0", "b64-s1", "b128-s0", "b128-s1", "b256-s0", "b256-s1",
+    ]
+    cells = {r.split()[0]: dict(zip(header, r.split())) for r in rows}
+    assert cells["b64-s2-live"]["status"] == "running"
+    # Without --target, the target stored in b128-s0 applies to the whole study.
+    assert cells["b32-s0"]["steps_to_target"] == "100"
+    assert cells["b256-s1"]["steps_to_target"] == "-"  # never reached
+    assert footer == "steps_to_target: first evaluated step with val_error <= 0.15"
+    # Aligned text: every line of the table has the same width as the header.
+    assert len({len(line) for line in table}) == 1
+
+
+def test_summary_with_target_option(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(study_dir), "--target", "val_acc=0.87"]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    header = lines[0].split()
+    cells = {r.split()[0]: dict(zip(header, r.split())) for r in lines[1:-1]}
+    # val_acc >= 0.87 is val_error <= 0.13: later than the stored 0.15 target.
+    assert int(cells["b32-s0"]["steps_to_target"]) > 100
+    assert lines[-1] == "steps_to_target: first evaluated step with val_acc >= 0.87"
+
+
+@pytest.mark.parametrize("bad", ["val_error", "val_error=abc", "accuracy=0.9"])
+def test_bad_target_is_usage_error(study_dir: Path, bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(study_dir), "--target", bad])
+    assert info.value.code == 2
+    assert "--target" in capsys.readouterr().err
 
 
 def test_check_ok(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,7 +89,7 @@ def test_check_reports_problem(study_dir: Path, capsys: pytest.CaptureFixture[st
     assert f"1 of {len(STUDY_SPECS)} run files have problems" in out
 
 
-@pytest.mark.parametrize("command", ["plot", "summary", "check"])
+@pytest.mark.parametrize("command", ["report", "plot", "summary", "check"])
 def test_missing_dir_is_one_line_error(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "no-such-study"
     assert main([command, str(missing)]) == 2

@@ -8,10 +8,34 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from synthetic_runs import STUDY_SPECS, TRAIN_SIZE, RunSpec, val_acc, train_acc, val_loss, train_loss_eval, wall_s
+from synthetic_runs import (
+    EMA_BETA,
+    LAYER_NUMEL,
+    LAYER_SHARE,
+    LAYERS,
+    STUDY_SPECS,
+    TRAIN_SIZE,
+    RunSpec,
+    raw_norms,
+    reference_estimates,
+    train_acc,
+    train_loss_eval,
+    val_acc,
+    val_loss,
+    wall_s,
+)
 
 from batchscope_analysis.errors import RunFileError
-from batchscope_analysis.load import RUNS_TABLE_COLUMNS, find_runs, load_run, load_study, runs_table
+from batchscope_analysis.load import (
+    RUNS_TABLE_COLUMNS,
+    eval_table,
+    find_runs,
+    load_run,
+    load_study,
+    runs_table,
+    train_table,
+)
+from batchscope_analysis.schema import check_run_file
 
 
 def test_find_runs_in_study_dir_file_and_flat_dir(study_dir: Path, tmp_path: Path) -> None:
@@ -58,7 +82,14 @@ def test_load_run_completed(study_dir: Path, specs: dict[str, RunSpec]) -> None:
     weighted = (48 * run.train["loss_rank_0"] + 80 * run.train["loss_rank_1"]) / 128
     np.testing.assert_allclose(weighted, run.train["loss"], rtol=1e-5)
     np.testing.assert_array_equal(run.gns["step"], run.train["step"])
-    assert run.eval["step"].tolist() == spec.eval_steps() == [0, 10, 20, 30, 32]
+    assert run.eval["step"].tolist() == spec.eval_steps() == [0, 10, 20, 30, 40, 50, 60, 64]
+    # Version 2: micro-batches (m = 3, uneven), flattened like the per-rank columns.
+    assert run.microbatches == 3
+    assert run.batch_micro.tolist() == [16, 16, 16, 27, 27, 26]
+    assert run.sqnorm_micro().shape == (spec.total_steps, 6)
+    assert run.layout["layers"] == ["fc0.weight", "fc0.bias", "fc1.weight"]
+    assert run.layer_norms is None
+    assert tuple(run.target) == (-1, -1) and run.own_target is None
 
 
 def test_load_run_live(study_dir: Path) -> None:
@@ -116,3 +147,61 @@ def test_best_differs_from_final_when_accuracy_drops(study_dir: Path) -> None:
     # Guards the test above against a fixture where best == final everywhere.
     assert table.loc["b32-s0", "best_val_acc"] > table.loc["b32-s0", "final_val_acc"] + 0.01
     assert table.loc["b128-s0", "best_val_acc"] == pytest.approx(table.loc["b128-s0", "final_val_acc"])
+
+
+def test_load_per_layer_norms(study_dir: Path) -> None:
+    run = load_run(study_dir / "runs" / "b128-s0.h5")
+    layers = run.layer_norms
+    assert layers is not None
+    assert layers.names == list(LAYERS) and layers.numel.tolist() == list(LAYER_NUMEL)
+    assert layers.micro.shape == (len(run.gns), 6, 3) and layers.global_.shape == (len(run.gns), 3)
+    np.testing.assert_allclose(layers.micro.sum(axis=2), run.sqnorm_micro(), rtol=1e-6)
+    np.testing.assert_allclose(layers.global_.sum(axis=1), run.gns["sqnorm_global"], rtol=1e-6)
+    # Column k*L + l is micro-batch k, layer l.
+    np.testing.assert_allclose(layers.micro[:, 1, 2] / run.sqnorm_micro()[:, 1], LAYER_SHARE[2], rtol=1e-6)
+
+
+def test_runs_table_noise_columns(study_dir: Path, specs: dict[str, RunSpec]) -> None:
+    table = runs_table(load_study(study_dir)).set_index("run")
+    for name, spec in specs.items():
+        row = table.loc[name]
+        assert row["microbatches"] == spec.microbatches
+        _local, micro, glob = raw_norms(spec)
+        _g2, _tr, b_simple = reference_estimates(spec.batch_micro, micro, glob, TRAIN_SIZE, EMA_BETA)
+        finite = np.flatnonzero(np.isfinite(b_simple))
+        assert row["b_simple_final"] == pytest.approx(b_simple[finite[-1]])
+        steps = np.arange(1, spec.steps + 1)
+        late = np.isfinite(b_simple) & (steps > spec.steps / 2)
+        assert row["b_simple_median"] == pytest.approx(np.median(b_simple[late]))
+    assert table.loc["b64-s0", "b_simple_median"] > 0
+
+
+def test_version_1_file_still_loads(study_dir: Path) -> None:
+    path = study_dir / "runs" / "b64-s0.h5"
+    before = load_run(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = np.int64(1)
+        for name in ("microbatches", "target_metric", "target_value", "target_stop"):
+            del f.attrs[name]
+        for name in ("layout/batch_micro", "layout/layers", "layout/layer_numel", "gns/sqnorm_micro", "target"):
+            del f[name]
+    assert "root attribute 'schema_version' is 1, expected 2" in check_run_file(path)
+    run = load_run(path)
+    assert run.microbatches == 1 and run.own_target is None and tuple(run.target) == (-1, -1)
+    assert run.batch_micro.tolist() == [32, 32]
+    np.testing.assert_array_equal(run.sqnorm_micro(), before.sqnorm_micro())
+    row = runs_table([run]).iloc[0]
+    assert row["target_metric"] == "none" and np.isnan(row["steps_to_target"])
+    assert row["b_simple_median"] == pytest.approx(runs_table([before]).iloc[0]["b_simple_median"])
+
+
+def test_tidy_tables(study_dir: Path, specs: dict[str, RunSpec]) -> None:
+    runs = load_study(study_dir)
+    train = train_table(runs)
+    assert len(train) == sum(s.steps for s in specs.values())
+    assert {"run", "global_batch", "base_lr", "seed", "step", "loss", "b_simple", "sqnorm_global"} <= set(train.columns)
+    b32 = train[train["run"] == "b32-s0"]
+    assert (b32["global_batch"] == 32).all() and b32["step"].tolist() == list(range(1, 257))
+    evals = eval_table(runs)
+    assert len(evals) == sum(len(s.eval_steps()) for s in specs.values())
+    np.testing.assert_allclose(evals["gap"], evals["train_acc"] - evals["val_acc"])

@@ -8,8 +8,22 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from batchscope_analysis.load import load_study, runs_table
-from batchscope_analysis.plots import final_by_batch, plot_final_vs_batch, plot_loss_vs_samples
+from synthetic_runs import SINGLE_SPEC, TRAIN_SIZE, RunSpec, val_acc, write_run_file
+
+from batchscope_analysis.generalization import final_by_batch
+from batchscope_analysis.load import load_run, load_study, runs_table
+from batchscope_analysis.plots import (
+    ALL_FIGURES,
+    plot_all,
+    plot_b_simple_vs_loss,
+    plot_b_simple_vs_samples,
+    plot_examples_to_target,
+    plot_final_vs_batch,
+    plot_loss_vs_samples,
+    plot_noise_fit,
+    plot_steps_to_target,
+)
+from batchscope_analysis.target import Target
 
 PNG_MAGIC: bytes = b"\x89PNG\r\n\x1a\n"
 
@@ -42,20 +56,25 @@ def test_final_vs_batch_without_finished_runs_still_writes(study_dir: Path, tmp_
     _assert_real_png(plot_final_vs_batch(live, tmp_path)[0])
 
 
-def test_final_by_batch_aggregates_seeds_and_skips_live(study_dir: Path) -> None:
+def test_final_by_batch_aggregates_seeds_and_skips_live(study_dir: Path, specs: dict[str, RunSpec]) -> None:
     table = runs_table(load_study(study_dir))
     stats = final_by_batch(table)
-    # The live run (base lr 0.05) is left out; 3 batches at lr 0.1 remain.
-    assert stats["base_lr"].tolist() == [0.1, 0.1, 0.1]
-    assert stats["global_batch"].tolist() == [32, 64, 128]
-    assert stats["seeds"].tolist() == [2, 2, 2]
+    # The live run (base lr 0.05) is left out; 4 batches at lr 0.1 remain.
+    assert stats["base_lr"].tolist() == [0.1] * 4
+    assert stats["global_batch"].tolist() == [32, 64, 128, 256]
+    assert stats["seeds"].tolist() == [2] * 4
     b64 = table[(table["global_batch"] == 64) & (table["status"] == "completed")]
     row = stats[stats["global_batch"] == 64].iloc[0]
     assert row["val_acc_mean"] == pytest.approx(b64["final_val_acc"].mean())
     assert row["val_acc_min"] == pytest.approx(b64["final_val_acc"].min())
     assert row["val_acc_max"] == pytest.approx(b64["final_val_acc"].max())
-    assert row["val_acc_max"] - row["val_acc_min"] == pytest.approx(0.005)
+    spread = [float(val_acc(specs[f"b64-s{seed}"], 4.0 * TRAIN_SIZE)) for seed in (0, 1)]
+    assert row["val_acc_max"] - row["val_acc_min"] == pytest.approx(abs(spread[0] - spread[1]))
+    assert row["val_acc_max"] - row["val_acc_min"] > 1e-3  # seeds really differ
     assert row["gap_mean"] == pytest.approx(b64["gap"].mean())
+    assert row["best_val_acc_mean"] == pytest.approx(b64["best_val_acc"].mean())
+    b32 = stats[stats["global_batch"] == 32].iloc[0]
+    assert b32["best_val_acc_mean"] > b32["val_acc_mean"] + 0.01  # B=32 overfits late
 
 
 def test_plots_survive_diverged_run(study_dir: Path, tmp_path: Path) -> None:
@@ -71,8 +90,49 @@ def test_plots_survive_diverged_run(study_dir: Path, tmp_path: Path) -> None:
         f["eval/val_acc"][-1] = np.nan
         f["status/code"][0] = 2
     runs = load_study(study_dir)
-    for plot in (plot_loss_vs_samples, plot_final_vs_batch):
-        _assert_real_png(plot(runs, tmp_path)[0])
+    for path in plot_all(runs, tmp_path):
+        _assert_real_png(path)
     row = runs_table(runs).set_index("run").loc["b64-s0"]
     assert row["status"] == "diverged"
     assert np.isnan(row["final_val_acc"]) and not np.isnan(row["best_val_acc"])
+
+
+NEW_PLOTS = {
+    "b_simple_vs_samples.png": lambda runs, out: plot_b_simple_vs_samples(runs, out, b_crit=128.0),
+    "b_simple_vs_loss.png": plot_b_simple_vs_loss,
+    "noise_fit.png": plot_noise_fit,
+    "steps_to_target.png": lambda runs, out: plot_steps_to_target(runs, out, Target("val_error", 0.15)),
+    "examples_to_target.png": lambda runs, out: plot_examples_to_target(runs, out, Target("val_error", 0.15)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_PLOTS))
+def test_new_figures_png(study_dir: Path, tmp_path: Path, name: str) -> None:
+    paths = NEW_PLOTS[name](load_study(study_dir), tmp_path)
+    assert paths == [tmp_path / name]
+    _assert_real_png(paths[0])
+    assert b"no data" not in paths[0].read_bytes()
+
+
+def test_plot_all_writes_every_figure(study_dir: Path, tmp_path: Path) -> None:
+    paths = plot_all(load_study(study_dir), tmp_path)
+    assert [p.name for p in paths] == list(ALL_FIGURES)
+    for path in paths:
+        _assert_real_png(path)
+
+
+def test_figures_without_data_say_why(tmp_path: Path) -> None:
+    # One run with a single small batch and no target: no noise scale, no steps-to-target.
+    runs = [load_run(write_run_file(tmp_path / "single.h5", SINGLE_SPEC))]
+    out = tmp_path / "figs"
+    paths = plot_all(runs, out)
+    assert [p.name for p in paths] == list(ALL_FIGURES)
+    notes = {p.name: p.read_bytes() for p in paths}
+    for name in ("b_simple_vs_samples.png", "b_simple_vs_loss.png", "noise_fit.png"):
+        assert b"no data: no run has more than one small batch" in notes[name], name
+    for name in ("steps_to_target.png", "examples_to_target.png"):
+        assert b"no data: no run file declares a target" in notes[name], name
+    for name in ("loss_vs_samples.png", "final_vs_batch.png"):
+        assert b"no data" not in notes[name]
+    for path in paths:
+        _assert_real_png(path)

@@ -8,7 +8,7 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
-from synthetic_runs import STUDY_SPECS, write_run_file
+from synthetic_runs import SINGLE_SPEC, STOP_SPEC, STUDY_SPECS, TARGET, RunSpec, write_run_file
 
 from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.schema import check_run_file
@@ -92,14 +92,49 @@ def _one_rank_loss_columns(f: h5py.File) -> None:
     f["train/loss_rank"] = data
 
 
+def _replace(name: str, make: Callable[[np.ndarray], np.ndarray]) -> Callable[[h5py.File], None]:
+    """Rewrites a dataset with new contents (e.g. another width)."""
+
+    def mutate(f: h5py.File) -> None:
+        data = make(f[name][()])
+        del f[name]
+        f[name] = data
+
+    return mutate
+
+
+def _set(name: str, index: tuple, value: object) -> Callable[[h5py.File], None]:
+    def mutate(f: h5py.File) -> None:
+        f[name][index] = value
+
+    return mutate
+
+
+def _target_at(step: int) -> Callable[[h5py.File], None]:
+    def mutate(f: h5py.File) -> None:
+        f["target/step"][0] = step
+        f["target/samples"][0] = step * int(f.attrs["global_batch"])
+
+    return mutate
+
+
+def _double_layer_norm(f: h5py.File) -> None:
+    f["gns/sqnorm_layer_global"][3, 0] *= 2
+
+
+def _no_target_but_step(f: h5py.File) -> None:
+    f.attrs["target_metric"] = "none"
+    f.attrs["target_value"] = float("nan")
+
+
 CORRUPTIONS: list[tuple[str, Callable[[h5py.File], None], str]] = [
     ("missing dataset", _delete("gns/b_simple"), "missing dataset '/gns/b_simple'"),
     ("missing group", _delete("eval"), "missing group '/eval'"),
     ("wrong schema", _set_attr("schema", "batchscope-trace"), "expected 'batchscope-run'"),
-    ("wrong version", _set_attr("schema_version", np.int64(2)), "'schema_version' is 2, expected 1"),
+    ("wrong version", _set_attr("schema_version", np.int64(1)), "'schema_version' is 1, expected 2"),
     ("attr of wrong type", _set_attr("global_batch", 128.0), "'global_batch' should be a scalar int"),
     ("attr as array", _set_attr("seed", np.array([1], dtype=np.int64)), "'seed' should be a scalar int"),
-    ("row mismatch", _drop_last_gns_row, "'/gns/sqnorm_global' axis 0 (row count) is 31"),
+    ("row mismatch", _drop_last_gns_row, "'/gns/sqnorm_global' axis 0 (row count) is 63"),
     ("non-monotone step", _repeat_step, "'/train/step' is not strictly increasing: row 5"),
     ("samples != step * B", _shift_samples, "'/train/samples' != step * global_batch (128) in 1 rows, first row 3"),
     ("steps start at 2", _steps_from_two, "'/train/step' starts at 2, expected 1"),
@@ -109,6 +144,40 @@ CORRUPTIONS: list[tuple[str, Callable[[h5py.File], None], str]] = [
     ("per-rank columns != ranks", _one_rank_loss_columns, "'/train/loss_rank' axis 1 (rank count) is 1"),
     ("status code", _bad_status, "'/status/code' is 7, expected 0..4"),
     ("dtype kind", _loss_as_int, "'/train/loss' should hold float values"),
+    # Version 2: micro-batches.
+    ("micro split != rank batch", _set("layout/batch_micro", (0,), 17),
+     "'/layout/batch_micro' [17, 16, 16, 27, 27, 26] sums per rank (m = 3) to [49, 80], "
+     "'/layout/batch_per_rank' is [48, 80]"),
+    ("micro count != n*m", _set_attr("microbatches", np.int64(2)),
+     "'/layout/batch_micro' axis 0 (micro-batch count) is 6, but root attributes 'ranks' x 'microbatches' gives 4"),
+    ("microbatches < 1", _set_attr("microbatches", np.int64(0)), "'microbatches' is 0, expected >= 1"),
+    ("sqnorm_micro width", _replace("gns/sqnorm_micro", lambda a: a[:, :5]),
+     "'/gns/sqnorm_micro' axis 1 (micro-batch count) is 5"),
+    ("non-positive micro-batch", _set("layout/batch_micro", (slice(0, 2),), np.array([0, 32])),
+     "'/layout/batch_micro' has non-positive entries"),
+    # Layers and per-layer norms.
+    ("layer_numel length", _replace("layout/layer_numel", lambda a: a[:2]),
+     "'/layout/layer_numel' axis 0 (layer count) is 2, but '/layout/layers' gives 3"),
+    ("per-layer micro width", _replace("gns/sqnorm_layer_micro", lambda a: a[:, :17]),
+     "'/gns/sqnorm_layer_micro' axis 1 (micro-batches x layers) is 17, but root attributes 'ranks' x "
+     "'microbatches' (6) x '/layout/layers' (3) gives 18"),
+    ("per-layer global width", _replace("gns/sqnorm_layer_global", lambda a: a[:, :2]),
+     "'/gns/sqnorm_layer_global' axis 1 (layer count) is 2"),
+    ("per-layer sum", _double_layer_norm,
+     "'/gns/sqnorm_layer_global' summed over layers differs from '/gns/sqnorm_global' in 1 rows, first row 3"),
+    # Targets.
+    ("target shape", _replace("target/step", lambda a: np.array([40, 40], dtype=np.int64)),
+     "dataset '/target/step' should have shape [1], has [2]"),
+    ("missing target group", _delete("target"), "missing group '/target'"),
+    ("target metric", _set_attr("target_metric", "accuracy"), "'target_metric' is 'accuracy', expected one of"),
+    ("target value NaN", _set_attr("target_value", float("nan")), "expected a number for target 'val_error'"),
+    ("target_stop", _set_attr("target_stop", np.int64(2)), "'target_stop' is 2, expected 0 or 1"),
+    ("target samples", _set("target/samples", (0,), 1), "'/target/samples' is 1, expected 5120"),
+    ("target step not evaluated", _target_at(41), "'/target/step' 41 is not an evaluated step"),
+    ("target step too late", _target_at(50), "already met val_error <= 0.15 at evaluated step 40"),
+    ("target step too early", _target_at(30), "which does not meet val_error <= 0.15"),
+    ("target step below -1", _target_at(-2), "'/target/step' is -2, expected -1 or >= 0"),
+    ("target step without target", _no_target_but_step, "'/target/step' is 40, expected -1 when 'target_metric'"),
 ]
 
 
@@ -127,3 +196,48 @@ def test_missing_attribute_is_reported(run_file: Path) -> None:
     with h5py.File(run_file, "r+") as f:
         del f.attrs["ema_beta"]
     assert check_run_file(run_file) == ["missing root attribute 'ema_beta'"]
+
+
+@pytest.mark.parametrize("name", ["microbatches", "target_metric", "target_value", "target_stop"])
+def test_missing_version_2_attribute_is_reported(run_file: Path, name: str) -> None:
+    with h5py.File(run_file, "r+") as f:
+        del f.attrs[name]
+    assert check_run_file(run_file) == [f"missing root attribute '{name}'"]
+
+
+@pytest.mark.parametrize("name", ["batch_micro", "layers", "layer_numel"])
+def test_missing_version_2_layout_is_reported(run_file: Path, name: str) -> None:
+    with h5py.File(run_file, "r+") as f:
+        del f[f"layout/{name}"]
+    assert f"missing dataset '/layout/{name}'" in check_run_file(run_file)
+
+
+def test_per_layer_datasets_are_optional(run_file: Path) -> None:
+    with h5py.File(run_file, "r+") as f:
+        del f["gns/sqnorm_layer_micro"]
+        del f["gns/sqnorm_layer_global"]
+    assert check_run_file(run_file) == []
+
+
+@pytest.mark.parametrize("spec", [SINGLE_SPEC, STOP_SPEC], ids=lambda s: s.name)
+def test_other_valid_runs(tmp_path: Path, spec: RunSpec) -> None:
+    assert check_run_file(write_run_file(tmp_path / "run.h5", spec)) == []
+
+
+def test_single_micro_batch_norms_must_match_local(tmp_path: Path) -> None:
+    path = write_run_file(tmp_path / "run.h5", STUDY_SPECS[2])  # b64-s0: m = 1
+    with h5py.File(path, "r+") as f:
+        f["gns/sqnorm_micro"][0, 0] *= 2
+    assert check_run_file(path) == [
+        "'/gns/sqnorm_micro' differs from '/gns/sqnorm_local' although 'microbatches' is 1"
+    ]
+
+
+def test_run_that_should_have_stopped_at_target(tmp_path: Path) -> None:
+    # target_stop set, but the run went on to its full budget.
+    spec = RunSpec("b64-nostop", (32, 32), 0, 0.1, target=TARGET, target_stop=True, steps_written=128)
+    problems = check_run_file(write_run_file(tmp_path / "run.h5", spec))
+    assert problems == [
+        "run stops at its target ('target_stop' 1) and completed, but '/train/step' ends at 128, "
+        "'/target/step' is 60"
+    ]

@@ -1,0 +1,348 @@
+"""Gradient noise scale from the raw per-step norms of a run file.
+
+The writer stores, per step, s_k = |g_k|^2 of the n*m micro-batch gradients
+(/gns/sqnorm_micro), S = |G|^2 of the global gradient (/gns/sqnorm_global),
+and the micro-batch sizes b_k (/layout/batch_micro). Under sampling without
+replacement from N training samples (docs/metrics.md)
+
+    E |g_b|^2 = |G|^2 + tr(Sigma) x(b),    x(b) = (N/b - 1) / (N - 1).
+
+`resmooth` recomputes the per-step estimates and B_simple exactly as the
+writer does (so other EMA factors can be tried after the fact); `fit_noise`
+fits the line above by least squares over windows of steps, with bootstrap
+confidence intervals, as an estimate that does not depend on an EMA.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from batchscope_analysis.load import Run, b_simple_stats
+
+# Default bootstrap: 200 resamples, 5th..95th percentile (a 90 % interval).
+N_BOOT: int = 200
+CI_PERCENTILES: tuple[float, float] = (5.0, 95.0)
+# A bootstrap B_noise interval needs |G|^2 > 0 in most resamples to mean anything.
+_MIN_VALID_RESAMPLES: float = 0.5
+
+
+def finite_population_factor(b: np.ndarray, train_size: int) -> np.ndarray:
+    """x(b) = (N/b - 1)/(N - 1); 1/b when N <= 0 (an infinite set), 0 when N == 1.
+
+    The same cases as src/noise/estimator.cpp, so resmooth matches the writer.
+    """
+    b = np.asarray(b, dtype=np.float64)
+    if train_size <= 0:
+        return 1.0 / b
+    if train_size == 1:
+        return np.zeros_like(b)
+    n = float(train_size)
+    return (n / b - 1.0) / (n - 1.0)
+
+
+@dataclass(frozen=True)
+class RawNoise:
+    """One run's raw noise statistics, as float64 arrays."""
+
+    batch_micro: np.ndarray  # b_k, [K]
+    s_micro: np.ndarray  # s_k per step, [T, K]
+    s_global: np.ndarray  # S per step, [T]
+    global_batch: int  # B
+    train_size: int  # N
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.batch_micro / float(self.global_batch)
+
+    @property
+    def x_micro(self) -> np.ndarray:
+        return finite_population_factor(self.batch_micro, self.train_size)
+
+    @property
+    def x_global(self) -> float:
+        return float(finite_population_factor(np.array([self.global_batch]), self.train_size)[0])
+
+    @property
+    def separable(self) -> bool:
+        """False with a single small batch: it coincides with the big one."""
+        return len(self.batch_micro) > 1
+
+
+def raw_noise(run: Run) -> RawNoise:
+    # B is the sum of the micro-batches by the schema; taking the sum keeps
+    # the weights summing to 1 even if an attribute were off.
+    batch_micro = run.batch_micro.astype(np.float64)
+    return RawNoise(
+        batch_micro=batch_micro,
+        s_micro=run.sqnorm_micro(),
+        s_global=run.gns["sqnorm_global"].to_numpy(dtype=np.float64),
+        global_batch=int(batch_micro.sum()),
+        train_size=run.train_size,
+    )
+
+
+def per_step_estimates(raw: RawNoise) -> tuple[np.ndarray, np.ndarray]:
+    """(g2_est, trsigma_est) per step, both NaN when nothing can be separated.
+
+    trsigma = (s_bar - S) / (x_bar - x(B)), g2 = S - trsigma x(B), with
+    s_bar and x_bar weighted by sample share b_k / B (docs/metrics.md).
+    """
+    steps = raw.s_global.shape[0]
+    nan = np.full(steps, np.nan)
+    if not raw.separable:
+        return nan, nan.copy()
+    w, x = raw.weights, raw.x_micro
+    # Summed in index order like the writer's loops, not by BLAS, so that
+    # differences of close numbers round the same way.
+    x_bar = 0.0
+    for k in range(len(w)):
+        x_bar += float(w[k]) * float(x[k])
+    denom = x_bar - raw.x_global
+    if denom == 0.0:
+        return nan, nan.copy()
+    s_bar = np.zeros(steps)
+    for k in range(len(w)):
+        s_bar = s_bar + w[k] * raw.s_micro[:, k]
+    trsigma = (s_bar - raw.s_global) / denom
+    g2 = raw.s_global - trsigma * raw.x_global
+    return g2, trsigma
+
+
+def ema_ratio(numerator: np.ndarray, denominator: np.ndarray, beta: float) -> np.ndarray:
+    """EMA(numerator) / EMA(denominator), bias-corrected, skipping non-finite steps.
+
+    A step where either value is not finite leaves both EMAs unchanged and
+    gets NaN, as in the writer: one bad step must not poison the rest. The
+    bias correction 1 - beta^t counts only the steps taken into the EMAs.
+    """
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    out = np.full(numerator.shape, np.nan)
+    ok = np.isfinite(numerator) & np.isfinite(denominator)
+    if not ok.any():
+        return out
+    # lfilter computes m_t = beta m_{t-1} + (1 - beta) v_t over the kept steps.
+    coeffs = ([1.0 - beta], [1.0, -beta])
+    ema_num = lfilter(*coeffs, numerator[ok])
+    ema_den = lfilter(*coeffs, denominator[ok])
+    # Repeated multiplication, as the writer keeps beta^t, rounds the same way.
+    correction = 1.0 - np.cumprod(np.full(int(ok.sum()), beta))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[ok] = (ema_num / correction) / (ema_den / correction)
+    return out
+
+
+def resmooth(run: Run, beta: Optional[float] = None) -> pd.DataFrame:
+    """Per-step g2_est, trsigma_est and b_simple recomputed from the raw norms.
+
+    With beta = the run's ema_beta (the default) this reproduces /gns; other
+    factors trade lag for noise. Columns: step, samples, train_loss, g2_est,
+    trsigma_est, b_simple.
+    """
+    beta = float(run.attrs["ema_beta"]) if beta is None else float(beta)
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"EMA factor beta must be in [0, 1), got {beta}")
+    raw = raw_noise(run)
+    g2, trsigma = per_step_estimates(raw)
+    return pd.DataFrame({
+        "step": run.train["step"].to_numpy(),
+        "samples": run.train["samples"].to_numpy(),
+        "train_loss": run.train["loss"].to_numpy(dtype=float),
+        "g2_est": g2,
+        "trsigma_est": trsigma,
+        "b_simple": ema_ratio(trsigma, g2, beta),
+    })
+
+
+FIT_COLUMNS: tuple[str, ...] = (
+    "window", "step_first", "step_last", "step_mid", "samples_mid", "train_loss_mid", "steps_used",
+    "g2", "g2_lo", "g2_hi", "trsigma", "trsigma_lo", "trsigma_hi", "b_noise", "b_noise_lo", "b_noise_hi",
+)
+
+
+def fit_noise(
+    run: Run,
+    window: int,
+    n_boot: int = N_BOOT,
+    ci: tuple[float, float] = CI_PERCENTILES,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Least-squares fit of E|g_b|^2 = |G|^2 + tr(Sigma) x(b) per window of steps.
+
+    Windows are consecutive blocks of `window` rows; a trailing remainder
+    shorter than half a window is dropped, so every point rests on
+    comparable data. Steps with any non-finite norm are left out.
+
+    Observations of a step: (x(b_k), s_k) for each micro-batch with weight
+    b_k / B, and (x(B), S) with weight 1. So every step counts equally (total
+    weight 2), the small-batch and the big-batch side weigh the same, and
+    with equal micro-batches a one-step window gives exactly the per-step
+    estimator of docs/metrics.md (the weighted mean of the s_k is s_bar).
+
+    Confidence intervals: `n_boot` bootstrap resamples of the window's steps
+    (with replacement, so the correlation of one step's norms is kept), the
+    `ci` percentiles (default 5th and 95th: a 90 % interval) of the refitted
+    values. The RNG is seeded by (seed, window index): results are
+    reproducible and do not depend on which other windows exist. B_noise =
+    tr(Sigma)/|G|^2 is NaN where |G|^2 <= 0, and its interval is NaN when
+    fewer than half the resamples have |G|^2 > 0.
+
+    Columns: FIT_COLUMNS; step_mid is the middle of the window's steps,
+    samples_mid = step_mid * B, train_loss_mid the mean /train/loss over it.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1 step, got {window}")
+    raw = raw_noise(run)
+    steps = run.train["step"].to_numpy(dtype=np.float64)
+    loss = run.train["loss"].to_numpy(dtype=np.float64)
+    stats = _step_moments(raw)
+    rows = []
+    total = len(steps)
+    starts = list(range(0, total, window))
+    for index, start in enumerate(starts):
+        stop = min(total, start + window)
+        if stop - start < max(1, window / 2.0):
+            break
+        rows.append(_fit_window(index, start, stop, raw, steps, loss, stats, n_boot, ci, seed))
+    return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Per-step weighted sums of the least-squares normal equations.
+
+    The x positions and weights are the same every step (fixed layout), so
+    sum(w), sum(w x), sum(w x^2) are constants and only the y sums vary.
+    """
+
+    sw: float
+    swx: float
+    swxx: float
+    swy: np.ndarray  # [T]
+    swxy: np.ndarray  # [T]
+    ok: np.ndarray  # [T] bool: all norms of the step finite
+
+
+def _step_moments(raw: RawNoise) -> _Moments:
+    w, x = raw.weights, raw.x_micro
+    xb = raw.x_global
+    with np.errstate(invalid="ignore"):
+        swy = raw.s_micro @ w + raw.s_global
+        swxy = raw.s_micro @ (w * x) + xb * raw.s_global
+    ok = np.isfinite(raw.s_micro).all(axis=1) & np.isfinite(raw.s_global)
+    return _Moments(
+        sw=float(w.sum() + 1.0),
+        swx=float(w @ x + xb),
+        swxx=float(w @ (x * x) + xb * xb),
+        swy=np.where(ok, swy, 0.0),
+        swxy=np.where(ok, swxy, 0.0),
+        ok=ok,
+    )
+
+
+def _solve(m: _Moments, counts: np.ndarray, swy: np.ndarray, swxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intercept |G|^2 and slope tr(Sigma) for step multiplicities `counts`.
+
+    counts is [..., steps]; the sums are linear in it, which is what makes
+    the bootstrap one matrix product instead of a loop of fits.
+    """
+    n = counts.sum(axis=-1).astype(np.float64)
+    sw, sx, sxx = n * m.sw, n * m.swx, n * m.swxx
+    sy, sxy = counts @ swy, counts @ swxy
+    det = sw * sxx - sx * sx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(det > 0, (sw * sxy - sx * sy) / det, np.nan)
+        intercept = np.where(det > 0, (sy - slope * sx) / sw, np.nan)
+    return intercept, slope
+
+
+def _ratio(trsigma: np.ndarray, g2: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(g2 > 0, trsigma / g2, np.nan)
+
+
+def _fit_window(
+    index: int, start: int, stop: int, raw: RawNoise, steps: np.ndarray, loss: np.ndarray, m: _Moments,
+    n_boot: int, ci: tuple[float, float], seed: int,
+) -> dict[str, float]:
+    nan = float("nan")
+    keep = np.flatnonzero(m.ok[start:stop]) + start
+    step_mid = 0.5 * (steps[start] + steps[stop - 1])
+    finite_loss = loss[start:stop][np.isfinite(loss[start:stop])]
+    row: dict[str, float] = {
+        "window": index,
+        "step_first": steps[start],
+        "step_last": steps[stop - 1],
+        "step_mid": step_mid,
+        "samples_mid": step_mid * raw.global_batch,
+        "train_loss_mid": float(finite_loss.mean()) if finite_loss.size else nan,
+        "steps_used": int(keep.size),
+    }
+    for name in ("g2", "trsigma", "b_noise"):
+        row[name] = row[f"{name}_lo"] = row[f"{name}_hi"] = nan
+    if keep.size == 0 or not raw.separable:
+        return row
+    swy, swxy = m.swy[keep], m.swxy[keep]
+    g2, trsigma = _solve(m, np.ones(keep.size), swy, swxy)
+    row["g2"], row["trsigma"] = float(g2), float(trsigma)
+    row["b_noise"] = float(_ratio(np.asarray(trsigma), np.asarray(g2)))
+    if keep.size < 2 or n_boot < 1:
+        return row
+    rng = np.random.default_rng([seed, index])
+    counts = rng.multinomial(keep.size, np.full(keep.size, 1.0 / keep.size), size=n_boot)
+    boot_g2, boot_tr = _solve(m, counts, swy, swxy)
+    lo, hi = ci
+    row["g2_lo"], row["g2_hi"] = (float(v) for v in np.nanpercentile(boot_g2, [lo, hi]))
+    row["trsigma_lo"], row["trsigma_hi"] = (float(v) for v in np.nanpercentile(boot_tr, [lo, hi]))
+    boot_b = _ratio(boot_tr, boot_g2)
+    if np.isfinite(boot_b).mean() >= _MIN_VALID_RESAMPLES:
+        row["b_noise_lo"], row["b_noise_hi"] = (float(v) for v in np.nanpercentile(boot_b, [lo, hi]))
+    return row
+
+
+def default_window(run: Run) -> int:
+    """About 20 windows per run, at least 5 steps each: enough points for a
+    curve, enough steps per point for a stable fit."""
+    return max(5, math.ceil(len(run.train) / 20))
+
+
+# Runs whose second half of training is the second half of a real run.
+# Diverged and failed runs are left out (their late norms describe the
+# blow-up), and running ones too while any run has finished: the "second
+# half" of a run 10 % done is early training, where the noise scale is small.
+_NOISE_SUMMARY_FINISHED: tuple[str, ...] = ("completed", "preempted")
+_NOISE_SUMMARY_SKIP: tuple[str, ...] = ("diverged", "failed")
+
+
+def b_simple_summary(runs: Iterable[Run]) -> tuple[pd.DataFrame, float]:
+    """Measured B_simple per global batch and overall.
+
+    Each run contributes the median of its /gns/b_simple over the second
+    half of its rows (load.b_simple_stats). Per batch: the median of those
+    over the batch's runs (columns global_batch, b_simple_median, runs);
+    overall: their median over all runs (NaN when none has a value). Only
+    finished runs count when there are any; otherwise running ones do (a
+    live study still gets a number).
+    """
+    runs = [r for r in runs if r.status.name not in _NOISE_SUMMARY_SKIP]
+    if any(r.status.name in _NOISE_SUMMARY_FINISHED for r in runs):
+        runs = [r for r in runs if r.status.name in _NOISE_SUMMARY_FINISHED]
+    rows = []
+    for run in runs:
+        _final, median = b_simple_stats(run)
+        if math.isfinite(median):
+            rows.append({"global_batch": run.global_batch, "b_simple_median": median})
+    columns = ["global_batch", "b_simple_median", "runs"]
+    if not rows:
+        return pd.DataFrame(columns=columns), math.nan
+    per_run = pd.DataFrame(rows)
+    per_batch = per_run.groupby("global_batch").agg(
+        b_simple_median=("b_simple_median", "median"), runs=("b_simple_median", "size")
+    ).reset_index()
+    return per_batch[columns], float(per_run["b_simple_median"].median())

@@ -1,0 +1,208 @@
+"""One self-contained HTML report of a study: the answers first, then figures and tables.
+
+Figures are embedded as base64 PNG data URIs and the style sheet is inline,
+so the single file can be mailed or attached to a ticket and still open.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from batchscope_analysis import __version__
+from batchscope_analysis.findings import Findings, compute_findings
+from batchscope_analysis.generalization import final_by_batch
+from batchscope_analysis.load import Run, runs_table
+from batchscope_analysis.plots import (
+    B_SIMPLE_LOSS_FIGURE,
+    B_SIMPLE_SAMPLES_FIGURE,
+    EXAMPLES_FIGURE,
+    FINAL_FIGURE,
+    LOSS_FIGURE,
+    NOISE_FIT_FIGURE,
+    STEPS_FIGURE,
+    plot_all,
+)
+from batchscope_analysis.target import Target
+
+PathLike = Union[str, Path]
+
+CAPTIONS: dict[str, str] = {
+    LOSS_FIGURE: "Training loss per step (left) and validation loss per evaluation (right) against samples seen.",
+    FINAL_FIGURE: "Final and best validation accuracy and the generalization gap per global batch; points are "
+                  "seed means, bars span the seeds.",
+    B_SIMPLE_SAMPLES_FIGURE: "The simple gradient noise scale B_simple = tr(Sigma)/|G|^2 as the runs measured it "
+                             "(ratio of EMAs), against samples seen. It usually grows as training proceeds.",
+    B_SIMPLE_LOSS_FIGURE: "B_simple against training loss: runs of different batch sizes compared at equal "
+                          "progress rather than equal samples.",
+    NOISE_FIT_FIGURE: "Windowed least-squares fit of E|g_b|^2 = |G|^2 + tr(Sigma) x(b) over micro-batch and "
+                      "global norms, with bootstrap bands; an EMA-free check of B_simple.",
+    STEPS_FIGURE: "Optimizer steps to the target per global batch, the S(B) = S_min + E_min/B fit, B_crit and "
+                  "the median measured B_simple.",
+    EXAMPLES_FIGURE: "Training samples to the target per global batch: flat (sample-efficient) below B_crit, "
+                     "rising above it.",
+}
+
+_STYLE: str = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 0 auto;
+       max-width: 1120px; padding: 24px 32px 64px; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { font-size: 1.3em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.meta { color: #666; font-size: 0.9em; margin-top: 0; }
+#answers { background: #f3f7fc; border: 1px solid #c9d9ee; border-radius: 8px; padding: 4px 24px 12px; }
+#answers h2 { border: none; margin-top: 0.8em; }
+#answers dt { font-weight: 600; margin-top: 0.8em; }
+#answers dd { margin: 0.2em 0 0 0; }
+figure { margin: 1.2em 0 2em; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
+.table-wrap { overflow-x: auto; margin: 0.6em 0 1.4em; }
+table.data { border-collapse: collapse; font-size: 0.85em; }
+table.data th, table.data td { border-bottom: 1px solid #e3e3e3; padding: 3px 7px; text-align: right; }
+table.data th { background: #f5f5f5; vertical-align: bottom; font-weight: 600; }
+table.data td { white-space: nowrap; }
+table.data td:first-child, table.data th:first-child { text-align: left; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def write_report(
+    runs: Iterable[Run],
+    out: PathLike,
+    target: Optional[Target] = None,
+    figure_dir: Optional[PathLike] = None,
+    sources: Sequence[PathLike] = (),
+) -> tuple[Path, list[Path]]:
+    """Writes the report to `out` and its figures (also kept as PNG files) to
+    `figure_dir` (default: `figures/` beside the report). Returns (report, figures)."""
+    runs = list(runs)
+    out = Path(out)
+    figure_dir = Path(figure_dir) if figure_dir is not None else out.parent / "figures"
+    findings = compute_findings(runs, target)
+    figures = plot_all(runs, figure_dir, findings.target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(runs, findings, figures, sources), encoding="utf-8")
+    return out, figures
+
+
+def render_html(runs: list[Run], findings: Findings, figures: list[Path], sources: Sequence[PathLike] = ()) -> str:
+    esc = html.escape
+    title = f"Batch-size study: {', '.join(findings.studies) or 'unnamed study'}"
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = ", ".join(str(s) for s in sources) or "run files"
+    target = findings.target_note if findings.target is not None else f"none ({findings.target_note})"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="meta">{findings.runs} runs from {esc(where)}; target: {esc(target)}; '
+        f"written {esc(when)} by batchscope-analysis {esc(__version__)}.</p>",
+        '<section id="answers"><h2>Answers</h2><dl>',
+    ]
+    for answer in findings.answers:
+        parts.append(f"<dt>{esc(answer.topic)}</dt><dd>{esc(answer.text)}</dd>")
+    parts.append("</dl></section>")
+
+    parts.append('<section id="figures"><h2>Figures</h2>')
+    for path in figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        caption = CAPTIONS.get(path.name, path.stem)
+        parts.append(
+            f'<figure id="{esc(path.stem)}"><img alt="{esc(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
+    parts.append("</section>")
+
+    parts.append('<section id="tables"><h2>Tables</h2>')
+    parts.append("<h3>Per global batch</h3>")
+    parts.append(_html_table(batch_table(runs, findings)))
+    parts.append(
+        '<p class="note">Equal-epoch columns: each batch at the base lr with the best seed-mean accuracy, at '
+        f"epoch {findings.equal.epoch:.3g}. Steps/samples to target: the fewest over lrs and seeds. "
+        "B_simple: median over runs of the median over the second half of training.</p>"
+    )
+    parts.append("<h3>Steps to target, every run</h3>")
+    if findings.target is not None:
+        steps = findings.steps_table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
+        parts.append(_html_table(steps))
+    else:
+        parts.append(f'<p class="note">{esc(findings.target_note)}.</p>')
+    parts.append("<h3>Runs</h3>")
+    table = runs_table(runs, findings.target).sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
+    parts.append(_html_table(table[list(REPORT_RUN_COLUMNS)]))
+    parts.append("</section></body></html>")
+    return "\n".join(parts)
+
+
+REPORT_RUN_COLUMNS: tuple[str, ...] = (
+    "run", "global_batch", "ranks", "microbatches", "base_lr", "seed", "status", "steps", "final_val_acc",
+    "best_val_acc", "gap", "steps_to_target", "samples_to_target", "b_simple_median", "b_simple_final",
+    "samples_per_s",
+)
+
+
+def batch_table(runs: list[Run], findings: Findings) -> pd.DataFrame:
+    """One row per global batch joining the equal-epoch, final/best, target and noise numbers."""
+    equal = findings.equal.by_batch.rename(columns={
+        "base_lr": "best_lr", "val_acc_mean": "equal_epoch_val_acc", "gap_mean": "equal_epoch_gap",
+        "seeds": "seeds",
+    })[["global_batch", "best_lr", "equal_epoch_val_acc", "equal_epoch_gap", "seeds"]]
+    final = final_by_batch(runs_table(runs))
+    final = final.groupby("global_batch").agg(
+        final_val_acc=("val_acc_mean", "max"), best_val_acc=("best_val_acc_mean", "max")
+    ).reset_index()
+    steps = findings.steps_best[["global_batch", "steps_to_target", "samples_to_target", "reached", "runs"]]
+    noise = findings.noise_per_batch[["global_batch", "b_simple_median"]]
+    table = pd.DataFrame({"global_batch": sorted({r.global_batch for r in runs})})
+    for part in (equal, final, steps, noise):
+        part = part.astype({"global_batch": "int64"})
+        table = table.merge(part, on="global_batch", how="left")
+    return table
+
+
+_HEADERS: dict[str, str] = {
+    "microbatches": "micro- batches",
+    "samples_per_s": "samples /s",
+    "b_simple_median": "B_simple median",
+    "b_simple_final": "B_simple final",
+}
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    formatters = {column: _formatter(column) for column in table.columns}
+    body = table.to_html(index=False, classes="data", border=0, na_rep="–", formatters=formatters, escape=True)
+    # Header names with spaces can wrap, which keeps wide tables on the page;
+    # the underscore names stay as they are in summary and the Python API.
+    for column in table.columns:
+        shown = _HEADERS.get(str(column), str(column).replace("_", " "))
+        body = body.replace(f"<th>{html.escape(str(column))}</th>", f"<th>{html.escape(shown)}</th>")
+    return f'<div class="table-wrap">{body}</div>'
+
+
+def _formatter(column: str) -> Callable[[object], str]:
+    def number(fmt: str) -> Callable[[object], str]:
+        def apply(value: object) -> str:
+            if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+                return "–"
+            if isinstance(value, list):
+                return ", ".join("–" if not math.isfinite(v) else f"{v:.0f}" for v in value)
+            return fmt.format(value)
+        return apply
+
+    if "acc" in column or column.endswith("gap"):
+        return number("{:.4f}")
+    if column in ("steps_to_target", "samples_to_target"):
+        return number("{:.0f}")
+    if column.startswith("b_simple") or column == "samples_per_s":
+        return number("{:.1f}")
+    if column in ("base_lr", "best_lr"):
+        return number("{:g}")
+    return lambda value: str(value)
