@@ -16,9 +16,9 @@ start=$(date +%s)
 mpirun -np "$np" --oversubscribe "$BS_ROOT/build/batchscope" run "$BS_ROOT/configs/quickstart.yaml" \
   --set output="$out" --overwrite "$@"
 PYTHONPATH="$BS_ROOT/analysis" /usr/bin/python3 -m batchscope_analysis summary "$out"
-PYTHONPATH="$BS_ROOT/analysis" /usr/bin/python3 -m batchscope_analysis plot "$out"
+PYTHONPATH="$BS_ROOT/analysis" /usr/bin/python3 -m batchscope_analysis report "$out"
 echo
 echo "quickstart done in $(( $(date +%s) - start ))s of training and analysis"
 echo "run files:  $out/runs/*.h5   (schema: docs/run-file.md)"
 echo "summary:    $out/summary.csv"
-echo "figures:    $out/figures/"
+echo "report:     $out/report.html (figures in $out/figures/)"

@@ -18,3 +18,6 @@ BATCHSCOPE_E2E_DIR="$out" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$he
 /usr/bin/python3 -m batchscope_analysis plot "$out"
 test -s "$out/figures/loss_vs_samples.png"
 test -s "$out/figures/final_vs_batch.png"
+/usr/bin/python3 -m batchscope_analysis report "$out"
+grep -q "Gradient noise scale" "$out/report.html"
+test "$(grep -o 'data:image/png;base64' "$out/report.html" | wc -l)" -ge 5
