@@ -13,7 +13,9 @@
 #include "dist/mpi_env.h"
 #include "util/build_info.h"
 #include "train/trainer.h"
+#include "trace/checkpoint.h"
 #include "util/errors.h"
+#include "util/signals.h"
 
 namespace bs {
 namespace {
@@ -23,6 +25,7 @@ int exit_code_for(const std::exception& e) {
   if (dynamic_cast<const DataError*>(&e)) return 3;
   if (dynamic_cast<const LibraryError*>(&e)) return 4;
   if (dynamic_cast<const OutputError*>(&e)) return 5;
+  if (dynamic_cast<const CheckpointError*>(&e)) return 6;
   return 1;
 }
 
@@ -62,6 +65,7 @@ int cmd_plan(const std::string& file, const std::vector<std::string>& sets, int 
 int cmd_run(int argc, char** argv, const std::string& file, const std::vector<std::string>& sets,
             const RunOptions& opt) {
   MpiEnv env(&argc, &argv);
+  install_stop_handlers();  // after MPI_Init, so ours are the handlers that count
   Study st;
   Layout layout;
   // Validation is deterministic, so every rank fails alike: rank 0 reports,
@@ -109,7 +113,11 @@ int main_entry(int argc, char** argv) {
   plan->add_option("--ranks", ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
   CLI::App* run = app.add_subcommand("run", "train the study (start it with mpirun -np N)");
   add_common(run);
-  run->add_flag("--overwrite", ropt.overwrite, "replace run files left by an earlier run of this study");
+  auto* overwrite =
+      run->add_flag("--overwrite", ropt.overwrite, "replace run files left by an earlier run of this study");
+  run->add_flag("--resume", ropt.resume,
+                "continue an earlier job: finished runs are skipped, unfinished ones continue from their checkpoints")
+      ->excludes(overwrite);
   run->add_option("--threads", ropt.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
       ->check(CLI::Range(0, 1024));
   CLI::App* version = app.add_subcommand("version", "print versions");

@@ -13,16 +13,21 @@
 #include "data/batch_plan.h"
 #include "data/dataset.h"
 #include "dist/text_channel.h"
+#include "trace/checkpoint.h"
 #include "trace/h5.h"
 #include "trace/run_file.h"
 #include "train/trainer.h"
 #include "util/build_info.h"
 #include "util/errors.h"
+#include "util/signals.h"
 
 namespace bs {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What rank 0 decided for each run, broadcast as one character per run.
+constexpr char kFresh = 'F', kResume = 'R', kDone = 'D';
 
 void make_dirs(const std::string& path) {
   std::string cur;
@@ -63,9 +68,11 @@ std::string mpi_version() {
 struct RootConsole {
   TextChannel& channel;
   std::vector<SummaryRow> rows;
+  size_t groups_done = 0;  // other groups that said they have nothing more to report
   void take(const std::pair<int, std::string>& m) {
     if (m.first == TextChannel::kProgress) std::cout << m.second << std::endl;
-    else rows.push_back(SummaryRow::parse(m.second));
+    else if (m.first == TextChannel::kRunDone) rows.push_back(SummaryRow::parse(m.second));
+    else if (m.first == TextChannel::kGroupDone) ++groups_done;
   }
   void pump() {
     for (auto& m : channel.poll()) take(m);
@@ -75,8 +82,15 @@ struct RootConsole {
 // Writes the run file and sends progress lines to rank 0 at a steady rate.
 class LeaderSink final : public RecordSink {
  public:
-  LeaderSink(RunFile& file, TextChannel& channel, RootConsole* root, ProgressState state, double progress_s)
-      : file_(file), channel_(channel), root_(root), state_(std::move(state)), every_(progress_s) {
+  LeaderSink(RunFile& file, TextChannel& channel, RootConsole* root, ProgressState state, double progress_s,
+             std::string checkpoint, Fingerprint fingerprint)
+      : file_(file),
+        channel_(channel),
+        root_(root),
+        state_(std::move(state)),
+        every_(progress_s),
+        checkpoint_(std::move(checkpoint)),
+        fingerprint_(std::move(fingerprint)) {
     last_ = Clock::now();
   }
   void on_steps(const std::vector<StepRecord>& rows) override {
@@ -96,6 +110,11 @@ class LeaderSink final : public RecordSink {
     state_.val_acc = e.val_acc;
   }
   void on_target(int64_t step, int64_t samples) override { file_.set_target_reached(step, samples); }
+  void on_checkpoint(const TrainState& s) override {
+    // The run file first: a checkpoint must never be ahead of the trace.
+    file_.flush();
+    write_checkpoint(checkpoint_, {fingerprint_, s});
+  }
   void emit() {
     last_ = Clock::now();
     std::string line = progress_line(state_);
@@ -114,6 +133,8 @@ class LeaderSink final : public RecordSink {
   ProgressState state_;
   double every_;
   Clock::time_point last_;
+  std::string checkpoint_;
+  Fingerprint fingerprint_;
 };
 
 RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb, const std::vector<int32_t>& world_ranks,
@@ -183,6 +204,71 @@ SummaryRow summary_row(const Study& st, const RunSpec& r, const RunResult& res) 
   return s;
 }
 
+Fingerprint fingerprint(const Study& st, const RunSpec& r) {
+  auto list = [](const std::vector<int64_t>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+    return out + "]";
+  };
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  const auto& o = st.optimizer;
+  return {{"study", st.name},
+          {"run", r.name},
+          {"data", st.data.name + " train_size " + std::to_string(st.data.effective_train_size())},
+          {"model", st.model.name + (st.model.name == "mlp" ? " hidden " + list(st.model.hidden) : "")},
+          {"optimizer", o.name + " lr " + num(o.lr) + " ref_batch " + std::to_string(o.ref_batch) + " scaling " +
+                            o.scaling + " schedule " + o.schedule + " momentum " + num(o.momentum) + " nesterov " +
+                            std::to_string(o.nesterov) + " weight_decay " + num(o.weight_decay) + " betas " +
+                            num(o.beta1) + "," + num(o.beta2)},
+          {"study seed", std::to_string(st.seed)},
+          {"run seed", std::to_string(r.seed)},
+          {"run lr", num(r.lr)},
+          {"batch_per_rank", list(r.batch_per_rank)},
+          {"gns.microbatches", std::to_string(st.gns.microbatches)},
+          {"gns.per_layer", std::to_string(st.gns.per_layer)}};
+}
+
+int32_t status_in_file(const std::string& path) {
+  h5::Handle f = h5::open_file_read(path);
+  h5::Handle d = h5::open_dataset(f.id(), "/status/code");
+  int32_t code = -1;
+  h5::read_rows(d.id(), h5::Type::I32, 1, 0, &code);
+  return code;
+}
+
+// A run that finished in an earlier job: its summary comes from its file.
+SummaryRow summary_from_file(const Study& st, const RunSpec& r, const std::string& path) {
+  h5::Handle f = h5::open_file_read(path);
+  auto last = [&](const char* name) {
+    h5::Handle d = h5::open_dataset(f.id(), name);
+    const int64_t n = h5::rows_of(d.id());
+    std::vector<double> v(static_cast<size_t>(std::max<int64_t>(n, 1)), std::nan(""));
+    h5::read_rows(d.id(), h5::Type::F64, n, 0, v.data());
+    return v;
+  };
+  auto first_int = [&](const char* name) {
+    h5::Handle d = h5::open_dataset(f.id(), name);
+    int64_t v = -1;
+    h5::read_rows(d.id(), h5::Type::I64, 1, 0, &v);
+    return v;
+  };
+  RunResult res;
+  res.status = static_cast<RunStatus>(status_in_file(path));
+  res.steps = first_int("/status/step");
+  res.target_step = first_int("/target/step");
+  auto acc = last("/eval/val_acc");
+  res.final_eval.val_acc = acc.back();
+  for (double a : acc) res.best_val_acc = std::max(res.best_val_acc, a);
+  res.final_eval.train_acc = last("/eval/train_acc").back();
+  res.wall_s = last("/train/wall_s").back();
+  res.samples_per_s = res.wall_s > 0 ? static_cast<double>(res.steps * r.global_batch()) / res.wall_s : 0;
+  return summary_row(st, r, res);
+}
+
 }  // namespace
 
 std::vector<double> run_costs(const Study& st) {
@@ -194,32 +280,54 @@ std::vector<double> run_costs(const Study& st) {
 
 int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const RunOptions& opt) {
   const bool root = env.rank() == 0;
-  // Rank 0 alone looks at the output folder and tells everyone, so all ranks
-  // stop together (exit 5) before training if a run file would be lost.
+  // Rank 0 alone looks at the output folder, decides for every run whether it
+  // starts fresh, resumes from its checkpoint or is already done, and tells
+  // everyone, so all ranks stop together before training when something is
+  // wrong (exit 5: a run file would be lost; exit 6: a checkpoint is refused).
   int ok = 1;
   std::string why;
+  std::string actions(st.runs.size(), kFresh);
   if (root) {
     try {
       make_dirs(st.output + "/runs");
-      for (const auto& r : st.runs)
-        if (!opt.overwrite && file_exists(run_path(st, r))) {
+      make_dirs(st.output + "/checkpoints");
+      for (size_t i = 0; i < st.runs.size() && ok; ++i) {
+        const RunSpec& r = st.runs[i];
+        const std::string path = run_path(st, r), ck = checkpoint_path(st.output, r.name);
+        if (!file_exists(path) || opt.overwrite) continue;  // fresh
+        if (!opt.resume) {
           ok = 0;
-          why = "run file " + run_path(st, r) +
-                " already exists; pass --overwrite to replace the study's run files, or set another output "
-                "(--set output=DIR)";
+          why = "run file " + path +
+                " already exists; pass --resume to continue the study, --overwrite to replace its run files, or "
+                "set another output (--set output=DIR)";
           break;
         }
+        const int32_t code = status_in_file(path);
+        if (code == static_cast<int32_t>(RunStatus::Completed) || code == static_cast<int32_t>(RunStatus::Diverged)) {
+          actions[i] = kDone;
+        } else if (checkpoint_exists(ck)) {
+          require_same(ck, read_checkpoint(ck).fingerprint, fingerprint(st, r));
+          actions[i] = kResume;
+        } else {
+          std::cout << "run " << r.name << ": no checkpoint, starting it again" << std::endl;
+        }
+      }
       if (ok) std::ofstream(st.output + "/study.yaml") << st.resolved_yaml << "\n";
+    } catch (const CheckpointError& e) {
+      ok = -6;
+      why = e.what();
     } catch (const std::exception& e) {
       ok = 0;
       why = e.what();
     }
   }
   env.broadcast(ok, why, 0);
-  if (!ok) {
+  if (ok <= 0) {
     if (root) std::cerr << "batchscope: error: " << why << std::endl;
-    return 5;
+    return ok == -6 ? 6 : 5;
   }
+  int flag = 0;
+  env.broadcast(flag, actions, 0);
 
   const int g = layout.group_of(env.rank());
   auto comm = env.split(g, env.rank());
@@ -234,6 +342,7 @@ int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const Ru
   TextChannel channel;
   RootConsole console{channel, {}};
   RootConsole* root_console = root ? &console : nullptr;
+  int preempted = 0;
   if (comm) {
     const GroupPlan& group = layout.groups[static_cast<size_t>(g)];
     const bool leader = comm->rank() == 0;
@@ -245,41 +354,84 @@ int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const Ru
     for (int ri : group.runs) {
       const RunSpec& r = st.runs[static_cast<size_t>(ri)];
       const RunBudget rb = run_budget(st, r);
+      const char action = actions[static_cast<size_t>(ri)];
+      const std::string path = run_path(st, r), ck = checkpoint_path(st.output, r.name);
+      // A signal between runs: the group agrees before starting another one.
+      double stop = stop_signal() != 0 ? 1 : 0;
+      comm->allreduce_sum(&stop, 1);
+      if (stop > 0) {
+        preempted = 1;
+        break;
+      }
+      if (action == kDone) {
+        if (leader) {
+          SummaryRow row = summary_from_file(st, r, path);
+          if (root) console.rows.push_back(row);
+          else channel.send(TextChannel::kRunDone, row.serialize());
+        }
+        continue;
+      }
+      Checkpoint resume_from;
+      if (action == kResume) resume_from = read_checkpoint(ck);  // every rank: the same state
+      const TrainState* resume_state = action == kResume ? &resume_from.state : nullptr;
       RunResult res;
       if (leader) {
-        RunFile file(run_path(st, r), make_header(st, r, rb, world_ranks, hosts, trainer.device_name(), comm->backend(), trainer),
-                     st.log.flush_seconds);
+        RunFileHeader header = make_header(st, r, rb, world_ranks, hosts, trainer.device_name(), comm->backend(), trainer);
+        std::unique_ptr<RunFile> file;
+        if (resume_state) {
+          const auto& s = *resume_state;
+          file = RunFile::resume(path, header, st.log.flush_seconds, s.step, s.eval_rows, s.target_step,
+                                 s.target_step >= 0 ? s.target_step * r.global_batch() : -1);
+        } else {
+          remove_checkpoint(ck);
+          file = std::make_unique<RunFile>(path, header, st.log.flush_seconds);
+        }
         ProgressState ps;
         ps.run = r.name;
         ps.total_steps = rb.total_steps;
-        LeaderSink sink(file, channel, root_console, ps, st.log.progress_seconds);
+        LeaderSink sink(*file, channel, root_console, ps, st.log.progress_seconds, ck, fingerprint(st, r));
         try {
-          res = trainer.run(r, &sink);
+          res = trainer.run(r, &sink, resume_state);
         } catch (...) {
-          file.set_status(RunStatus::Failed, res.steps);
-          file.flush();
+          file->set_status(RunStatus::Failed, res.steps);
+          file->flush();
           throw;
         }
         sink.emit();
-        file.set_status(res.status, res.steps);
-        file.flush();
+        file->set_status(res.status, res.steps);
+        file->flush();
+        // A finished run needs no checkpoint; a preempted one keeps it.
+        if (res.status != RunStatus::Preempted) remove_checkpoint(ck);
         SummaryRow row = summary_row(st, r, res);
         if (root) console.rows.push_back(row);
         else channel.send(TextChannel::kRunDone, row.serialize());
       } else {
-        res = trainer.run(r, nullptr);
+        res = trainer.run(r, nullptr, resume_state);
       }
       if (root) console.pump();
+      if (res.status == RunStatus::Preempted) {
+        preempted = 1;
+        break;
+      }
     }
+    if (leader && !root) channel.send(TextChannel::kGroupDone, std::to_string(g));
   }
   if (root) {
-    while (console.rows.size() < st.runs.size()) console.take(channel.wait());
+    // Wait for every other group's "done", not for a count of runs: after a
+    // preemption, queued runs never start and never report.
+    const size_t others = layout.groups.size() - (comm ? 1 : 0);
+    while (console.groups_done < others) console.take(channel.wait());
     std::cout << "\n" << summary_table(console.rows);
     std::ofstream(st.output + "/summary.csv") << summary_csv(console.rows);
     std::cout << "run files: " << st.output << "/runs/*.h5, summary: " << st.output << "/summary.csv" << std::endl;
   }
   channel.drain();
-  return 0;
+  // Every rank returns the same code, so mpirun and the scheduler see one answer.
+  int any_preempted = env.allreduce_max(preempted);
+  if (any_preempted && root)
+    std::cout << "preempted: checkpoints written; continue with: batchscope run " << st.file << " --resume"
+              << std::endl;
+  return any_preempted ? kExitPreempted : 0;
 }
 
 }  // namespace bs

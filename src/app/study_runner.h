@@ -7,8 +7,13 @@
 
 namespace bs {
 
+// Exit code of a job stopped by SIGTERM/SIGUSR1 after checkpointing (EX_TEMPFAIL):
+// the scheduler should requeue it and the next job continue with --resume.
+inline constexpr int kExitPreempted = 75;
+
 struct RunOptions {
   bool overwrite = false;
+  bool resume = false;
   int threads = 0;  // 0: cores on this node / ranks on this node
 };
 

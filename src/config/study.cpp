@@ -147,6 +147,16 @@ GnsSpec parse_gns(const Section& s) {
   return g;
 }
 
+CheckpointSpec parse_checkpoint(const Section& s) {
+  s.reject_unknown({"every_steps", "every_minutes"});
+  CheckpointSpec c;
+  c.every_steps = s.integer("every_steps", c.every_steps);
+  require(c.every_steps >= 0, s, "every_steps", "must be >= 0 (0: not by steps)");
+  c.every_minutes = s.number("every_minutes", c.every_minutes);
+  require(c.every_minutes >= 0, s, "every_minutes", "must be >= 0 (0: not by time)");
+  return c;
+}
+
 TargetSpec parse_target(const Section& s) {
   s.reject_unknown({"metric", "value", "stop"});
   TargetSpec t;
@@ -292,6 +302,9 @@ void emit_study(YAML::Emitter& out, const Study& st) {
   out << YAML::Key << "gns" << YAML::Value << YAML::BeginMap << YAML::Key << "ema_beta" << YAML::Value
       << st.gns.ema_beta << YAML::Key << "microbatches" << YAML::Value << st.gns.microbatches << YAML::Key
       << "per_layer" << YAML::Value << st.gns.per_layer << YAML::EndMap;
+  out << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value
+      << st.checkpoint.every_steps << YAML::Key << "every_minutes" << YAML::Value << st.checkpoint.every_minutes
+      << YAML::EndMap;
   if (st.target.enabled())
     out << YAML::Key << "target" << YAML::Value << YAML::BeginMap << YAML::Key << "metric" << YAML::Value
         << st.target.metric << YAML::Key << "value" << YAML::Value << st.target.value << YAML::Key << "stop"
@@ -371,7 +384,7 @@ Study parse_study(const std::string& text, const std::string& file,
 
   Section top(root, "", file, overridden);
   top.reject_unknown({"study", "output", "seed", "device", "comm", "data", "model", "optimizer", "budget",
-                      "eval", "log", "gns", "target", "runs", "sweep"});
+                      "eval", "log", "gns", "target", "checkpoint", "runs", "sweep"});
   Study st;
   st.file = file;
   st.name = top.str("study", "");
@@ -392,6 +405,7 @@ Study parse_study(const std::string& text, const std::string& file,
   st.log = parse_log(top.sub("log"));
   st.gns = parse_gns(top.sub("gns"));
   st.target = parse_target(top.sub("target"));
+  st.checkpoint = parse_checkpoint(top.sub("checkpoint"));
   st.runs = parse_runs(top.raw("runs"), file, st.optimizer.lr);
   std::vector<RunSpec> swept;
   if (top.has("sweep")) swept = parse_sweep(top.sub("sweep"), st.optimizer.lr);

@@ -60,6 +60,11 @@ struct LogSpec {
   double progress_seconds = 5;
 };
 
+struct CheckpointSpec {
+  int64_t every_steps = 0;     // 0: not by steps
+  double every_minutes = 10;   // 0: not by time; checkpoints also happen on SIGTERM / SIGUSR1
+};
+
 struct GnsSpec {
   double ema_beta = 0.99;
   int64_t microbatches = 1;  // m: each rank's batch is split into m micro-batches
@@ -103,6 +108,7 @@ struct Study {
   LogSpec log;
   GnsSpec gns;
   TargetSpec target;
+  CheckpointSpec checkpoint;
   std::vector<RunSpec> runs;
   std::string resolved_yaml;  // the study after --set, for provenance
 };

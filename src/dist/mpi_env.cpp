@@ -91,6 +91,12 @@ void MpiEnv::broadcast(int& flag, std::string& text, int root) const {
   if (hdr[1] > 0) BS_MPI_CHECK(MPI_Bcast(text.data(), hdr[1], MPI_CHAR, root, MPI_COMM_WORLD));
 }
 
+int MpiEnv::allreduce_max(int value) const {
+  int out = 0;
+  BS_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return out;
+}
+
 void MpiEnv::abort(int code) const {
   std::fflush(stdout);
   std::fflush(stderr);

@@ -30,6 +30,7 @@ class MpiEnv {
   std::vector<std::string> allgather(const std::string& mine, MPI_Comm comm) const;
   // Rank root's flag and text, on every rank.
   void broadcast(int& flag, std::string& text, int root) const;
+  int allreduce_max(int value) const;
   [[noreturn]] void abort(int code) const;
 
  private:

@@ -41,7 +41,7 @@ std::vector<std::pair<int, std::string>> TextChannel::poll() {
     MPI_Status st;
     BS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, &st));
     if (!flag) break;
-    if (st.MPI_TAG != kProgress && st.MPI_TAG != kRunDone) break;
+    if (st.MPI_TAG != kProgress && st.MPI_TAG != kRunDone && st.MPI_TAG != kGroupDone) break;
     out.push_back(receive(st));
   }
   return out;
@@ -51,7 +51,7 @@ std::pair<int, std::string> TextChannel::wait() {
   for (;;) {
     MPI_Status st;
     BS_MPI_CHECK(MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &st));
-    if (st.MPI_TAG == kProgress || st.MPI_TAG == kRunDone) return receive(st);
+    if (st.MPI_TAG == kProgress || st.MPI_TAG == kRunDone || st.MPI_TAG == kGroupDone) return receive(st);
   }
 }
 

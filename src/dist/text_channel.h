@@ -13,7 +13,7 @@ namespace bs {
 
 class TextChannel {
  public:
-  enum Tag : int { kProgress = 7301, kRunDone = 7302 };
+  enum Tag : int { kProgress = 7301, kRunDone = 7302, kGroupDone = 7303 };
   explicit TextChannel(MPI_Comm world = MPI_COMM_WORLD);
   ~TextChannel();
   TextChannel(const TextChannel&) = delete;

@@ -27,6 +27,18 @@ class GnsEstimator {
   GnsEstimate update(const double* s_local, double S);
   bool defined() const { return denom_ != 0; }
 
+  // EMA state, for checkpoints.
+  void state(double& ema_tr, double& ema_g2, double& beta_pow) const {
+    ema_tr = ema_tr_;
+    ema_g2 = ema_g2_;
+    beta_pow = beta_pow_;
+  }
+  void restore(double ema_tr, double ema_g2, double beta_pow) {
+    ema_tr_ = ema_tr;
+    ema_g2_ = ema_g2;
+    beta_pow_ = beta_pow;
+  }
+
  private:
   std::vector<double> weight_;  // B_i / B
   double x_big_ = 0, denom_ = 0;

@@ -155,6 +155,46 @@ void write_scalar(hid_t parent, const std::string& name, int64_t value) {
   BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
 }
 
+Handle open_file_read(const std::string& path) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+  if (f < 0) throw LibraryError("HDF5 cannot open " + path + " for reading");
+  return Handle(f, H5Fclose);
+}
+
+Handle open_dataset(hid_t file, const std::string& name) {
+  hid_t d = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (d < 0) throw LibraryError("HDF5: dataset " + name + " is missing");
+  return Handle(d, H5Dclose);
+}
+
+int64_t rows_of(hid_t dset) {
+  Handle space(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  BS_H5_CHECK(H5Sget_simple_extent_dims(space.id(), dims, nullptr));
+  return static_cast<int64_t>(dims[0]);
+}
+
+void read_rows(hid_t dset, Type type, int64_t rows, int64_t cols, void* out) {
+  if (rows <= 0) return;
+  Handle space(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  const int rank = BS_H5_CHECK(H5Sget_simple_extent_ndims(space.id()));
+  hsize_t start[2] = {0, 0};
+  hsize_t count[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)};
+  BS_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start, nullptr, count, nullptr));
+  Handle mspace(BS_H5_CHECK(H5Screate_simple(rank, count, nullptr)), H5Sclose);
+  BS_H5_CHECK(H5Dread(dset, mem_type(type), mspace.id(), space.id(), H5P_DEFAULT, out));
+}
+
+std::string read_str_attr(hid_t obj, const std::string& name) {
+  Handle a(BS_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
+  Handle t = vlen_string_type();
+  char* p = nullptr;
+  BS_H5_CHECK(H5Aread(a.id(), t.id(), &p));
+  std::string out = p ? p : "";
+  H5free_memory(p);
+  return out;
+}
+
 void start_swmr(hid_t file) { BS_H5_CHECK(H5Fstart_swmr_write(file)); }
 
 void flush(hid_t file) { BS_H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL)); }

@@ -47,6 +47,15 @@ void write_dataset(hid_t parent, const std::string& name, const std::vector<int3
 void write_dataset(hid_t parent, const std::string& name, const std::vector<std::string>& values);
 void write_scalar(hid_t parent, const std::string& name, int64_t value);
 
+// Reading back (for resume): a file opened for SWMR reading works whether its
+// writer closed it or was killed.
+Handle open_file_read(const std::string& path);
+Handle open_dataset(hid_t file, const std::string& name);
+int64_t rows_of(hid_t dset);
+// Reads the first `rows` rows (row-major, rows * max(cols, 1) values).
+void read_rows(hid_t dset, Type type, int64_t rows, int64_t cols, void* out);
+std::string read_str_attr(hid_t obj, const std::string& name);
+
 void start_swmr(hid_t file);
 void flush(hid_t file);
 std::string library_version();

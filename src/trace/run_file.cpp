@@ -1,5 +1,6 @@
 #include "trace/run_file.h"
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace bs {
@@ -198,6 +199,69 @@ void RunFile::set_status(RunStatus status, int64_t step) {
   int32_t code = static_cast<int32_t>(status);
   h5::write_first(status_code_.id(), h5::Type::I32, &code);
   h5::write_first(status_step_.id(), h5::Type::I64, &step);
+}
+
+std::vector<RunFile::Column> RunFile::columns() const {
+  using h5::Type;
+  const int64_t n = ranks_, K = micro_;
+  std::vector<Column> c = {
+      {"/train/step", t_step_.id(), Type::I64, 0, false},
+      {"/train/samples", t_samples_.id(), Type::I64, 0, false},
+      {"/train/epoch", t_epoch_.id(), Type::I32, 0, false},
+      {"/train/lr", t_lr_.id(), Type::F64, 0, false},
+      {"/train/loss", t_loss_.id(), Type::F64, 0, false},
+      {"/train/loss_rank", t_loss_rank_.id(), Type::F32, n, false},
+      {"/train/wall_s", t_wall_.id(), Type::F64, 0, false},
+      {"/train/step_ms", t_step_ms_.id(), Type::F32, 0, false},
+      {"/gns/sqnorm_local", g_local_.id(), Type::F32, n, false},
+      {"/gns/sqnorm_micro", g_micro_.id(), Type::F32, K, false},
+      {"/gns/sqnorm_global", g_global_.id(), Type::F32, 0, false},
+      {"/gns/g2_est", g_g2_.id(), Type::F64, 0, false},
+      {"/gns/trsigma_est", g_tr_.id(), Type::F64, 0, false},
+      {"/gns/b_simple", g_bsimple_.id(), Type::F64, 0, false},
+      {"/eval/step", e_step_.id(), Type::I64, 0, true},
+      {"/eval/samples", e_samples_.id(), Type::I64, 0, true},
+      {"/eval/epoch", e_epoch_.id(), Type::F64, 0, true},
+      {"/eval/val_loss", e_vloss_.id(), Type::F64, 0, true},
+      {"/eval/val_acc", e_vacc_.id(), Type::F64, 0, true},
+      {"/eval/train_loss", e_tloss_.id(), Type::F64, 0, true},
+      {"/eval/train_acc", e_tacc_.id(), Type::F64, 0, true},
+  };
+  if (layers_ > 0) {
+    c.push_back({"/gns/sqnorm_layer_micro", g_layer_micro_.id(), Type::F32, K * layers_, false});
+    c.push_back({"/gns/sqnorm_layer_global", g_layer_global_.id(), Type::F32, layers_, false});
+  }
+  return c;
+}
+
+std::unique_ptr<RunFile> RunFile::resume(const std::string& path, const RunFileHeader& header, double flush_seconds,
+                                         int64_t train_rows, int64_t eval_rows, int64_t target_step,
+                                         int64_t target_samples) {
+  const std::string tmp = path + ".resume.tmp";
+  std::unique_ptr<RunFile> rf(new RunFile(tmp, with_defaults(header), flush_seconds, 0));
+  {
+    h5::Handle old = h5::open_file_read(path);
+    for (const auto& col : rf->columns()) {
+      h5::Handle d = h5::open_dataset(old.id(), col.name);
+      const int64_t want = col.eval ? eval_rows : train_rows;
+      const int64_t have = h5::rows_of(d.id());
+      if (have < want)
+        throw std::invalid_argument(path + ": " + col.name + " has " + std::to_string(have) +
+                                    " rows, but the checkpoint is at " + std::to_string(want) +
+                                    "; the run file lost rows it had flushed before the checkpoint");
+      const size_t width = col.type == h5::Type::I32 || col.type == h5::Type::F32 ? 4 : 8;
+      std::vector<unsigned char> buf(static_cast<size_t>(want * std::max<int64_t>(col.cols, 1)) * width);
+      h5::read_rows(d.id(), col.type, want, col.cols, buf.data());
+      h5::append(col.dset, col.type, buf.data(), want, col.cols);
+    }
+  }
+  if (target_step >= 0) rf->set_target_reached(target_step, target_samples);
+  rf->set_status(RunStatus::Running, train_rows);
+  rf->flush();
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::invalid_argument("cannot replace " + path + " with the resumed run file " + tmp);
+  rf->path_ = path;
+  return rf;
 }
 
 void RunFile::set_target_reached(int64_t step, int64_t samples) {

@@ -3,6 +3,7 @@
 // appends. Only the group's first rank owns one.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,14 @@ class RunFile {
   // HDF5 cannot create the file.
   RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds);
   ~RunFile();
+
+  // Continues the run file at `path` from a checkpoint: a new file with the
+  // header and the old file's first train_rows steps and eval_rows evaluations
+  // replaces it (atomically), so the trace has no duplicate and no missing
+  // step, whether the old writer closed the file or was killed.
+  static std::unique_ptr<RunFile> resume(const std::string& path, const RunFileHeader& header, double flush_seconds,
+                                         int64_t train_rows, int64_t eval_rows, int64_t target_step,
+                                         int64_t target_samples);
   RunFile(const RunFile&) = delete;
   RunFile& operator=(const RunFile&) = delete;
 
@@ -49,6 +58,14 @@ class RunFile {
 
  private:
   RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds, int);  // header has defaults
+  struct Column {
+    const char* name;
+    hid_t dset;
+    h5::Type type;
+    int64_t cols;  // 0: 1-d
+    bool eval;     // counted in eval rows, else in train rows
+  };
+  std::vector<Column> columns() const;
   std::string path_;
   int ranks_, micro_, layers_;
   double flush_seconds_;

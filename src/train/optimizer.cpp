@@ -1,6 +1,8 @@
 #include "train/optimizer.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace bs {
 
@@ -12,6 +14,25 @@ FlatOptimizer::FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params
     m_ = zeros();
     v_ = zeros();
   }
+}
+
+std::vector<at::Tensor> FlatOptimizer::buffers() const {
+  std::vector<at::Tensor> out;
+  for (const auto* t : {&buf_, &m_, &v_})
+    if (t->defined()) out.push_back(*t);
+  return out;
+}
+
+void FlatOptimizer::restore(int64_t steps, const std::vector<at::Tensor>& bufs) {
+  auto mine = buffers();
+  if (mine.size() != bufs.size())
+    throw std::invalid_argument("optimizer state has " + std::to_string(bufs.size()) + " buffers, expected " +
+                                std::to_string(mine.size()));
+  for (size_t i = 0; i < mine.size(); ++i) {
+    if (mine[i].numel() != bufs[i].numel()) throw std::invalid_argument("optimizer buffer size differs");
+    mine[i].copy_(bufs[i]);
+  }
+  t_ = steps;
 }
 
 void FlatOptimizer::step(at::Tensor& params, const at::Tensor& grad, double lr) {

@@ -6,6 +6,8 @@
 // the whole model.
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "config/study.h"
 
 namespace bs {
@@ -15,6 +17,12 @@ class FlatOptimizer {
   FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params);
   // params -= lr * direction(grad); must run under NoGradGuard.
   void step(at::Tensor& params, const at::Tensor& grad, double lr);
+
+  // State for checkpoints: the step count and the buffers (momentum, or
+  // Adam's m and v), in a fixed order.
+  int64_t steps() const { return t_; }
+  std::vector<at::Tensor> buffers() const;
+  void restore(int64_t steps, const std::vector<at::Tensor>& buffers);
 
  private:
   OptimizerSpec spec_;

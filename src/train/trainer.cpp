@@ -17,6 +17,7 @@
 #include "train/schedule.h"
 #include "util/errors.h"
 #include "util/rng.h"
+#include "util/signals.h"
 
 namespace bs {
 namespace {
@@ -110,10 +111,10 @@ struct Trainer::Impl {
     return e;
   }
 
-  RunResult run(const RunSpec& spec, RecordSink* sink);
+  RunResult run(const RunSpec& spec, RecordSink* sink, const TrainState* resume);
 };
 
-RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
+RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink, const TrainState* resume) {
   const int n = comm.size(), me = comm.rank();
   if (spec.ranks() != n)
     throw LayoutError("run '" + spec.name + "' needs " + std::to_string(spec.ranks()) + " ranks, but its group has " +
@@ -133,15 +134,32 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   const int64_t P = model->num_params();
   auto init = model->init(mix_seed({study.seed, spec.seed, 0x1417u}));
   at::Tensor params = at::from_blob(init.data(), {P}, at::kFloat).to(device, false, true);
+  if (resume) {
+    if (static_cast<int64_t>(resume->params.size()) != P)
+      throw std::invalid_argument("checkpoint holds " + std::to_string(resume->params.size()) +
+                                  " parameters, the model has " + std::to_string(P));
+    params.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
+  }
   params.set_requires_grad(true);
   FlatOptimizer opt(study.optimizer, params);
+  if (resume) {
+    std::vector<at::Tensor> bufs;
+    for (const auto& b : resume->opt_bufs)
+      bufs.push_back(at::from_blob(const_cast<float*>(b.data()), {static_cast<int64_t>(b.size())}, at::kFloat));
+    opt.restore(resume->opt_steps, bufs);
+    gns.restore(resume->ema_tr, resume->ema_g2, resume->ema_beta_pow);
+  }
 
   // One buffer carries the gradient and, in extra slots, every rank's loss and
   // squared norms (zero except at its own slots): one allreduce per step both
   // combines gradients and gives every rank all statistics, so the whole group
   // sees identical numbers and agrees on divergence without another message.
-  // Extras: [loss_i (n) | s_i (n) | s_k per micro-batch (K) | per-layer s_k (K*L)].
-  const int64_t E = 2 * n + K + K * L;
+  // Extras: [loss_i (n) | s_i (n) | s_k per micro-batch (K) | per-layer s_k (K*L)
+  //          | stop requested | checkpoint due]. The last two are flags any rank
+  // raises (a signal; the leader's checkpoint timer): the sum makes the whole
+  // group see them at the same step, so all ranks checkpoint and stop together.
+  const int64_t F = 2 * n + K + K * L;  // first flag slot
+  const int64_t E = F + 2;
   at::Tensor comm_buf = at::zeros({P + E}, params.options().requires_grad(false));
   at::Tensor grad_part = comm_buf.narrow(0, 0, P);
   at::Tensor extras = comm_buf.narrow(0, P, E);
@@ -161,7 +179,9 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   };
 
   RunResult result;
+  int64_t eval_rows = 0;
   auto after_eval = [&](const EvalRecord& e) {
+    ++eval_rows;
     result.best_val_acc = std::max(result.best_val_acc, e.val_acc);
     if (sink) sink->on_eval(e);
     // Eval numbers are reduced over the group, so every rank decides alike.
@@ -172,16 +192,28 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
   };
   auto target_stop = [&] { return result.target_step >= 0 && study.target.stop; };
 
-  EvalRecord last_eval = eval_record(params, 0, B, N);
-  result.best_val_acc = last_eval.val_acc;
-  after_eval(last_eval);
+  EvalRecord last_eval;
+  int64_t step = 0;
+  double wall_offset = 0;
+  if (resume) {
+    step = resume->step;
+    eval_rows = resume->eval_rows;
+    wall_offset = resume->wall_s;
+    result.best_val_acc = resume->best_val_acc;
+    result.target_step = resume->target_step;
+    last_eval = resume->last_eval;
+  } else {
+    last_eval = eval_record(params, 0, B, N);
+    result.best_val_acc = last_eval.val_acc;
+    after_eval(last_eval);
+  }
 
   at::Tensor perm;
   int64_t perm_epoch = -1;
   const auto t0 = Clock::now();
+  auto last_ckpt = t0;
   int64_t pending = 0;  // rows in the ring not yet copied out
-  int64_t step = 0;
-  bool diverged = false;
+  bool diverged = false, stop_requested = false, ckpt_requested = false;
 
   auto drain = [&]() {
     if (pending == 0) return;
@@ -213,6 +245,8 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
       r.b_simple = e.b_simple;
       r.wall_s = wall[static_cast<size_t>(k)];
       r.step_ms = static_cast<float>(step_ms[static_cast<size_t>(k)]);
+      if (row[F] > 0) stop_requested = true;
+      if (row[F + 1] > 0) ckpt_requested = true;
       if (!diverged && (!std::isfinite(r.loss) || !std::isfinite(S))) {
         // Every rank holds the same reduced numbers, so all agree on this step.
         diverged = true;
@@ -223,6 +257,29 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
     if (sink) sink->on_steps(rows);
     pending = 0;
   };
+
+  // Called right after a drain, so the state matches the records delivered.
+  auto checkpoint = [&]() {
+    TrainState st;
+    st.step = step;
+    st.eval_rows = eval_rows;
+    st.wall_s = wall_offset + std::chrono::duration<double>(Clock::now() - t0).count();
+    st.best_val_acc = result.best_val_acc;
+    st.target_step = result.target_step;
+    st.last_eval = last_eval;
+    auto to_host = [](const at::Tensor& t) {
+      at::Tensor h = t.detach().to(at::kCPU).contiguous();
+      return std::vector<float>(h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
+    };
+    st.params = to_host(params);
+    st.opt_steps = opt.steps();
+    for (const auto& b : opt.buffers()) st.opt_bufs.push_back(to_host(b));
+    gns.state(st.ema_tr, st.ema_g2, st.ema_beta_pow);
+    if (sink) sink->on_checkpoint(st);
+    last_ckpt = Clock::now();
+    ckpt_requested = false;
+  };
+  const double ckpt_seconds = study.checkpoint.every_minutes * 60.0;
 
   while (step < budget.total_steps && !diverged && !target_stop()) {
     const auto ts = Clock::now();
@@ -237,6 +294,10 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
       at::NoGradGuard no_grad;
       extras.zero_();
       grad_part.zero_();
+      if (stop_signal() != 0) extras.narrow(0, F, 1).fill_(1.0);
+      if (me == 0 && ckpt_seconds > 0 &&
+          std::chrono::duration<double>(Clock::now() - last_ckpt).count() >= ckpt_seconds)
+        extras.narrow(0, F + 1, 1).fill_(1.0);
     }
     // Micro-batches accumulate g_i = sum_j (b_j / B_i) g_j, the gradient of the
     // rank's mean loss; with m = 1 this is a copy of the one gradient.
@@ -275,11 +336,12 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
     }
     const auto te = Clock::now();
     step_ms[static_cast<size_t>(pending)] = std::chrono::duration<double, std::milli>(te - ts).count();
-    wall[static_cast<size_t>(pending)] = std::chrono::duration<double>(te - t0).count();
+    wall[static_cast<size_t>(pending)] = wall_offset + std::chrono::duration<double>(te - t0).count();
     lrs[static_cast<size_t>(pending)] = lr;
     ++pending;
     ++step;
-    if (pending == log_every) drain();
+    const bool ckpt_step = study.checkpoint.every_steps > 0 && step % study.checkpoint.every_steps == 0;
+    if (pending == log_every || ckpt_step) drain();
     if (diverged) break;
     const bool eval_due = budget.eval_every_steps > 0 && step % budget.eval_every_steps == 0;
     if (eval_due && step < budget.total_steps) {
@@ -288,11 +350,20 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
       last_eval = eval_record(params, step, B, N);
       after_eval(last_eval);
     }
+    // After this step's evaluation, so a resumed run does not skip it.
+    if (pending == 0 && (ckpt_requested || stop_requested || ckpt_step) && step < budget.total_steps &&
+        !target_stop()) {
+      checkpoint();
+      if (stop_requested) break;
+    }
   }
   drain();
-  result.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.wall_s = wall_offset + std::chrono::duration<double>(Clock::now() - t0).count();
   if (diverged) {
     result.status = RunStatus::Diverged;
+  } else if (stop_requested && step < budget.total_steps && !target_stop()) {
+    result.status = RunStatus::Preempted;
+    result.steps = step;
   } else {
     result.status = RunStatus::Completed;
     result.steps = step;
@@ -314,7 +385,9 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink) {
 Trainer::Trainer(const Study& study, const DataSplits& data, Communicator& comm, TrainerOptions options)
     : impl_(std::make_unique<Impl>(study, data, comm, options)) {}
 Trainer::~Trainer() = default;
-RunResult Trainer::run(const RunSpec& run, RecordSink* sink) { return impl_->run(run, sink); }
+RunResult Trainer::run(const RunSpec& run, RecordSink* sink, const TrainState* resume) {
+  return impl_->run(run, sink, resume);
+}
 int64_t Trainer::num_params() const { return impl_->model->num_params(); }
 std::vector<std::string> Trainer::layer_names() const {
   std::vector<std::string> out;

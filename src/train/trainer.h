@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "train/records.h"
+#include "train/train_state.h"
 
 namespace bs {
 
@@ -19,6 +20,9 @@ class RecordSink {
   virtual void on_steps(const std::vector<StepRecord>& rows) = 0;
   virtual void on_eval(const EvalRecord& row) = 0;
   virtual void on_target(int64_t /*step*/, int64_t /*samples*/) {}
+  // A consistent state to persist: every record up to state.step has been
+  // delivered to on_steps / on_eval before this is called.
+  virtual void on_checkpoint(const TrainState& /*state*/) {}
 };
 
 struct RunResult {
@@ -45,7 +49,10 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  RunResult run(const RunSpec& run, RecordSink* sink);
+  // resume: continue from a checkpoint's state instead of from initialization.
+  // A stop signal (util/signals.h) seen by any rank of the group ends the run
+  // at the next log interval with a checkpoint and status Preempted.
+  RunResult run(const RunSpec& run, RecordSink* sink, const TrainState* resume = nullptr);
   int64_t num_params() const;
   // Parameter tensors in flat-buffer order, and their sizes (for per-layer norms).
   std::vector<std::string> layer_names() const;

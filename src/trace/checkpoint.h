@@ -1,0 +1,36 @@
+#pragma once
+// Per-run checkpoints: <output>/checkpoints/<run>.ckpt plus <run>.ckpt.done.
+// Written atomically (temporary file, fsync, rename, then the completion
+// marker); the file carries its payload size and CRC-32, so a torn or damaged
+// checkpoint is refused instead of silently continuing a wrong run.
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "train/train_state.h"
+
+namespace bs {
+
+// Refused checkpoint: torn, damaged, or for a different study or layout (exit 6).
+class CheckpointError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What a checkpoint must agree on with the study that resumes it.
+using Fingerprint = std::map<std::string, std::string>;
+
+struct Checkpoint {
+  Fingerprint fingerprint;
+  TrainState state;
+};
+
+std::string checkpoint_path(const std::string& output, const std::string& run);
+void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
+// Throws CheckpointError naming the file and what is wrong.
+Checkpoint read_checkpoint(const std::string& path);
+bool checkpoint_exists(const std::string& path);  // the completion marker is there
+// Throws CheckpointError listing every key that differs.
+void require_same(const std::string& path, const Fingerprint& saved, const Fingerprint& now);
+void remove_checkpoint(const std::string& path);
+
+}  // namespace bs
