@@ -90,3 +90,29 @@ INSTANTIATE_TEST_SUITE_P(StopPoints, Resume, ::testing::Values(8, 16, 24));
 
 }  // namespace
 }  // namespace bs::test
+
+namespace bs::test {
+namespace {
+
+struct CountSink : KeepSink {
+  std::vector<int64_t> at;
+  void on_checkpoint(const TrainState& s) override {
+    at.push_back(s.step);
+    EXPECT_EQ(static_cast<size_t>(s.step), steps.size()) << "records up to the checkpoint were delivered first";
+  }
+};
+
+TEST(Checkpoints, EveryStepsFiresAtItsMultiplesOnly) {
+  Study st = small_study("checkpoint: {every_steps: 10, every_minutes: 0}\n");
+  DataSplits data = load_data(st.file, st.data, st.seed);
+  auto comm = split(0);
+  Trainer trainer(st, data, *comm);
+  CountSink sink;
+  std::vector<int64_t> batch(static_cast<size_t>(comm->size()), 16);
+  RunResult res = trainer.run(run_spec("c", batch, 2), &sink);
+  EXPECT_EQ(res.status, RunStatus::Completed);
+  EXPECT_EQ(sink.at, (std::vector<int64_t>{10, 20, 30})) << "none after the last step: the run is complete";
+}
+
+}  // namespace
+}  // namespace bs::test
