@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages batchscope needs, if any is missing. Sourced by
 # launch/quickstart.sh and tests/run.sh, so a fresh machine needs nothing else.
+#   bs_install_deps [tests]
 bs_install_deps() {
   local pkgs=(build-essential cmake pkg-config git
     libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev libcli11-dev libgtest-dev zlib1g-dev
     python3 python3-h5py python3-numpy python3-matplotlib python3-scipy python3-pandas python3-pytest python3-yaml
     dataset-fashion-mnist)
+  # `bs_install_deps tests` (tests/run.sh): also Slurm, for the one-node cluster
+  # tests/slurm/run.sh starts itself
+  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

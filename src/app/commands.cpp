@@ -64,8 +64,11 @@ int cmd_plan(const std::string& file, const std::vector<std::string>& sets, int 
 
 int cmd_run(int argc, char** argv, const std::string& file, const std::vector<std::string>& sets,
             const RunOptions& opt) {
+  // Before MPI_Init, so a signal during start-up is not fatal, and again after
+  // it, in case the MPI library installed handlers of its own.
+  install_stop_handlers();
   MpiEnv env(&argc, &argv);
-  install_stop_handlers();  // after MPI_Init, so ours are the handlers that count
+  install_stop_handlers();
   Study st;
   Layout layout;
   // Validation is deterministic, so every rank fails alike: rank 0 reports,
