@@ -13,7 +13,7 @@ rm -rf "$out"; mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
 args=(--threads 1 --set 'budget={steps: 300}' --set data.train_size=8192 --set data.test_size=2000
-      --set 'eval={every_steps: 40, train_subset: 500}' --set log.every_steps=10
+      --set 'eval={every_steps: 40, train_subset: 500}' --set log.every_steps=10 --set log.flush_seconds=0.2
       --set 'sweep={global_batch: [32, 128], ranks: 2, split: [1, 3]}' --set 'runs=[{name: solo, batch: [64]}]')
 fails=0 passes=0
 check() {  # check NAME COMMAND...
@@ -22,7 +22,9 @@ check() {  # check NAME COMMAND...
 }
 
 # Starts the study in the background, waits until run "solo" has trained
-# 60 steps (read live over SWMR), then sends SIGUSR1 to mpirun, which forwards it.
+# 60 steps (read live over SWMR; the run files flush every 0.2 s here, so the
+# signal lands mid-run, not after it), then sends SIGUSR1 to mpirun, which
+# forwards it to the ranks.
 preempt() {  # preempt OUTDIR [extra args]
   local dir=$1; shift
   mpirun -np 3 --oversubscribe "$bin" run "$study" "${args[@]}" --set output="$dir" "$@" >"$dir.log" 2>&1 &
