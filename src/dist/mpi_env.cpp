@@ -1,7 +1,9 @@
 #include "dist/mpi_env.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "util/check.h"
 
@@ -92,9 +94,17 @@ void MpiEnv::broadcast(int& flag, std::string& text, int root) const {
 }
 
 int MpiEnv::allreduce_max(int value) const {
+  // Non-blocking with a short sleep: ranks that finish early (idle ranks, or
+  // groups with shorter queues) would otherwise busy-poll a core each until
+  // the last group is done.
   int out = 0;
-  BS_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-  return out;
+  MPI_Request req = MPI_REQUEST_NULL;
+  BS_MPI_CHECK(MPI_Iallreduce(&value, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req));
+  for (int done = 0;;) {
+    BS_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 void MpiEnv::abort(int code) const {

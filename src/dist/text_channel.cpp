@@ -1,5 +1,8 @@
 #include "dist/text_channel.h"
 
+#include <chrono>
+#include <thread>
+
 #include "util/check.h"
 
 namespace bs {
@@ -48,10 +51,15 @@ std::vector<std::pair<int, std::string>> TextChannel::poll() {
 }
 
 std::pair<int, std::string> TextChannel::wait() {
+  // Iprobe and a short sleep, not MPI_Probe: Open MPI busy-polls inside a
+  // blocking probe, and rank 0 waiting here would take a core from the groups
+  // still training on its node.
   for (;;) {
+    int flag = 0;
     MPI_Status st;
-    BS_MPI_CHECK(MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &st));
-    if (st.MPI_TAG == kProgress || st.MPI_TAG == kRunDone || st.MPI_TAG == kGroupDone) return receive(st);
+    BS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, &st));
+    if (flag && (st.MPI_TAG == kProgress || st.MPI_TAG == kRunDone || st.MPI_TAG == kGroupDone)) return receive(st);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
 
