@@ -179,36 +179,30 @@ bool Section::boolean(const std::string& k, bool def) const {
   }
 }
 
-std::vector<int64_t> Section::int_list(const std::string& k) const {
-  std::vector<int64_t> out;
+template <typename T>
+std::vector<T> Section::list(const std::string& k, const char* kind, const char* example) const {
+  std::vector<T> out;
   if (!has(k)) return out;
   YAML::Node n = raw(k);
   if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
-  if (!n.IsSequence()) fail(k, "expected a list of integers, e.g. [32, 64], got " + scalar_text(n));
+  if (!n.IsSequence()) fail(k, std::string("expected a list of ") + kind + "s, e.g. " + example + ", got " + scalar_text(n));
   for (size_t i = 0; i < n.size(); ++i) {
     try {
-      out.push_back(n[i].as<int64_t>());
+      out.push_back(n[i].as<T>());
     } catch (const YAML::Exception&) {
-      fail(k, "item " + std::to_string(i) + " is " + scalar_text(n[i]) + ", expected an integer");
+      fail(k, "item " + std::to_string(i) + " is " + scalar_text(n[i]) + ", expected " +
+                  (kind[0] == 'i' ? "an " : "a ") + kind);
     }
   }
   return out;
 }
 
+std::vector<int64_t> Section::int_list(const std::string& k) const {
+  return list<int64_t>(k, "integer", "[32, 64]");
+}
+
 std::vector<double> Section::number_list(const std::string& k) const {
-  std::vector<double> out;
-  if (!has(k)) return out;
-  YAML::Node n = raw(k);
-  if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
-  if (!n.IsSequence()) fail(k, "expected a list of numbers, e.g. [0.1, 0.2], got " + scalar_text(n));
-  for (size_t i = 0; i < n.size(); ++i) {
-    try {
-      out.push_back(n[i].as<double>());
-    } catch (const YAML::Exception&) {
-      fail(k, "item " + std::to_string(i) + " is " + scalar_text(n[i]) + ", expected a number");
-    }
-  }
-  return out;
+  return list<double>(k, "number", "[0.1, 0.2]");
 }
 
 Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_, overridden_); }

@@ -43,6 +43,10 @@ class Section {
 
  private:
   std::string where(const std::string& k, const YAML::Node& n) const;
+  // A list (or a single scalar, read as a one-item list) of T; `kind` names T
+  // in messages, `example` shows a valid value.
+  template <typename T>
+  std::vector<T> list(const std::string& k, const char* kind, const char* example) const;
   YAML::Node node_;
   std::string path_, file_;
   std::shared_ptr<const std::set<std::string>> overridden_;

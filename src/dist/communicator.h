@@ -17,8 +17,6 @@ class Communicator {
   // B_i / B, so a sum is the sample-weighted mean (never divide by size()).
   virtual void allreduce_sum(float* data, size_t count) = 0;
   virtual void allreduce_sum(double* data, size_t count) = 0;
-  virtual void broadcast(float* data, size_t count, int root) = 0;
-  virtual void barrier() = 0;
 };
 
 }  // namespace bs

@@ -39,11 +39,5 @@ void MpiCommunicator::allreduce_sum(double* data, size_t count) {
   });
 }
 
-void MpiCommunicator::broadcast(float* data, size_t count, int root) {
-  if (size_ == 1) return;
-  chunked(data, count, [&](float* p, int n) { BS_MPI_CHECK(MPI_Bcast(p, n, MPI_FLOAT, root, comm_)); });
-}
-
-void MpiCommunicator::barrier() { BS_MPI_CHECK(MPI_Barrier(comm_)); }
 
 }  // namespace bs

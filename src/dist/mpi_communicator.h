@@ -18,8 +18,6 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
   void allreduce_sum(float* data, size_t count) override;
   void allreduce_sum(double* data, size_t count) override;
-  void broadcast(float* data, size_t count, int root) override;
-  void barrier() override;
   MPI_Comm comm() const { return comm_; }
 
  private:
