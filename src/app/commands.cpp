@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -9,7 +11,10 @@
 #include "app/study_runner.h"
 #include "config/study.h"
 #include "data/dataset.h"
+#include "dist/device_plan.h"
 #include "dist/layout.h"
+#include "dist/nccl_communicator.h"
+#include "gpu/cuda_runtime.h"
 #include "dist/mpi_env.h"
 #include "util/build_info.h"
 #include "train/trainer.h"
@@ -34,11 +39,40 @@ int report(const std::exception& e) {
   return exit_code_for(e);
 }
 
+// What this rank can train on; gathered from all ranks for plan_devices.
+RankDevice local_device(const MpiEnv& env) {
+  RankDevice d;
+  d.host = env.host();
+  d.local_rank = env.local_rank();
+  const int runtime = gpu::device_count();
+  const int torch = torch_cuda_devices();
+  if (!gpu::built_with_cuda()) {
+    d.no_gpu_reason = "batchscope was built without the CUDA toolkit";
+  } else if (runtime == 0) {
+    d.no_gpu_reason = "the CUDA runtime sees no device: no GPU or driver, or CUDA_VISIBLE_DEVICES hides them";
+  } else if (torch == 0) {
+    d.no_gpu_reason = "the CUDA runtime sees " + std::to_string(runtime) +
+                      " GPU(s), but this LibTorch was built without CUDA";
+  } else {
+    // Never throws: one rank failing here alone would leave the others
+    // waiting in the allgather that follows.
+    try {
+      const int gpus = std::min(runtime, torch);
+      gpu::DeviceInfo info = gpu::device_info(gpu_for_local_rank(d.local_rank, gpus));
+      d.gpus = gpus;
+      d.gpu_name = info.name;
+      d.gpu_uuid = info.uuid;
+    } catch (const std::exception& e) {
+      d.no_gpu_reason = e.what();
+    }
+  }
+  return d;
+}
+
 int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
   try {
     Study st = load_study(file, sets);
     data_files(st.file, st.data);
-    resolve_device(st);
     int64_t steps = 0;
     for (const auto& r : st.runs) steps += run_budget(st, r).total_steps;
     int max_ranks = 0;
@@ -71,19 +105,24 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   install_stop_handlers();
   Study st;
   Layout layout;
+  DevicePlan devices;
   // Validation is deterministic, so every rank fails alike: rank 0 reports,
   // all exit 2 cleanly, no MPI_Abort noise.
   try {
     st = load_study(file, sets);
     data_files(st.file, st.data);
-    resolve_device(st);
     layout = plan_layout(st.runs, run_costs(st), env.size());
+    // Every rank reaches this collective: the steps above fail alike on all.
+    std::vector<RankDevice> ranks;
+    for (const auto& text : env.allgather(local_device(env).serialize(), MPI_COMM_WORLD))
+      ranks.push_back(RankDevice::parse(text));
+    devices = plan_devices(st, layout, ranks, nccl_built());
   } catch (const std::exception& e) {
     if (env.rank() == 0) return report(e);
     return exit_code_for(e);
   }
   try {
-    return run_study(st, layout, env, opt);
+    return run_study(st, layout, devices, env, opt);
   } catch (const std::exception& e) {
     // Past this point ranks may be inside collectives with peers that did not
     // fail: only MPI_Abort is sure to end the whole job.

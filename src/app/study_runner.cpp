@@ -12,7 +12,10 @@
 #include "app/console.h"
 #include "data/batch_plan.h"
 #include "data/dataset.h"
+#include "dist/host_staged_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "dist/text_channel.h"
+#include "gpu/cuda_runtime.h"
 #include "trace/checkpoint.h"
 #include "trace/h5.h"
 #include "trace/run_file.h"
@@ -138,7 +141,8 @@ class LeaderSink final : public RecordSink {
 };
 
 RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb, const std::vector<int32_t>& world_ranks,
-                          const std::vector<std::string>& hosts, const std::string& device, const std::string& comm,
+                          const std::vector<std::string>& hosts, const std::vector<std::string>& devices,
+                          const std::string& comm,
                           const Trainer& trainer) {
   RunFileHeader h;
   h.str_attrs = {{"study", st.name},
@@ -149,15 +153,15 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
                  {"version_torch", torch_version()},
                  {"version_mpi", mpi_version()},
                  {"version_hdf5", h5::library_version()},
-                 {"version_nccl", "none"},
-                 {"version_cuda", "none"},
+                 {"version_nccl", nccl_version()},
+                 {"version_cuda", gpu::runtime_version()},
                  {"study_yaml", st.resolved_yaml},
                  {"run_yaml", run_yaml(st, r)},
                  {"model", st.model.name},
                  {"optimizer", st.optimizer.name},
                  {"dataset", st.data.name},
                  {"comm", comm},
-                 {"device", device},
+                 {"device", devices.empty() || devices[0] == "cpu" ? "cpu" : "cuda"},
                  {"target_metric", st.target.metric}};
   h.int_attrs = {{"seed", static_cast<int64_t>(r.seed)},
                  {"study_seed", static_cast<int64_t>(st.seed)},
@@ -173,7 +177,7 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
                    {"target_value", st.target.enabled() ? st.target.value : std::nan("")}};
   h.world_ranks = world_ranks;
   h.hosts = hosts;
-  h.devices.assign(hosts.size(), device);
+  h.devices = devices;
   for (auto b : r.batch_per_rank) h.batch_per_rank.push_back(static_cast<int32_t>(b));
   for (auto b : micro_batches(r.batch_per_rank, st.gns.microbatches)) h.batch_micro.push_back(static_cast<int32_t>(b));
   h.layers = trainer.layer_names();
@@ -278,7 +282,8 @@ std::vector<double> run_costs(const Study& st) {
   return c;
 }
 
-int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const RunOptions& opt) {
+int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, const MpiEnv& env,
+              const RunOptions& opt) {
   const bool root = env.rank() == 0;
   // Rank 0 alone looks at the output folder, decides for every run whether it
   // starts fresh, resumes from its checkpoint or is already done, and tells
@@ -336,7 +341,7 @@ int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const Ru
   set_torch_threads(std::max(1, threads));
   if (root) {
     std::cout << describe_layout(st, layout) << "intra-op threads per rank: " << std::max(1, threads)
-              << "; communicator: mpi; device: cpu" << std::endl;
+              << "; " << devices.summary << std::endl;
   }
 
   TextChannel channel;
@@ -349,8 +354,28 @@ int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const Ru
     std::vector<int32_t> world_ranks;
     for (int i = 0; i < group.size; ++i) world_ranks.push_back(group.first_rank + i);
     auto hosts = env.allgather(env.host(), comm->comm());
+    std::vector<std::string> labels;
+    for (int32_t w : world_ranks) labels.push_back(devices.label[static_cast<size_t>(w)]);
+    // The group's MPI communicator carries host-side messages (stop votes);
+    // the trainer's buffers go through the backend the device plan chose.
+    const int gpu = devices.gpu[static_cast<size_t>(env.rank())];
+    std::unique_ptr<Communicator> device_comm;
+    if (gpu >= 0) {
+      gpu::set_device(gpu);
+      if (devices.comm == "nccl") {
+        NcclOptions no;
+        no.device = gpu;
+        no.timeout_s = st.comm_timeout_s;
+        device_comm = make_nccl_communicator(comm->comm(), no);
+      } else {
+        device_comm = std::make_unique<HostStagedCommunicator>(*comm);
+      }
+    }
+    Communicator& train_comm = device_comm ? *device_comm : static_cast<Communicator&>(*comm);
     DataSplits data = load_data(st.file, st.data, st.seed);
-    Trainer trainer(st, data, *comm);
+    TrainerOptions topt;
+    topt.gpu = gpu;
+    Trainer trainer(st, data, train_comm, topt);
     for (int ri : group.runs) {
       const RunSpec& r = st.runs[static_cast<size_t>(ri)];
       const RunBudget rb = run_budget(st, r);
@@ -376,7 +401,7 @@ int run_study(const Study& st, const Layout& layout, const MpiEnv& env, const Ru
       const TrainState* resume_state = action == kResume ? &resume_from.state : nullptr;
       RunResult res;
       if (leader) {
-        RunFileHeader header = make_header(st, r, rb, world_ranks, hosts, trainer.device_name(), comm->backend(), trainer);
+        RunFileHeader header = make_header(st, r, rb, world_ranks, hosts, labels, train_comm.backend(), trainer);
         std::unique_ptr<RunFile> file;
         if (resume_state) {
           const auto& s = *resume_state;

@@ -2,6 +2,7 @@
 // `batchscope run`: every rank trains its group's queue of runs; group leaders
 // write run files and report to world rank 0, which prints and summarizes.
 #include "config/study.h"
+#include "dist/device_plan.h"
 #include "dist/layout.h"
 #include "dist/mpi_env.h"
 
@@ -18,7 +19,8 @@ struct RunOptions {
 };
 
 // Returns the process exit code; throws on errors that end the job.
-int run_study(const Study& study, const Layout& layout, const MpiEnv& env, const RunOptions& options);
+int run_study(const Study& study, const Layout& layout, const DevicePlan& devices, const MpiEnv& env,
+              const RunOptions& options);
 
 // Work measure used to balance run queues across groups: samples to train.
 std::vector<double> run_costs(const Study& study);

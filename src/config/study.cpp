@@ -250,6 +250,7 @@ void emit_study(YAML::Emitter& out, const Study& st) {
   out << YAML::Key << "seed" << YAML::Value << st.seed;
   out << YAML::Key << "device" << YAML::Value << st.device;
   out << YAML::Key << "comm" << YAML::Value << st.comm;
+  out << YAML::Key << "comm_timeout_s" << YAML::Value << st.comm_timeout_s;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << st.data.name;
   out << YAML::Key << "root" << YAML::Value << st.data.root;
@@ -383,7 +384,7 @@ Study parse_study(const std::string& text, const std::string& file,
   }
 
   Section top(root, "", file, overridden);
-  top.reject_unknown({"study", "output", "seed", "device", "comm", "data", "model", "optimizer", "budget",
+  top.reject_unknown({"study", "output", "seed", "device", "comm", "comm_timeout_s", "data", "model", "optimizer", "budget",
                       "eval", "log", "gns", "target", "checkpoint", "runs", "sweep"});
   Study st;
   st.file = file;
@@ -394,8 +395,11 @@ Study parse_study(const std::string& text, const std::string& file,
   int64_t seed = top.integer("seed", 0);
   if (seed < 0) top.fail("seed", "must be >= 0");
   st.seed = static_cast<uint64_t>(seed);
-  st.device = top.choice("device", "cpu", {"auto", "cpu", "cuda"});
+  st.device = top.choice("device", "auto", {"auto", "cpu", "cuda"});
   st.comm = top.choice("comm", "auto", {"auto", "mpi", "nccl"});
+  st.comm_timeout_s = top.number("comm_timeout_s", 300);
+  if (!(st.comm_timeout_s > 0))
+    top.fail("comm_timeout_s", "must be > 0 seconds (how long a collective may wait for a peer before the job aborts)");
   st.data = parse_data(top.sub("data"));
   st.model = parse_model(top.sub("model"));
   st.optimizer = parse_optimizer(top.sub("optimizer"));

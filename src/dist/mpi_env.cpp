@@ -47,6 +47,7 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
   MPI_Comm local = MPI_COMM_NULL;
   BS_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local));
   BS_MPI_CHECK(MPI_Comm_size(local, &local_size_));
+  BS_MPI_CHECK(MPI_Comm_rank(local, &local_rank_));
   BS_MPI_CHECK(MPI_Comm_free(&local));
 }
 

@@ -23,6 +23,8 @@ class MpiEnv {
   const std::string& host() const { return host_; }
   // Ranks on this node (MPI_COMM_TYPE_SHARED), to divide the cores among them.
   int local_size() const { return local_size_; }
+  // This rank's index among them: it picks the rank's GPU.
+  int local_rank() const { return local_rank_; }
 
   // MPI_Comm_split; color < 0 means this rank joins no group (returns null).
   std::unique_ptr<MpiCommunicator> split(int color, int key) const;
@@ -34,7 +36,7 @@ class MpiEnv {
   [[noreturn]] void abort(int code) const;
 
  private:
-  int rank_ = 0, size_ = 1, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1, local_rank_ = 0;
   std::string host_;
 };
 

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/csrc/api/include/torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/api/include/torch/version.h>
 
@@ -11,6 +13,7 @@
 #include <stdexcept>
 
 #include "data/batch_plan.h"
+#include "gpu/cuda_runtime.h"
 #include "models/model.h"
 #include "noise/estimator.h"
 #include "train/optimizer.h"
@@ -60,12 +63,27 @@ struct Trainer::Impl {
 
   Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o)
       : study(st), comm(c), options(o) {
-    device = at::Device(resolve_device(st));
+    if (o.gpu >= 0) use_gpu(o.gpu);
     train = to_device(data.train, device);
     test = to_device(data.test, device);
     auto idx = train_eval_indices(data.train.size, st.eval.train_subset, st.seed);
     train_eval_idx = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(device, false, true);
     model = make_model(st.model, data.train.channels, data.train.height, data.train.width, data.train.num_classes);
+  }
+
+  void use_gpu(int gpu) {
+    device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(gpu));
+    // Both the CUDA runtime's current device (for our events and NCCL) and
+    // LibTorch's, in case LibTorch loaded its own copy of the runtime.
+    gpu::set_device(gpu);
+    const auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    impl->setDevice(device);
+    // The communicators order their work after the legacy default stream
+    // (where LibTorch runs unless told otherwise); a different current stream
+    // would race with them, so refuse it rather than train on wrong sums.
+    if (impl->getStream(device).id() != 0)
+      throw LibraryError("CUDA: LibTorch's current stream on " + device.str() +
+                         " is not the default stream; batchscope's communicators order against the default stream");
   }
 
   // Sum of loss and correct predictions over this rank's shard of `idx` (or of
@@ -75,8 +93,9 @@ struct Trainer::Impl {
     const int64_t total = idx.defined() ? idx.size(0) : split.labels.size(0);
     const int64_t n = comm.size(), r = comm.rank();
     const int64_t begin = total * r / n, end = total * (r + 1) / n;
-    // Sums stay on the device across chunks: one host copy per evaluation.
-    at::Tensor acc = at::zeros({2}, split.images.options().dtype(at::kDouble));
+    // Sums stay on the device across chunks and through the reduction: one
+    // host copy per evaluation. [loss sum, correct, count]
+    at::Tensor acc = at::zeros({3}, split.images.options().dtype(at::kDouble));
     for (int64_t b = begin; b < end; b += study.eval.batch) {
       const int64_t len = std::min(study.eval.batch, end - b);
       at::Tensor x, y;
@@ -92,10 +111,11 @@ struct Trainer::Impl {
       acc[0] += at::nll_loss(at::log_softmax(logits, 1), y, {}, at::Reduction::Sum).to(at::kDouble);
       acc[1] += logits.argmax(1).eq(y).sum().to(at::kDouble);
     }
+    acc.narrow(0, 2, 1).fill_(static_cast<double>(end - begin));
+    comm.allreduce_sum(acc.data_ptr<double>(), 3);
+    comm.wait();
     at::Tensor host = acc.to(at::kCPU);
-    double sums[3] = {host.data_ptr<double>()[0], host.data_ptr<double>()[1], 0};  // loss sum, correct, count
-    sums[2] = static_cast<double>(end - begin);
-    comm.allreduce_sum(sums, 3);
+    const double* sums = host.data_ptr<double>();
     if (sums[2] == 0) return {std::nan(""), std::nan("")};
     return {sums[0] / sums[2], sums[1] / sums[2]};
   }
@@ -217,6 +237,7 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink, const TrainS
 
   auto drain = [&]() {
     if (pending == 0) return;
+    comm.wait();
     at::Tensor host = ring.narrow(0, 0, pending).to(at::kCPU).to(at::kDouble).contiguous();
     const double* h = host.data_ptr<double>();
     std::vector<StepRecord> rows;
@@ -375,6 +396,7 @@ RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink, const TrainS
   result.final_eval = last_eval;
   result.samples = result.steps * B;
   result.samples_per_s = result.wall_s > 0 ? static_cast<double>(result.samples) / result.wall_s : 0;
+  comm.wait();
   if (options.keep_final_params) {
     at::Tensor host = params.detach().to(at::kCPU).contiguous();
     result.final_params.assign(host.data_ptr<float>(), host.data_ptr<float>() + P);
@@ -401,13 +423,7 @@ std::vector<int64_t> Trainer::layer_numel() const {
 }
 std::string Trainer::device_name() const { return impl_->device.str(); }
 
-std::string resolve_device(const Study& study) {
-  if (study.device == "cuda")
-    throw ConfigError(study.file, "device",
-                      "'cuda': this version trains on the CPU only (the NCCL/GPU path is not built yet); "
-                      "use cpu or auto");
-  return "cpu";
-}
+int torch_cuda_devices() { return static_cast<int>(torch::cuda::device_count()); }
 
 std::string torch_version() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +

@@ -39,6 +39,7 @@ struct RunResult {
 
 struct TrainerOptions {
   bool keep_final_params = false;
+  int gpu = -1;  // CUDA device to train on (DevicePlan::gpu); -1: the CPU
 };
 
 class Trainer {
@@ -64,9 +65,8 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The device a study's ranks train on: "cpu" today (auto picks it); "cuda"
-// is a ConfigError naming the key until the GPU path exists.
-std::string resolve_device(const Study& study);
+// CUDA devices this process's LibTorch can use (0 for a CPU-only LibTorch).
+int torch_cuda_devices();
 
 // LibTorch version string, for provenance.
 std::string torch_version();

@@ -1,0 +1,136 @@
+#include "dist/device_plan.h"
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "util/errors.h"
+
+namespace bs {
+
+std::string RankDevice::serialize() const {
+  return host + "\t" + std::to_string(local_rank) + "\t" + std::to_string(gpus) + "\t" + no_gpu_reason +
+         "\t" + gpu_name + "\t" + gpu_uuid;
+}
+
+RankDevice RankDevice::parse(const std::string& text) {
+  std::vector<std::string> f;
+  std::string cur;
+  for (char c : text) {
+    if (c == '\t') {
+      f.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  f.push_back(cur);
+  if (f.size() != 6) throw std::invalid_argument("malformed rank device record: " + text);
+  RankDevice d;
+  d.host = f[0];
+  d.local_rank = std::stoi(f[1]);
+  d.gpus = std::stoi(f[2]);
+  d.no_gpu_reason = f[3];
+  d.gpu_name = f[4];
+  d.gpu_uuid = f[5];
+  return d;
+}
+
+int gpu_for_local_rank(int local_rank, int gpus) { return gpus > 0 ? local_rank % gpus : -1; }
+
+namespace {
+
+std::string why_no_gpu(const RankDevice& d, int rank) {
+  return "world rank " + std::to_string(rank) + " on host " + d.host + " has no GPU to train on (" +
+         (d.no_gpu_reason.empty() ? "no CUDA device visible" : d.no_gpu_reason) + ")";
+}
+
+// The GPU's identity across the job: its UUID, or host and index if the
+// driver gave none.
+std::string gpu_key(const RankDevice& d) {
+  return d.gpu_uuid.empty() ? d.host + ":" + std::to_string(gpu_for_local_rank(d.local_rank, d.gpus)) : d.gpu_uuid;
+}
+
+}  // namespace
+
+DevicePlan plan_devices(const Study& st, const Layout& layout, const std::vector<RankDevice>& ranks, bool nccl_built) {
+  const int n = static_cast<int>(ranks.size());
+  if (n != layout.world_size)
+    throw std::invalid_argument("plan_devices: " + std::to_string(n) + " rank records for a world of " +
+                                std::to_string(layout.world_size));
+  DevicePlan p;
+  int first_without = -1;
+  for (int r = 0; r < n; ++r)
+    if (ranks[static_cast<size_t>(r)].gpus <= 0) {
+      first_without = r;
+      break;
+    }
+  if (st.device == "cuda" && first_without >= 0)
+    throw ConfigError(st.file, "device",
+                      "'cuda', but " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without) +
+                          "; use device: auto (CUDA where every rank has a GPU, else the CPU) or device: cpu");
+  p.cuda = st.device == "cuda" || (st.device == "auto" && first_without < 0 && n > 0);
+
+  for (int r = 0; r < n; ++r) {
+    const RankDevice& d = ranks[static_cast<size_t>(r)];
+    const int g = p.cuda ? gpu_for_local_rank(d.local_rank, d.gpus) : -1;
+    p.gpu.push_back(g);
+    p.label.push_back(g < 0 ? "cpu" : "cuda:" + std::to_string(g) + " " + d.gpu_name + " " + d.gpu_uuid);
+  }
+
+  if (!p.cuda) {
+    if (st.comm == "nccl")
+      throw ConfigError(st.file, "comm",
+                        "'nccl' reduces GPU buffers, but this study trains on the CPU (device: " + st.device +
+                            (first_without >= 0 ? "; " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without)
+                                                : std::string()) +
+                            "); use comm: mpi or comm: auto");
+    p.comm = "mpi";
+    p.summary = "device: cpu; communicator: mpi";
+    return p;
+  }
+
+  // A replica group with two ranks on one GPU cannot use NCCL.
+  std::string shared;
+  for (const auto& grp : layout.groups) {
+    std::map<std::string, int> seen;
+    for (int r = grp.first_rank; r < grp.first_rank + grp.size && shared.empty(); ++r) {
+      const RankDevice& d = ranks[static_cast<size_t>(r)];
+      auto [it, fresh] = seen.emplace(gpu_key(d), r);
+      if (!fresh)
+        shared = "group " + std::to_string(grp.index) + " puts world ranks " + std::to_string(it->second) + " and " +
+                 std::to_string(r) + " on the same GPU (host " + d.host + ", " +
+                 p.label[static_cast<size_t>(r)] + "; the host has " + std::to_string(d.gpus) + " GPU" +
+                 (d.gpus == 1 ? "" : "s") + ")";
+    }
+    if (!shared.empty()) break;
+  }
+  if (st.comm == "nccl") {
+    if (!nccl_built)
+      throw ConfigError(st.file, "comm",
+                        "'nccl', but this batchscope was built without NCCL (cmake found no nccl.h/libnccl; "
+                        "pass -DNCCL_ROOT=DIR); use comm: mpi or comm: auto");
+    if (!shared.empty())
+      throw ConfigError(st.file, "comm",
+                        "'nccl' needs every rank of a replica group on its own GPU, but " + shared +
+                            "; use comm: mpi (host-staged, works on shared GPUs) or comm: auto, or start no more "
+                            "ranks per host than it has GPUs");
+  }
+  p.comm = st.comm == "nccl" || (st.comm == "auto" && nccl_built && shared.empty()) ? "nccl" : "mpi";
+
+  std::set<std::string> gpus, hosts;
+  for (int r = 0; r < n; ++r) {
+    gpus.insert(gpu_key(ranks[static_cast<size_t>(r)]));
+    hosts.insert(ranks[static_cast<size_t>(r)].host);
+  }
+  std::ostringstream s;
+  s << "device: cuda (" << n << " rank" << (n == 1 ? "" : "s") << " on " << gpus.size() << " GPU"
+    << (gpus.size() == 1 ? "" : "s") << " of " << hosts.size() << " host" << (hosts.size() == 1 ? "" : "s")
+    << "); communicator: " << (p.comm == "nccl" ? "nccl" : "mpi, staged through host memory");
+  if (p.comm == "mpi" && st.comm == "auto")
+    s << " (" << (!nccl_built ? "built without NCCL" : "NCCL needs one GPU per rank of a group: " + shared) << ")";
+  p.summary = s.str();
+  return p;
+}
+
+}  // namespace bs

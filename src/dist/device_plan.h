@@ -1,0 +1,45 @@
+#pragma once
+// Where each rank trains and how its group reduces: a pure function of the
+// study, the layout and what every rank reported about its node, so it can be
+// unit-tested without GPUs and every rank reaches the same decision.
+#include <string>
+#include <vector>
+
+#include "config/study.h"
+#include "dist/layout.h"
+
+namespace bs {
+
+// What one rank sees, gathered from every rank before training.
+struct RankDevice {
+  std::string host;
+  int local_rank = 0;       // among the ranks of its node (MPI_COMM_TYPE_SHARED)
+  int gpus = 0;             // CUDA devices this rank can train on (LibTorch and batchscope both see them)
+  std::string no_gpu_reason;       // why gpus is 0, for the error message
+  std::string gpu_name, gpu_uuid;  // of device gpu_for_local_rank(); empty without GPUs
+
+  std::string serialize() const;
+  static RankDevice parse(const std::string& text);
+};
+
+// One GPU per node-local rank, wrapping around when ranks outnumber GPUs.
+int gpu_for_local_rank(int local_rank, int gpus);
+
+struct DevicePlan {
+  bool cuda = false;
+  std::string comm = "mpi";         // "mpi" or "nccl", for every group
+  std::vector<int> gpu;             // per world rank: CUDA device, -1 on the CPU
+  std::vector<std::string> label;   // per world rank: "cpu" or "cuda:K NAME UUID"
+  std::string summary;              // one line for the console
+};
+
+// device: auto picks CUDA when every rank sees a GPU, else the CPU.
+// comm: auto picks NCCL only on CUDA, with NCCL built, and when no replica
+// group has two ranks on one GPU (NCCL refuses that); otherwise MPI, staged
+// through host memory for CUDA buffers. Contradictions (comm: nccl on the CPU
+// or with shared GPUs, device: cuda without GPUs) throw ConfigError naming
+// the key and what to change.
+DevicePlan plan_devices(const Study& study, const Layout& layout, const std::vector<RankDevice>& ranks,
+                        bool nccl_built);
+
+}  // namespace bs
