@@ -2,8 +2,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
-
 #include <iostream>
 #include <string>
 #include <vector>
@@ -11,10 +9,11 @@
 #include "app/study_runner.h"
 #include "config/study.h"
 #include "data/dataset.h"
-#include "dist/device_plan.h"
-#include "dist/layout.h"
+#include "app/bench.h"
+#include "app/device_select.h"
 #include "dist/nccl_communicator.h"
 #include "gpu/cuda_runtime.h"
+#include "dist/layout.h"
 #include "dist/mpi_env.h"
 #include "util/build_info.h"
 #include "train/trainer.h"
@@ -37,36 +36,6 @@ int exit_code_for(const std::exception& e) {
 int report(const std::exception& e) {
   std::cerr << "batchscope: error: " << e.what() << std::endl;
   return exit_code_for(e);
-}
-
-// What this rank can train on; gathered from all ranks for plan_devices.
-RankDevice local_device(const MpiEnv& env) {
-  RankDevice d;
-  d.host = env.host();
-  d.local_rank = env.local_rank();
-  const int runtime = gpu::device_count();
-  const int torch = torch_cuda_devices();
-  if (!gpu::built_with_cuda()) {
-    d.no_gpu_reason = "batchscope was built without the CUDA toolkit";
-  } else if (runtime == 0) {
-    d.no_gpu_reason = "the CUDA runtime sees no device: no GPU or driver, or CUDA_VISIBLE_DEVICES hides them";
-  } else if (torch == 0) {
-    d.no_gpu_reason = "the CUDA runtime sees " + std::to_string(runtime) +
-                      " GPU(s), but this LibTorch was built without CUDA";
-  } else {
-    // Never throws: one rank failing here alone would leave the others
-    // waiting in the allgather that follows.
-    try {
-      const int gpus = std::min(runtime, torch);
-      gpu::DeviceInfo info = gpu::device_info(gpu_for_local_rank(d.local_rank, gpus));
-      d.gpus = gpus;
-      d.gpu_name = info.name;
-      d.gpu_uuid = info.uuid;
-    } catch (const std::exception& e) {
-      d.no_gpu_reason = e.what();
-    }
-  }
-  return d;
 }
 
 int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
@@ -113,10 +82,7 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
     data_files(st.file, st.data);
     layout = plan_layout(st.runs, run_costs(st), env.size());
     // Every rank reaches this collective: the steps above fail alike on all.
-    std::vector<RankDevice> ranks;
-    for (const auto& text : env.allgather(local_device(env).serialize(), MPI_COMM_WORLD))
-      ranks.push_back(RankDevice::parse(text));
-    devices = plan_devices(st, layout, ranks, nccl_built());
+    devices = select_devices(st, layout, env);
   } catch (const std::exception& e) {
     if (env.rank() == 0) return report(e);
     return exit_code_for(e);
@@ -126,6 +92,22 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   } catch (const std::exception& e) {
     // Past this point ranks may be inside collectives with peers that did not
     // fail: only MPI_Abort is sure to end the whole job.
+    std::cerr << "batchscope: error on world rank " << env.rank() << " (" << env.host() << "): " << e.what()
+              << std::endl;
+    env.abort(exit_code_for(e));
+  }
+}
+
+int cmd_bench(int argc, char** argv, const BenchOptions& bo) {
+  install_stop_handlers();
+  MpiEnv env(&argc, &argv);
+  try {
+    return run_bench(bo, env);
+  } catch (const ConfigError& e) {
+    // Raised alike on every rank (generated study, device plan): exit cleanly.
+    if (env.rank() == 0) return report(e);
+    return exit_code_for(e);
+  } catch (const std::exception& e) {
     std::cerr << "batchscope: error on world rank " << env.rank() << " (" << env.host() << "): " << e.what()
               << std::endl;
     env.abort(exit_code_for(e));
@@ -163,6 +145,20 @@ int main_entry(int argc, char** argv) {
   run->add_option("--threads", ropt.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
       ->check(CLI::Range(0, 1024));
   CLI::App* version = app.add_subcommand("version", "print versions");
+  BenchOptions bo;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "time training steps of one model and per-rank batch; prints a JSON line (tests/bench/compare.py)");
+  bench->add_option("--model", bo.model, "mlp (784-512-256-10) or cnn")->check(CLI::IsMember({"mlp", "cnn"}));
+  bench->add_option("--batch", bo.batch, "per-rank batch size")->check(CLI::Range(1, 1 << 20));
+  bench->add_option("--steps", bo.steps, "timed steps (rounded up to a multiple of --warmup)")
+      ->check(CLI::Range(1, 1 << 24));
+  bench->add_option("--warmup", bo.warmup, "untimed steps first; also the device read-back interval")
+      ->check(CLI::Range(1, 1 << 20));
+  bench->add_option("--data", bo.data_root, "Fashion-MNIST IDX folder (default: Debian's)");
+  bench->add_option("--device", bo.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  bench->add_option("--comm", bo.comm, "auto | mpi | nccl")->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+  bench->add_option("--threads", bo.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
+      ->check(CLI::Range(0, 1024));
 
   try {
     app.parse(argc, argv);
@@ -171,11 +167,13 @@ int main_entry(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*version) {
-    std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << ")\n";
+    std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch "
+              << torch_version() << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n";
     return 0;
   }
   if (*check) return cmd_check(file, sets);
   if (*plan) return cmd_plan(file, sets, ranks);
+  if (*bench) return cmd_bench(argc, argv, bo);
   return cmd_run(argc, argv, file, sets, ropt);
 }
 

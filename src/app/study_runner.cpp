@@ -12,7 +12,7 @@
 #include "app/console.h"
 #include "data/batch_plan.h"
 #include "data/dataset.h"
-#include "dist/host_staged_communicator.h"
+#include "app/device_select.h"
 #include "dist/nccl_communicator.h"
 #include "dist/text_channel.h"
 #include "gpu/cuda_runtime.h"
@@ -358,23 +358,11 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
     for (int32_t w : world_ranks) labels.push_back(devices.label[static_cast<size_t>(w)]);
     // The group's MPI communicator carries host-side messages (stop votes);
     // the trainer's buffers go through the backend the device plan chose.
-    const int gpu = devices.gpu[static_cast<size_t>(env.rank())];
-    std::unique_ptr<Communicator> device_comm;
-    if (gpu >= 0) {
-      gpu::set_device(gpu);
-      if (devices.comm == "nccl") {
-        NcclOptions no;
-        no.device = gpu;
-        no.timeout_s = st.comm_timeout_s;
-        device_comm = make_nccl_communicator(comm->comm(), no);
-      } else {
-        device_comm = std::make_unique<HostStagedCommunicator>(*comm);
-      }
-    }
+    std::unique_ptr<Communicator> device_comm = make_device_comm(st, devices, env.rank(), *comm);
     Communicator& train_comm = device_comm ? *device_comm : static_cast<Communicator&>(*comm);
     DataSplits data = load_data(st.file, st.data, st.seed);
     TrainerOptions topt;
-    topt.gpu = gpu;
+    topt.gpu = devices.gpu[static_cast<size_t>(env.rank())];
     Trainer trainer(st, data, train_comm, topt);
     for (int ri : group.runs) {
       const RunSpec& r = st.runs[static_cast<size_t>(ri)];

@@ -63,8 +63,9 @@ TEST(ParseStudy, SweepStudyExpandsAndFillsDefaults) {
   EXPECT_EQ(st.seed, 3u);
   // Defaults.
   EXPECT_EQ(st.output, "results/unit");
-  EXPECT_EQ(st.device, "cpu");
+  EXPECT_EQ(st.device, "auto");
   EXPECT_EQ(st.comm, "auto");
+  EXPECT_EQ(st.comm_timeout_s, 300);
   EXPECT_EQ(st.model.name, "mlp");
   EXPECT_EQ(st.model.hidden, (std::vector<int64_t>{512, 256}));
   EXPECT_EQ(st.optimizer.name, "sgd");
@@ -434,6 +435,7 @@ std::vector<BadCase> bad_cases() {
       {"bad_schedule", kOk + "optimizer: {schedule: step}\n", {}, "optimizer.schedule",
        {"expected one of: constant, cosine"}},
       {"bad_device", kOk + "device: tpu\n", {}, "device", {"'tpu' is not valid", "expected one of: auto, cpu, cuda"}},
+      {"bad_comm_timeout", kOk + "comm_timeout_s: 0\n", {}, "comm_timeout_s", {"must be > 0 seconds"}},
       {"bad_comm", kOk + "comm: gloo\n", {}, "comm", {"expected one of: auto, mpi, nccl"}},
       {"lr_zero", kOk + "optimizer: {lr: 0}\n", {}, "optimizer.lr", {"must be > 0"}},
       {"lr_negative", kOk + "optimizer: {lr: -0.1}\n", {}, "optimizer.lr", {"must be > 0"}},

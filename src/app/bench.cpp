@@ -1,0 +1,114 @@
+#include "app/bench.h"
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "app/device_select.h"
+#include "app/study_runner.h"
+#include "config/study.h"
+#include "data/dataset.h"
+#include "dist/layout.h"
+#include "train/trainer.h"
+
+namespace bs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The study the baseline runs: same model, SGD (lr 0.05, momentum 0.9), data
+// resident on the device, every rank at the same per-rank batch.
+std::string bench_yaml(const BenchOptions& o, int world, int total_steps) {
+  std::ostringstream y;
+  y << "study: bench\noutput: /nonexistent/bench-writes-no-files\nseed: 1234\n"
+    << "device: " << o.device << "\ncomm: " << o.comm << "\n"
+    << "data: {name: fashion-mnist" << (o.data_root.empty() ? "" : ", root: '" + o.data_root + "'")
+    << ", test_size: 1000}\n";
+  if (o.model == "mlp") y << "model: {name: mlp, hidden: [512, 256]}\n";
+  else y << "model: {name: " << o.model << "}\n";
+  y << "optimizer: {name: sgd, lr: 0.05, ref_batch: " << o.batch << ", scaling: none, momentum: 0.9}\n"
+    << "budget: {steps: " << total_steps << "}\n"
+    << "eval: {train_subset: 0, batch: 1000}\n"
+    << "log: {every_steps: " << o.warmup << "}\n"
+    << "runs:\n  - {name: bench, batch: [";
+  for (int i = 0; i < world; ++i) y << (i ? ", " : "") << o.batch;
+  y << "]}\n";
+  return y.str();
+}
+
+// The trainer hands over step rows after its read-back from the device, which
+// waits for every queued step: the time between the read-back after warm-up
+// and the last one covers exactly the timed steps, all finished.
+class TimingSink final : public RecordSink {
+ public:
+  TimingSink(int64_t warmup, int64_t total) : warmup_(warmup), total_(total) {}
+  void on_steps(const std::vector<StepRecord>& rows) override {
+    const auto now = Clock::now();
+    const int64_t last = rows.back().step;
+    if (last == warmup_) t0_ = now;
+    if (last == total_) t1_ = now;
+    final_loss_ = rows.back().loss;
+  }
+  void on_eval(const EvalRecord&) override {}
+  double seconds() const { return std::chrono::duration<double>(t1_ - t0_).count(); }
+  double final_loss() const { return final_loss_; }
+
+ private:
+  int64_t warmup_, total_;
+  Clock::time_point t0_, t1_;
+  double final_loss_ = 0;
+};
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& o, const MpiEnv& env) {
+  const int warmup = std::max(1, o.warmup);
+  const int timed = (std::max(1, o.steps) + warmup - 1) / warmup * warmup;
+  BenchOptions opts = o;
+  opts.warmup = warmup;
+  Study st = parse_study(bench_yaml(opts, env.size(), warmup + timed), "batchscope bench (generated study)");
+  Layout layout = plan_layout(st.runs, run_costs(st), env.size());
+  DevicePlan devices = select_devices(st, layout, env);
+  auto group = env.split(0, env.rank());
+  std::unique_ptr<Communicator> device_comm = make_device_comm(st, devices, env.rank(), *group);
+  Communicator& comm = device_comm ? *device_comm : static_cast<Communicator&>(*group);
+  const int threads = o.threads > 0 ? o.threads
+                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
+                                           std::max(1, env.local_size());
+  set_torch_threads(std::max(1, threads));
+
+  DataSplits data = load_data(st.file, st.data, st.seed);
+  TrainerOptions topt;
+  topt.gpu = devices.gpu[static_cast<size_t>(env.rank())];
+  Trainer trainer(st, data, comm, topt);
+  TimingSink sink(warmup, warmup + timed);
+  RunResult res = trainer.run(st.runs[0], env.rank() == 0 ? &sink : nullptr);
+  if (env.rank() == 0) {
+    const double dt = sink.seconds();
+    char buf[1024];
+    std::snprintf(buf, sizeof buf,
+                  "{\"impl\": \"batchscope\", \"torch\": \"%s\", \"device\": \"%s\", \"comm\": \"%s\", "
+                  "\"model\": \"%s\", \"world\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"warmup\": %d, "
+                  "\"threads\": %d, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
+                  "\"status\": \"%s\"}",
+                  torch_version().c_str(), json_escape(devices.label[0]).c_str(), comm.backend().c_str(),
+                  o.model.c_str(), env.size(), o.batch, timed, warmup, std::max(1, threads), 1e3 * dt / timed,
+                  static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(),
+                  status_name(res.status));
+    std::cout << buf << std::endl;
+  }
+  return res.status == RunStatus::Completed ? 0 : 1;
+}
+
+}  // namespace bs

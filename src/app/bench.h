@@ -1,0 +1,29 @@
+#pragma once
+// `batchscope bench`: times the real training step (the Trainer, with its
+// gradient-noise statistics and communicator) on one model and per-rank batch,
+// and prints one JSON line shaped like the reference baseline's
+// (../shared/baselines/torch_ddp_baseline.py), so tests/bench/compare.py can
+// run both in one invocation and report the ratio. Measuring only: the
+// comparison and the table live in that script.
+#include <string>
+
+#include "dist/mpi_env.h"
+
+namespace bs {
+
+struct BenchOptions {
+  std::string model = "mlp";       // mlp (784-512-256-10, the baseline's) | cnn
+  std::string data_root;           // Fashion-MNIST IDX folder; empty: Debian's
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string comm = "auto";       // auto | mpi | nccl
+  int batch = 128;                 // per rank
+  int steps = 300;                 // timed steps (rounded up to a multiple of warmup)
+  int warmup = 30;                 // untimed steps before; also the host read-back interval
+  int threads = 0;                 // LibTorch threads per rank; 0: cores / ranks on the node
+};
+
+// Collective over the world (one replica group of every rank). Returns the
+// exit code; rank 0 prints the JSON line. Throws like `run`.
+int run_bench(const BenchOptions& options, const MpiEnv& env);
+
+}  // namespace bs

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Times batchscope and the reference PyTorch DDP baseline in one invocation,
+on the same model, per-rank batch, world size and data, and prints step time
+for both and their ratio.
+
+    tests/bench/compare.py --batchscope build/batchscope \
+        --baseline ../shared/baselines/torch_ddp_baseline.py [--ranks 2] [--device cpu]
+
+Both run under mpirun with the same number of ranks: batchscope with its own
+communicator (NCCL on GPUs, MPI on the CPU), the baseline with
+DistributedDataParallel over NCCL (GPU) or gloo (CPU). Both keep the data set
+resident on the device and train with SGD (lr 0.05, momentum 0.9).
+
+ratio = batchscope step time / baseline step time: below 1 batchscope is
+faster. batchscope's step also computes what the baseline does not (per-rank
+and micro-batch squared gradient norms for the noise estimate): the ratio is
+the price of that instrumentation plus any difference in the training loop.
+
+A benchmark that fails (exit code, missing JSON, non-finite loss) is counted
+and makes the script exit 1, so a broken build cannot print a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
+
+
+@dataclass
+class Case:
+    model: str
+    batch: int
+    steps: int
+    warmup: int
+
+
+def plan_cases(models: list[str], batches: list[int], gpu: bool, steps: int, warmup: int) -> list[Case]:
+    """Step counts: what was asked, else a budget that keeps CPU runs short.
+
+    batchscope rounds timed steps up to a multiple of warm-up steps (its host
+    read-back interval); the baseline gets the same rounded count."""
+    cases = []
+    for m in models:
+        for b in batches:
+            if gpu:
+                w = warmup or 20
+                s = steps or 200
+            else:
+                w = warmup or max(1, min(20, 2048 // b))
+                s = steps or max(2, min(60, 8192 // b))
+            s = -(-s // w) * w
+            cases.append(Case(m, b, s, w))
+    return cases
+
+
+def mpirun_prefix(ranks: int) -> list[str]:
+    exe = shutil.which("mpirun")
+    if not exe:
+        sys.exit("compare.py: mpirun not found (Debian: openmpi-bin)")
+    return [exe, "--oversubscribe", "-np", str(ranks)]
+
+
+def last_json(text: str) -> Optional[dict]:
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    return None
+
+
+def run_one(cmd: list[str], env: dict, timeout: float) -> tuple[Optional[dict], str]:
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s: {' '.join(cmd)}"
+    out = last_json(p.stdout)
+    if p.returncode != 0 or out is None:
+        tail = (p.stdout + p.stderr).strip().splitlines()[-8:]
+        return None, f"exit {p.returncode}: {' '.join(cmd)}\n    " + "\n    ".join(tail)
+    if not math.isfinite(float(out.get("final_loss", float("nan")))):
+        return None, f"non-finite final loss: {out}"
+    return out, ""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batchscope", required=True, help="the batchscope binary")
+    ap.add_argument("--baseline", required=True, help="torch_ddp_baseline.py (a copy of ../shared/baselines/)")
+    ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch for the baseline")
+    ap.add_argument("--data", default=os.environ.get("FASHION_MNIST_DIR", DEFAULT_DATA))
+    ap.add_argument("--ranks", type=int, default=1)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--batches", default="32,128,1024,8192", help="per-rank batch sizes")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps (0: by device and batch)")
+    ap.add_argument("--warmup", type=int, default=0, help="untimed steps (0: by device and batch)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads per rank for both (0: cores / ranks)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark process")
+    ap.add_argument("--out", help="also write every JSON result here (one per line)")
+    a = ap.parse_args(argv)
+
+    gpu = a.device == "cuda"
+    if a.device == "auto":
+        probe = subprocess.run([a.python, "-c", "import torch; print(int(torch.cuda.is_available()))"],
+                               capture_output=True, text=True)
+        gpu = probe.stdout.strip() == "1"
+    device = "cuda" if gpu else "cpu"
+    threads = a.threads or max(1, (os.cpu_count() or 1) // a.ranks)
+    cases = plan_cases(a.models.split(","), [int(b) for b in a.batches.split(",")], gpu, a.steps, a.warmup)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               PYTHONUNBUFFERED="1")
+    print(f"# {len(cases)} cases, {a.ranks} rank(s), device {device}, {threads} thread(s) per rank; "
+          f"data {a.data}", flush=True)
+
+    rows, failures, results = [], [], []
+    for i, c in enumerate(cases):
+        ours_cmd = mpirun_prefix(a.ranks) + [a.batchscope, "bench", "--model", c.model, "--batch", str(c.batch),
+                                             "--steps", str(c.steps), "--warmup", str(c.warmup), "--data", a.data,
+                                             "--device", device, "--threads", str(threads)]
+        base_cmd = mpirun_prefix(a.ranks) + [a.python, a.baseline, "--data", a.data, "--model", c.model,
+                                             "--batch", str(c.batch), "--steps", str(c.steps), "--warmup",
+                                             str(c.warmup), "--device", device, "--threads", str(threads)]
+        # A fresh rendezvous port per case: gloo/NCCL sockets of the last
+        # process may still be in TIME_WAIT.
+        base_env = dict(env, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29600 + i))
+        t = time.time()
+        ours, err_o = run_one(ours_cmd, env, a.timeout)
+        base, err_b = run_one(base_cmd, base_env, a.timeout)
+        for err in (err_o, err_b):
+            if err:
+                failures.append(f"{c.model} b{c.batch}: {err}")
+        for r in (ours, base):
+            if r:
+                results.append(r)
+        ratio = ours["step_ms"] / base["step_ms"] if ours and base else float("nan")
+        rows.append((c, ours, base, ratio))
+        print(f"# {c.model} b{c.batch}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
+
+    print()
+    print(f"| model | batch/rank | ranks | steps | batchscope ms/step | baseline ms/step | ratio | "
+          f"batchscope samples/s | baseline samples/s | comm |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for c, o, b, r in rows:
+        fmt = lambda d, k, f: (f % d[k]) if d else "FAILED"  # noqa: E731
+        print(f"| {c.model} | {c.batch} | {a.ranks} | {c.steps} | {fmt(o, 'step_ms', '%.2f')} | "
+              f"{fmt(b, 'step_ms', '%.2f')} | {r:.2f} | {fmt(o, 'samples_per_s', '%.0f')} | "
+              f"{fmt(b, 'samples_per_s', '%.0f')} | {o['comm'] if o else '-'} |")
+    print("\nratio = batchscope step time / baseline step time (below 1: batchscope faster)")
+    if a.out:
+        with open(a.out, "w") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+    if failures:
+        print(f"\n{len(failures)} benchmark(s) FAILED:", file=sys.stderr)
+        for f_ in failures:
+            print("  " + f_, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
