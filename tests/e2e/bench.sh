@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `batchscope bench` on the CPU: the JSON line is complete and sane (finite
+# loss, positive step time, the communicator and device it reports), and the
+# GPU choices fail cleanly on a machine without one (exit 2, message naming
+# the key). compare.py's table itself is timed, so it is not asserted here.
+set -euo pipefail
+bin=$1
+out=$2
+rm -rf "$out"; mkdir -p "$out"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun -np 2 --oversubscribe "$bin" bench --model mlp --batch 16 --steps 4 --warmup 2 --threads 1 >"$out/mlp.txt"
+mpirun -np 1 "$bin" bench --model cnn --batch 8 --steps 2 --warmup 1 --threads 1 >"$out/cnn.txt"
+/usr/bin/python3 - "$out" <<'PY'
+import json, math, sys
+out = sys.argv[1]
+for name, world, batch, steps in (("mlp", 2, 16, 4), ("cnn", 1, 8, 2)):
+    lines = [l for l in open(f"{out}/{name}.txt") if l.startswith("{")]
+    assert len(lines) == 1, f"{name}: expected one JSON line (rank 0 only), got {len(lines)}"
+    r = json.loads(lines[0])
+    assert r["impl"] == "batchscope" and r["model"] == name, r
+    assert r["world"] == world and r["batch_per_rank"] == batch and r["steps"] == steps, r
+    assert r["device"] == "cpu" and r["comm"] == "mpi" and r["status"] == "completed", r
+    assert r["step_ms"] > 0 and math.isfinite(r["final_loss"]) and 0 < r["final_loss"] < 5, r
+    assert abs(r["samples_per_s"] - world * batch * 1e3 / r["step_ms"]) < 1e-3 * r["samples_per_s"] + 1, r
+print("bench JSON OK")
+PY
+expect_fail() {  # expect_fail CODE NEEDLE ARGS...
+  local code=$1 needle=$2; shift 2
+  set +e; "$@" >"$out/fail.txt" 2>&1; local rc=$?; set -e
+  [ $rc -eq "$code" ] || { cat "$out/fail.txt"; echo "expected exit $code, got $rc: $*"; exit 1; }
+  grep -q -- "$needle" "$out/fail.txt" || { cat "$out/fail.txt"; echo "missing '$needle': $*"; exit 1; }
+}
+expect_fail 2 "key 'device': 'cuda', but world rank 0" mpirun -np 1 "$bin" bench --device cuda --steps 2 --warmup 1
+expect_fail 2 "key 'comm': 'nccl' reduces GPU buffers" mpirun -np 1 "$bin" bench --comm nccl --steps 2 --warmup 1
+expect_fail 2 "--model: " "$bin" bench --model resnet
+echo "bench e2e OK"
