@@ -421,7 +421,6 @@ std::vector<int64_t> Trainer::layer_numel() const {
   for (const auto& s : impl_->model->slots()) out.push_back(s.numel());
   return out;
 }
-std::string Trainer::device_name() const { return impl_->device.str(); }
 
 int torch_cuda_devices() { return static_cast<int>(torch::cuda::device_count()); }
 

@@ -58,7 +58,6 @@ class Trainer {
   // Parameter tensors in flat-buffer order, and their sizes (for per-layer norms).
   std::vector<std::string> layer_names() const;
   std::vector<int64_t> layer_numel() const;
-  std::string device_name() const;
 
  private:
   struct Impl;
