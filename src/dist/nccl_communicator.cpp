@@ -2,18 +2,15 @@
 
 #include <nccl.h>
 
-#include <chrono>
 #include <deque>
-#include <thread>
 
 #include "dist/mpi_env.h"
+#include "dist/watchdog.h"
 #include "gpu/cuda_runtime.h"
 #include "util/check.h"
 
 namespace bs {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::string where(int group_rank, int group_size) {
   std::string s = "rank " + std::to_string(group_rank) + " of a " + std::to_string(group_size) + "-rank NCCL group";
@@ -109,40 +106,36 @@ class NcclCommunicator final : public Communicator {
     InFlight f = std::move(in_flight_.front());
     in_flight_.pop_front();
     const std::string op = "ncclAllReduce #" + std::to_string(f.seq) + " (" + std::to_string(f.count) + " values)";
-    const auto t0 = Clock::now();
-    while (!f.done->query()) {
-      poll_async(op);
-      if (std::chrono::duration<double>(Clock::now() - t0).count() > options_.timeout_s)
-        fail(op, "not finished after " + std::to_string(static_cast<int>(options_.timeout_s)) +
-                     " s: a peer rank of the group never reached it (dead, hung, or running a different step); "
-                     "raise comm_timeout_s if a step can really take this long");
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
+    watch([&] { return f.done->query(); }, [&] { return async_error(op); }, [&](const std::string& why) { fail(op, why); },
+          watch_options());
     spare_.push_back(std::move(f.done));
   }
 
   // Non-blocking NCCL calls may return ncclInProgress; the communicator must
   // then be polled until it leaves that state before anything else is called.
   void settle(const std::string& op) {
-    const auto t0 = Clock::now();
-    for (;;) {
-      ncclResult_t state = ncclSuccess;
-      ncclResult_t rc = ncclCommGetAsyncError(comm_, &state);
-      if (rc != ncclSuccess) fail(op, std::string("ncclCommGetAsyncError: ") + ncclGetErrorString(rc));
-      if (state == ncclSuccess) return;
-      if (state != ncclInProgress) fail(op, ncclGetErrorString(state));
-      if (std::chrono::duration<double>(Clock::now() - t0).count() > options_.timeout_s)
-        fail(op, "still in progress after " + std::to_string(static_cast<int>(options_.timeout_s)) +
-                     " s: a peer rank of the group never joined");
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+    watch([&] { return state(op) == ncclSuccess; }, [&] { return async_error(op); },
+          [&](const std::string& why) { fail(op, why); }, watch_options());
   }
 
-  void poll_async(const std::string& op) {
-    ncclResult_t state = ncclSuccess;
-    ncclResult_t rc = ncclCommGetAsyncError(comm_, &state);
+  ncclResult_t state(const std::string& op) {
+    ncclResult_t st = ncclSuccess;
+    ncclResult_t rc = ncclCommGetAsyncError(comm_, &st);
     if (rc != ncclSuccess) fail(op, std::string("ncclCommGetAsyncError: ") + ncclGetErrorString(rc));
-    if (state != ncclSuccess && state != ncclInProgress) fail(op, ncclGetErrorString(state));
+    return st;
+  }
+
+  // "" while the communicator is healthy (done or still in progress).
+  std::string async_error(const std::string& op) {
+    const ncclResult_t st = state(op);
+    return st == ncclSuccess || st == ncclInProgress ? std::string() : std::string(ncclGetErrorString(st));
+  }
+
+  WatchOptions watch_options() const {
+    WatchOptions w;
+    w.timeout_s = options_.timeout_s;
+    w.poll_s = 50e-6;
+    return w;
   }
 
   void check(ncclResult_t rc, const std::string& op) {

@@ -1,0 +1,22 @@
+#pragma once
+// The waiting loop of asynchronous collectives (NCCL), apart from NCCL so it
+// can be tested without a GPU: poll until the operation is done, stop at once
+// on an error the library reports, and give up after a timeout, so a dead or
+// hung peer ends in an exception naming the operation instead of a hang.
+#include <functional>
+#include <string>
+
+namespace bs {
+
+struct WatchOptions {
+  double timeout_s = 300;
+  double poll_s = 100e-6;  // sleep between polls: the rank is waiting anyway, but needs no spinning core
+};
+
+// done(): has the operation finished? error(): the library's asynchronous
+// error, or "" when none. fail(why) must throw (it aborts the communicator and
+// raises LibraryError); watch throws std::logic_error if it returns.
+void watch(const std::function<bool()>& done, const std::function<std::string()>& error,
+           const std::function<void(const std::string&)>& fail, const WatchOptions& options);
+
+}  // namespace bs
