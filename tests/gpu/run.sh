@@ -65,8 +65,11 @@ result() { results+=("$1: $2"); [ "$2" = PASS ] || failed=$((failed + 1)); }
 mpirun_() { mpirun --oversubscribe "$@"; }
 
 work=$build/gpu-tests; rm -rf "$work"; mkdir -p "$work"
-cat >"$work/eq.yaml" <<YAML
-study: gpu_eq
+# One study body, two run lists: the same data, model, optimizer and budget.
+study_yaml() {  # study_yaml NAME RUNS...
+  local name=$1; shift
+  cat <<YAML
+study: $name
 output: $work/unused
 seed: 11
 data: {name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}
@@ -77,22 +80,11 @@ eval: {every_steps: 50, train_subset: 1000}
 log: {every_steps: 10}
 gns: {microbatches: 2}
 runs:
-  - {name: one_a, batch: [64]}
-  - {name: one_b, batch: [256]}
 YAML
-cat >"$work/hetero.yaml" <<YAML
-study: gpu_hetero
-output: $work/unused
-seed: 11
-data: {name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}
-model: {name: mlp, hidden: [256, 128]}
-optimizer: {name: sgd, lr: 0.05, ref_batch: 64, scaling: none, momentum: 0.9}
-budget: {steps: 100}
-eval: {every_steps: 50, train_subset: 1000}
-log: {every_steps: 10}
-runs:
-  - {name: hetero, batch: [16, 48]}
-YAML
+  for r in "$@"; do echo "  - $r"; done
+}
+study_yaml gpu_eq "{name: one_a, batch: [64]}" "{name: one_b, batch: [256]}" >"$work/eq.yaml"
+study_yaml gpu_hetero "{name: hetero, batch: [16, 48]}" >"$work/hetero.yaml"
 
 # 1. two 1-rank groups on NCCL vs the CPU
 mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-cpu" --set device=cpu --threads 4 &&
