@@ -2,12 +2,8 @@
 # Bad input reaches the researcher as one clear message and a documented exit
 # code, never a hang or a crash: each case runs under a timeout.
 set -uo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-study="$(cd "$here/../.." && pwd)/configs/quickstart.yaml"
-rm -rf "$out"; mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/lib.sh" "$@"
+study="$root/configs/quickstart.yaml"
 fails=0 passes=0
 
 expect() {  # expect CODE PATTERN -- command...

@@ -4,10 +4,7 @@
 # GPU choices fail cleanly on a machine without one (exit 2, message naming
 # the key). compare.py's table itself is timed, so it is not asserted here.
 set -euo pipefail
-bin=$1
-out=$2
-rm -rf "$out"; mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/lib.sh" "$@"
 mpirun -np 2 --oversubscribe "$bin" bench --model mlp --batch 16 --steps 4 --warmup 2 --threads 1 >"$out/mlp.txt"
 mpirun -np 1 "$bin" bench --model cnn --batch 8 --steps 2 --warmup 1 --threads 1 >"$out/cnn.txt"
 /usr/bin/python3 - "$out" <<'PY'

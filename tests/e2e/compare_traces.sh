@@ -4,11 +4,7 @@
 # two rank layouts (1 rank vs 2 ranks, 1-rank groups) agree exactly, and a
 # study with a 1% different lr is reported as different (exit 1).
 set -euo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$out"; mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/lib.sh" "$@"
 cat >"$out/eq.yaml" <<YAML
 study: traces
 output: $out/unused

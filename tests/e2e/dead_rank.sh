@@ -2,13 +2,7 @@
 # A rank dies (SIGKILL): the job ends non-zero within a bounded time, no rank
 # hangs or lingers, and every run file stays readable with its prefix of steps.
 set -uo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-rm -rf "$out"; mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
+source "$(dirname "$0")/lib.sh" "$@"
 mpirun -np 3 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 --set output="$out/run" \
   --set 'budget={steps: 100000}' --set data.train_size=8192 --set 'eval={every_steps: 5000, train_subset: 500}' \
   --set log.every_steps=5 --set log.flush_seconds=0.2 --set 'runs=[{name: solo, batch: [64]}]' >"$out/log" 2>&1 &

@@ -3,17 +3,11 @@
 # with 4 micro-batches measure B_simple, every run stops at its validation
 # target, and the report answers with a noise scale and a B_crit fit.
 set -euo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-rm -rf "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/lib.sh" "$@"
 timeout 600 mpirun -np 2 --oversubscribe "$bin" run "$root/configs/fashion_gns.yaml" --threads 1 \
   --set output="$out" --set data.train_size=8192 --set data.test_size=2000 --set eval.train_subset=1000 \
   --set budget.epochs=3 --set eval.every_epochs=0.1 --set target.value=0.3 \
   --set 'sweep={global_batch: [32, 64, 128, 256], seed: [1], ranks: 1}' --set gns.per_layer=true
-export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
 /usr/bin/python3 -m batchscope_analysis check "$out"
 /usr/bin/python3 -m batchscope_analysis report "$out"
 /usr/bin/python3 - "$out" <<'PY'

@@ -2,19 +2,13 @@
 # A run file is readable while the run trains (SWMR) and after the job is
 # killed with SIGKILL: it holds a prefix of steps and says "running".
 set -euo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-rm -rf "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/lib.sh" "$@"
 mpirun -np 2 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 \
   --set output="$out" --set 'budget={steps: 1000000}' --set 'sweep={global_batch: [32], ranks: 2}' \
   --set log.every_steps=5 --set log.flush_seconds=0.2 --set data.train_size=4096 --set eval.train_subset=100 \
   >"$out.log" 2>&1 &
 job=$!
 trap 'kill -9 $job 2>/dev/null || true' EXIT
-export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
 # A live reader follows the file until it has seen rows arrive twice.
 timeout 120 /usr/bin/python3 - "$out/runs/b32_lr0.05_s1.h5" <<'PY'
 import os, sys, time

@@ -3,12 +3,7 @@
 # run file: cnn + adam on synthetic data, mlp + nesterov/cosine on the mnist
 # loader (pointed at the Fashion-MNIST IDX files, which share the format).
 set -euo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-rm -rf "$out"; mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/lib.sh" "$@"
 cat >"$out/models.yaml" <<YAML
 study: models
 output: $out/a
@@ -27,7 +22,6 @@ mpirun -np 3 --oversubscribe "$bin" run "$out/models.yaml" --threads 1 --set out
   --set 'data={name: mnist, root: /usr/share/datasets/fashion-mnist, train_size: 2048, test_size: 500}' \
   --set 'model={name: mlp, hidden: [32]}' \
   --set 'optimizer={name: sgd, lr: 0.1, momentum: 0.9, nesterov: true, schedule: cosine}'
-export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
 /usr/bin/python3 -m batchscope_analysis check "$out/a" "$out/b"
 /usr/bin/python3 - "$out" <<'PY'
 import sys, h5py, numpy as np

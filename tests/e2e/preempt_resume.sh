@@ -4,14 +4,8 @@
 # trace equals an uninterrupted run's, step for step. Then the refusals: a
 # changed study (exit 6, naming the key) and a torn checkpoint (exit 6).
 set -uo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib.sh" "$@"
 study="$root/configs/quickstart.yaml"
-rm -rf "$out"; mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export PYTHONPATH="$root/analysis${PYTHONPATH:+:$PYTHONPATH}"
 args=(--threads 1 --set 'budget={steps: 300}' --set data.train_size=8192 --set data.test_size=2000
       --set 'eval={every_steps: 40, train_subset: 500}' --set log.every_steps=10 --set log.flush_seconds=0.2
       --set 'sweep={global_batch: [32, 128], ranks: 2, split: [1, 3]}' --set 'runs=[{name: solo, batch: [64]}]')

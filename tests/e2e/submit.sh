@@ -6,14 +6,10 @@
 # run by hand with a stub scontrol, forwards SIGUSR1 to the ranks through
 # mpirun, requeues on exit 75, and its second run resumes to the end.
 set -uo pipefail
-bin=$1
-out=$2
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib.sh" "$@"
 study=$root/configs/quickstart.yaml
 submit=$root/launch/submit.sh
 rm -rf "$out"; mkdir -p "$out/stubs"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fails=0 passes=0
 ok() { passes=$((passes + 1)); }
 bad() { fails=$((fails + 1)); echo "FAILED: $*"; }
