@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "app/device_select.h"
 #include "app/study_runner.h"
@@ -83,10 +82,8 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
   auto group = env.split(0, env.rank());
   std::unique_ptr<Communicator> device_comm = make_device_comm(st, devices, env.rank(), *group);
   Communicator& comm = device_comm ? *device_comm : static_cast<Communicator&>(*group);
-  const int threads = o.threads > 0 ? o.threads
-                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
-                                           std::max(1, env.local_size());
-  set_torch_threads(std::max(1, threads));
+  const int threads = threads_per_rank(o.threads, env);
+  set_torch_threads(threads);
 
   DataSplits data = load_data(st.file, st.data, st.seed);
   TrainerOptions topt;
@@ -103,7 +100,7 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
                   "\"threads\": %d, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
                   "\"status\": \"%s\"}",
                   torch_version().c_str(), json_escape(devices.label[0]).c_str(), comm.backend().c_str(),
-                  o.model.c_str(), env.size(), o.batch, timed, warmup, std::max(1, threads), 1e3 * dt / timed,
+                  o.model.c_str(), env.size(), o.batch, timed, warmup, threads, 1e3 * dt / timed,
                   static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(),
                   status_name(res.status));
     std::cout << buf << std::endl;

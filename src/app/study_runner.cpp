@@ -275,6 +275,12 @@ SummaryRow summary_from_file(const Study& st, const RunSpec& r, const std::strin
 
 }  // namespace
 
+int threads_per_rank(int requested, const MpiEnv& env) {
+  if (requested > 0) return requested;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, env.local_size()));
+}
+
 std::vector<double> run_costs(const Study& st) {
   std::vector<double> c;
   for (const auto& r : st.runs)
@@ -336,11 +342,10 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
 
   const int g = layout.group_of(env.rank());
   auto comm = env.split(g, env.rank());
-  const int threads = opt.threads > 0 ? opt.threads : std::max(1u, std::thread::hardware_concurrency()) /
-                                                          static_cast<unsigned>(std::max(1, env.local_size()));
-  set_torch_threads(std::max(1, threads));
+  const int threads = threads_per_rank(opt.threads, env);
+  set_torch_threads(threads);
   if (root) {
-    std::cout << describe_layout(st, layout) << "intra-op threads per rank: " << std::max(1, threads)
+    std::cout << describe_layout(st, layout) << "intra-op threads per rank: " << threads
               << "; " << devices.summary << std::endl;
   }
 

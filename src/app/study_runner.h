@@ -22,6 +22,10 @@ struct RunOptions {
 int run_study(const Study& study, const Layout& layout, const DevicePlan& devices, const MpiEnv& env,
               const RunOptions& options);
 
+// LibTorch intra-op threads for this rank: `requested`, or when 0 the node's
+// cores divided among its ranks (at least 1).
+int threads_per_rank(int requested, const MpiEnv& env);
+
 // Work measure used to balance run queues across groups: samples to train.
 std::vector<double> run_costs(const Study& study);
 

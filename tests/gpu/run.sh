@@ -13,9 +13,9 @@
 #                      the one GPU over MPI (host-staged): traces agree
 #   nccl-refused       comm: nccl with two ranks of a group on one GPU exits 2
 #                      with a message that says to use comm: mpi
-#   nccl-hung-peer     (2+ GPUs only) a rank stopped with SIGSTOP mid-run: the
-#                      job ends within comm_timeout_s + 60 s, naming the rank
-#                      and the NCCL operation
+#   nccl-hung-peer     (2+ GPUs only) a rank stopped with SIGSTOP 25 s in, with
+#                      comm_timeout_s 20: the job ends within 140 s of its
+#                      start, naming the rank and the NCCL operation
 # Then tests/bench/compare.py on the GPU: mlp and cnn at per-rank batch 32,
 # 128, 1024 and 8192, batchscope vs the DDP baseline (NCCL).
 set -uo pipefail
