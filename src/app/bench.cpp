@@ -9,8 +9,9 @@
 #include "app/study_runner.h"
 #include "config/study.h"
 #include "data/dataset.h"
-#include "dist/layout.h"
+#include "placement/layout.h"
 #include "train/trainer.h"
+#include "train/torch_env.h"
 
 namespace bs {
 namespace {

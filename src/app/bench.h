@@ -7,7 +7,7 @@
 // comparison and the table live in that script.
 #include <string>
 
-#include "dist/mpi_env.h"
+#include "comm/mpi_env.h"
 
 namespace bs {
 

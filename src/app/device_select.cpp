@@ -2,10 +2,10 @@
 
 #include <algorithm>
 
-#include "dist/host_staged_communicator.h"
-#include "dist/nccl_communicator.h"
+#include "comm/host_staged_communicator.h"
+#include "comm/nccl_communicator.h"
 #include "gpu/cuda_runtime.h"
-#include "train/trainer.h"
+#include "train/torch_env.h"
 
 namespace bs {
 namespace {

@@ -1,14 +1,14 @@
 #pragma once
-// Gathers what every rank can train on, plans devices (dist/device_plan.h),
+// Gathers what every rank can train on, plans devices (placement/device_plan.h),
 // and builds the communicator a group's trainer reduces with. Shared by
 // `batchscope run` and `batchscope bench`.
 #include <memory>
 
 #include "config/study.h"
-#include "dist/communicator.h"
-#include "dist/device_plan.h"
-#include "dist/layout.h"
-#include "dist/mpi_env.h"
+#include "comm/communicator.h"
+#include "placement/device_plan.h"
+#include "placement/layout.h"
+#include "comm/mpi_env.h"
 
 namespace bs {
 

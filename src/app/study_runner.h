@@ -2,9 +2,9 @@
 // `batchscope run`: every rank trains its group's queue of runs; group leaders
 // write run files and report to world rank 0, which prints and summarizes.
 #include "config/study.h"
-#include "dist/device_plan.h"
-#include "dist/layout.h"
-#include "dist/mpi_env.h"
+#include "placement/device_plan.h"
+#include "placement/layout.h"
+#include "comm/mpi_env.h"
 
 namespace bs {
 

@@ -98,7 +98,7 @@ struct Study {
   std::string name;
   std::string output;
   uint64_t seed = 0;
-  std::string device = "auto";  // auto | cpu | cuda (see dist/device_plan.h)
+  std::string device = "auto";  // auto | cpu | cuda (see placement/device_plan.h)
   std::string comm = "auto";    // auto | mpi | nccl
   double comm_timeout_s = 300;  // an NCCL collective unfinished this long aborts the job
   DataSpec data;

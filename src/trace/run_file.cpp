@@ -5,17 +5,6 @@
 
 namespace bs {
 
-const char* status_name(RunStatus s) {
-  switch (s) {
-    case RunStatus::Running: return "running";
-    case RunStatus::Completed: return "completed";
-    case RunStatus::Diverged: return "diverged";
-    case RunStatus::Failed: return "failed";
-    case RunStatus::Preempted: return "preempted";
-  }
-  return "unknown";
-}
-
 namespace {
 // Rows are appended column by column from flat vectors; a vector of the wrong
 // width would make HDF5 read past it, so widths are checked before writing.

@@ -7,7 +7,7 @@
 
 #include "config/study.h"
 #include "data/dataset.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "train/records.h"
 #include "train/train_state.h"
 
@@ -63,13 +63,5 @@ class Trainer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// CUDA devices this process's LibTorch can use (0 for a CPU-only LibTorch).
-int torch_cuda_devices();
-
-// LibTorch version string, for provenance.
-std::string torch_version();
-// Sets LibTorch's intra-op threads for this rank.
-void set_torch_threads(int threads);
 
 }  // namespace bs

@@ -1,13 +1,17 @@
 #pragma once
-// Check macros, used only where we call a C library (MPI, HDF5; NCCL and CUDA
-// later). Each failure names the call, the file:line and the world rank, and
-// becomes a typed exception so `main` can report it once and abort the job.
+// Check macros, used only where we call a C library (MPI, HDF5; CUDA and NCCL
+// have their own in gpu/ and comm/). Each failure names the call and the
+// file:line, and becomes a typed LibraryError so `main` can report it once
+// (naming the world rank) and abort the job. util/ sits below MPI, so the rank
+// is read from the launcher's environment when one set it.
 #include <string>
 
 #include "util/errors.h"
 
 namespace bs::detail {
-int world_rank_or_minus1();
+// The launcher's rank for this process (OMPI_COMM_WORLD_RANK, PMIX_RANK,
+// PMI_RANK, SLURM_PROCID), or -1 outside a launcher.
+int launcher_rank_or_minus1();
 [[noreturn]] void throw_library_error(const char* lib, const char* call, const std::string& detail,
                                       const char* file, int line);
 }  // namespace bs::detail

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "config/study.h"
-#include "dist/mpi_communicator.h"
+#include "comm/mpi_communicator.h"
 #include "train/trainer.h"
 
 namespace bs::test {

@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "dist/device_plan.h"
+#include "placement/device_plan.h"
 #include "util/errors.h"
 
 namespace bs {

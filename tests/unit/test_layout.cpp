@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "config/study.h"
-#include "dist/layout.h"
+#include "placement/layout.h"
 #include "util/errors.h"
 
 namespace bs {

@@ -3,7 +3,7 @@
 
 #include <stdexcept>
 
-#include "dist/watchdog.h"
+#include "comm/watchdog.h"
 
 namespace bs {
 namespace {

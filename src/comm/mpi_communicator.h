@@ -1,7 +1,7 @@
 #pragma once
 #include <mpi.h>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace bs {
 

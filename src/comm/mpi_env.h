@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/mpi_communicator.h"
+#include "comm/mpi_communicator.h"
 
 namespace bs {
 
@@ -40,7 +40,7 @@ class MpiEnv {
   std::string host_;
 };
 
-// World rank when MPI is initialized, else -1; used by check macros.
+// World rank when MPI is initialized, else -1; names the rank in NCCL errors.
 int world_rank_if_initialized();
 
 }  // namespace bs

@@ -1,4 +1,4 @@
-#include "dist/layout.h"
+#include "placement/layout.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,5 +1,5 @@
 // Built instead of nccl_communicator.cpp when CMake finds no NCCL.
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 #include "util/errors.h"
 
 namespace bs {

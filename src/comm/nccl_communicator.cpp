@@ -1,11 +1,11 @@
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 
 #include <nccl.h>
 
 #include <deque>
 
-#include "dist/mpi_env.h"
-#include "dist/watchdog.h"
+#include "comm/mpi_env.h"
+#include "comm/watchdog.h"
 #include "gpu/cuda_runtime.h"
 #include "util/check.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "config/study.h"
-#include "dist/layout.h"
+#include "placement/layout.h"
 
 namespace bs {
 

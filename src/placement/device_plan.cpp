@@ -1,4 +1,4 @@
-#include "dist/device_plan.h"
+#include "placement/device_plan.h"
 
 #include <map>
 #include <set>

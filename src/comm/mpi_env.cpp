@@ -1,4 +1,4 @@
-#include "dist/mpi_env.h"
+#include "comm/mpi_env.h"
 
 #include <chrono>
 #include <cstdio>
@@ -18,19 +18,6 @@ int world_rank_if_initialized() {
   MPI_Comm_rank(MPI_COMM_WORLD, &r);
   return r;
 }
-
-namespace detail {
-int world_rank_or_minus1() { return world_rank_if_initialized(); }
-
-void throw_library_error(const char* lib, const char* call, const std::string& detail, const char* file,
-                         int line) {
-  std::string msg = std::string(lib) + " call failed: " + call + (detail.empty() ? "" : " (" + detail + ")") +
-                    " at " + file + ":" + std::to_string(line);
-  int r = world_rank_or_minus1();
-  if (r >= 0) msg += " on world rank " + std::to_string(r);
-  throw LibraryError(msg);
-}
-}  // namespace detail
 
 MpiEnv::MpiEnv(int* argc, char*** argv) {
   int provided = 0;

@@ -1,4 +1,4 @@
-#include "dist/text_channel.h"
+#include "comm/text_channel.h"
 
 #include <chrono>
 #include <thread>

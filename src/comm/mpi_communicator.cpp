@@ -1,4 +1,4 @@
-#include "dist/mpi_communicator.h"
+#include "comm/mpi_communicator.h"
 
 #include <climits>
 

@@ -2,7 +2,7 @@
 // Reduces device buffers over MPI by staging them through pinned host memory.
 // This is what lets several ranks share one GPU (NCCL refuses two ranks of a
 // communicator on the same device) and what runs where NCCL is not built.
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "gpu/cuda_runtime.h"
 
 namespace bs {

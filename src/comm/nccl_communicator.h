@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace bs {
 
