@@ -1,7 +1,10 @@
 #include "trace/run_file.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
+
+#include "util/errors.h"
 
 namespace bs {
 
@@ -266,6 +269,61 @@ void RunFile::maybe_flush() {
 void RunFile::flush() {
   h5::flush(file_.id());
   last_flush_ = std::chrono::steady_clock::now();
+}
+
+namespace {
+// Reads of a finished run for the study runner. HDF5's own message names the
+// dataset but not the file; with many runs in one study the file matters.
+template <class F>
+auto reading(const std::string& path, F&& read) {
+  try {
+    h5::Handle f = h5::open_file_read(path);
+    return read(f.id());
+  } catch (const LibraryError& e) {
+    const std::string what = e.what();
+    if (what.find(path) != std::string::npos) throw;
+    throw LibraryError(path + ": " + what);
+  }
+}
+
+int64_t first_int(hid_t file, const char* name) {
+  h5::Handle d = h5::open_dataset(file, name);
+  int64_t v = -1;
+  h5::read_rows(d.id(), h5::Type::I64, 1, 0, &v);
+  return v;
+}
+
+// Every value of a 1-d dataset as doubles; one NaN when it is empty, so that
+// "the last value" of a run that never got there reads as NaN.
+std::vector<double> all_values(hid_t file, const char* name) {
+  h5::Handle d = h5::open_dataset(file, name);
+  const int64_t n = h5::rows_of(d.id());
+  std::vector<double> v(static_cast<size_t>(std::max<int64_t>(n, 1)), std::nan(""));
+  h5::read_rows(d.id(), h5::Type::F64, n, 0, v.data());
+  return v;
+}
+
+RunStatus status_code(hid_t file) {
+  h5::Handle d = h5::open_dataset(file, "/status/code");
+  int32_t code = -1;
+  h5::read_rows(d.id(), h5::Type::I32, 1, 0, &code);
+  return static_cast<RunStatus>(code);
+}
+}  // namespace
+
+RunStatus read_run_status(const std::string& path) { return reading(path, status_code); }
+
+RunFileSummary read_run_summary(const std::string& path) {
+  return reading(path, [](hid_t f) {
+    RunFileSummary s;
+    s.status = status_code(f);
+    s.steps = first_int(f, "/status/step");
+    s.target_step = first_int(f, "/target/step");
+    s.val_acc = all_values(f, "/eval/val_acc");
+    s.final_train_acc = all_values(f, "/eval/train_acc").back();
+    s.wall_s = all_values(f, "/train/wall_s").back();
+    return s;
+  });
 }
 
 }  // namespace bs

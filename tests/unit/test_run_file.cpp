@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -469,6 +470,68 @@ TEST(RunFile, RejectsRowsOfTheWrongWidth) {
   RunFileHeader bad = header();
   bad.layers = {"a"};
   EXPECT_THROW(RunFile(dir.path + "/bad.h5", bad, 1.0), std::invalid_argument);
+}
+
+TEST(RunFile, SummaryReadsBackWhatWasWritten) {
+  TempFolder dir;
+  const std::string path = dir.path + "/sum.h5";
+  {
+    RunFile rf(path, header(), 1.0);
+    rf.append(std::vector<StepRecord>{step_record(1), step_record(2), step_record(3)});
+    rf.append(eval_record(2));
+    rf.append(eval_record(3));
+    rf.set_target_reached(2, 128);
+    rf.set_status(RunStatus::Completed, 3);
+  }
+  EXPECT_EQ(read_run_status(path), RunStatus::Completed);
+  RunFileSummary s = read_run_summary(path);
+  EXPECT_EQ(s.status, RunStatus::Completed);
+  EXPECT_EQ(s.steps, 3);
+  EXPECT_EQ(s.target_step, 2);
+  EXPECT_EQ(s.val_acc, (std::vector<double>{eval_record(2).val_acc, eval_record(3).val_acc}));
+  EXPECT_EQ(s.final_train_acc, eval_record(3).train_acc);
+  EXPECT_EQ(s.wall_s, step_record(3).wall_s);
+}
+
+TEST(RunFile, SummaryOfARunWithoutRowsIsNaN) {
+  TempFolder dir;
+  const std::string path = dir.path + "/empty.h5";
+  { RunFile rf(path, header(), 1.0); }
+  RunFileSummary s = read_run_summary(path);
+  EXPECT_EQ(s.status, RunStatus::Running);
+  EXPECT_EQ(s.steps, 0);
+  EXPECT_EQ(s.target_step, -1);
+  ASSERT_EQ(s.val_acc.size(), 1u) << "one NaN, so back() is safe";
+  EXPECT_TRUE(std::isnan(s.val_acc[0]));
+  EXPECT_TRUE(std::isnan(s.final_train_acc));
+  EXPECT_TRUE(std::isnan(s.wall_s));
+}
+
+TEST(RunFile, UnreadableRunFileIsALibraryErrorNamingIt) {
+  H5E_auto2_t func = nullptr;
+  void* data = nullptr;
+  H5Eget_auto2(H5E_DEFAULT, &func, &data);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  TempFolder dir;
+  const std::string path = dir.path + "/not-there.h5";
+  try {
+    read_run_summary(path);
+    ADD_FAILURE() << "no error";
+  } catch (const LibraryError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_run_status(path), LibraryError);
+  // A file that is HDF5 but not a run file: the missing dataset and the file.
+  hid_t f = H5Fcreate((dir.path + "/other.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  H5Fclose(f);
+  try {
+    read_run_status(dir.path + "/other.h5");
+    ADD_FAILURE() << "no error";
+  } catch (const LibraryError& e) {
+    EXPECT_NE(std::string(e.what()).find("other.h5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/status/code"), std::string::npos) << e.what();
+  }
+  H5Eset_auto2(H5E_DEFAULT, func, data);
 }
 
 }  // namespace
