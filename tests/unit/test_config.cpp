@@ -270,6 +270,133 @@ TEST(ResolvedYaml, AdamStudyRoundTrips) {
   expect_equivalent(a, b);
 }
 
+// The resolved YAML is stored in run files and compared across jobs, so its
+// bytes are pinned: a change here changes every fingerprint.
+TEST(ResolvedYaml, QuickstartBytesArePinned) {
+  Study st = load_study(std::string(BATCHSCOPE_SOURCE_DIR) + "/configs/quickstart.yaml");
+  EXPECT_EQ(st.resolved_yaml, R"(study: quickstart
+output: results/quickstart
+seed: 7
+device: auto
+comm: auto
+comm_timeout_s: 300
+data:
+  name: fashion-mnist
+  root: /usr/share/datasets/fashion-mnist
+  train_size: 60000
+  test_size: 10000
+model:
+  name: mlp
+  hidden: [256, 128]
+optimizer:
+  name: sgd
+  lr: 0.050000000000000003
+  ref_batch: 128
+  scaling: sqrt
+  schedule: constant
+  warmup_epochs: 0.10000000000000001
+  momentum: 0.90000000000000002
+  nesterov: false
+  weight_decay: 0
+budget:
+  epochs: 1
+eval:
+  every_epochs: 0.25
+  train_subset: 10000
+  batch: 1000
+log:
+  every_steps: 20
+  flush_seconds: 10
+  progress_seconds: 5
+gns:
+  ema_beta: 0.98999999999999999
+  microbatches: 1
+  per_layer: false
+checkpoint:
+  every_steps: 0
+  every_minutes: 10
+runs:
+  - {name: b32_lr0.05_s1, batch: [8, 24], lr: 0.050000000000000003, seed: 1}
+  - {name: b128_lr0.05_s1, batch: [32, 96], lr: 0.050000000000000003, seed: 1}
+  - {name: b512_lr0.05_s1, batch: [128, 384], lr: 0.050000000000000003, seed: 1})");
+}
+
+// The branches quickstart does not take: synthetic data, cnn, adam, steps,
+// warmup_steps, eval.every_steps, a target, explicit runs beside a sweep.
+TEST(ResolvedYaml, OtherBranchesBytesArePinned) {
+  Study st = parse_study(R"(
+study: branches
+device: cpu
+comm: mpi
+comm_timeout_s: 60.5
+data: {name: synthetic, synthetic_train: 4096, synthetic_test: 512, synthetic_noise: 0.5, train_size: 2048}
+model: {name: cnn}
+optimizer: {name: adam, lr: 0.001, betas: [0.8, 0.95], eps: 1.0e-6, warmup_steps: 3, weight_decay: 0.01,
+            schedule: cosine, scaling: linear}
+budget: {steps: 50}
+eval: {every_steps: 10, train_subset: 0, batch: 256}
+gns: {microbatches: 2, per_layer: true}
+checkpoint: {every_steps: 5, every_minutes: 0}
+target: {metric: val_loss, value: 0.3, stop: false}
+runs: [{name: hetero, batch: [16, 48], lr: 0.002, seed: 4}]
+sweep: {global_batch: [64, 100], lr: [0.001], seed: [1, 2], ranks: 2, split: [1, 3]}
+)",
+                         kLabel);
+  EXPECT_EQ(st.resolved_yaml, R"(study: branches
+output: results/branches
+seed: 0
+device: cpu
+comm: mpi
+comm_timeout_s: 60.5
+data:
+  name: synthetic
+  root: ""
+  train_size: 2048
+  test_size: 512
+  synthetic_train: 4096
+  synthetic_test: 512
+  synthetic_noise: 0.5
+model:
+  name: cnn
+optimizer:
+  name: adam
+  lr: 0.001
+  ref_batch: 128
+  scaling: linear
+  schedule: cosine
+  warmup_steps: 3
+  betas: [0.80000000000000004, 0.94999999999999996]
+  eps: 9.9999999999999995e-07
+  weight_decay: 0.01
+budget:
+  steps: 50
+eval:
+  every_steps: 10
+  train_subset: 0
+  batch: 256
+log:
+  every_steps: 20
+  flush_seconds: 10
+  progress_seconds: 5
+gns:
+  ema_beta: 0.98999999999999999
+  microbatches: 2
+  per_layer: true
+checkpoint:
+  every_steps: 5
+  every_minutes: 0
+target:
+  metric: val_loss
+  value: 0.29999999999999999
+  stop: false
+runs:
+  - {name: hetero, batch: [16, 48], lr: 0.002, seed: 4}
+  - {name: b64_lr0.001_s1, batch: [16, 48], lr: 0.001, seed: 1}
+  - {name: b64_lr0.001_s2, batch: [16, 48], lr: 0.001, seed: 2}
+  - {name: b100_lr0.001_s1, batch: [25, 75], lr: 0.001, seed: 1}
+  - {name: b100_lr0.001_s2, batch: [25, 75], lr: 0.001, seed: 2})");
+}
+
 TEST(RunYaml, NamesBudget) {
   Study st = parse_study(kRunsStudy, kLabel);
   std::string y = run_yaml(st, st.runs[0]);
