@@ -4,17 +4,12 @@
 // marker); the file carries its payload size and CRC-32, so a torn or damaged
 // checkpoint is refused instead of silently continuing a wrong run.
 #include <map>
-#include <stdexcept>
 #include <string>
 
 #include "train/train_state.h"
+#include "util/errors.h"  // CheckpointError
 
 namespace bs {
-
-// Refused checkpoint: torn, damaged, or for a different study or layout (exit 6).
-class CheckpointError : public std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // What a checkpoint must agree on with the study that resumes it.
 using Fingerprint = std::map<std::string, std::string>;

@@ -1,7 +1,9 @@
 #include "trace/run_file.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "util/errors.h"
@@ -11,10 +13,10 @@ namespace bs {
 namespace {
 // Rows are appended column by column from flat vectors; a vector of the wrong
 // width would make HDF5 read past it, so widths are checked before writing.
-void check_width(const std::vector<float>& v, int64_t width, const char* what, int64_t step) {
-  if (static_cast<int64_t>(v.size()) != width)
+void check_width(int64_t values, int64_t width, const char* what, int64_t step) {
+  if (values != width)
     throw std::invalid_argument(std::string("run file: step ") + std::to_string(step) + " has " +
-                                std::to_string(v.size()) + " values of " + what + ", expected " +
+                                std::to_string(values) + " values of " + what + ", expected " +
                                 std::to_string(width));
 }
 
@@ -25,18 +27,47 @@ RunFileHeader with_defaults(RunFileHeader hd) {
   if (hd.per_layer && hd.layers.empty()) throw std::invalid_argument("run file header: per_layer without layers");
   return hd;
 }
+
+h5::Type h5_type(ColumnType t) {
+  switch (t) {
+    case ColumnType::I32: return h5::Type::I32;
+    case ColumnType::I64: return h5::Type::I64;
+    case ColumnType::F32: return h5::Type::F32;
+    case ColumnType::F64: return h5::Type::F64;
+    case ColumnType::Str: break;
+  }
+  throw std::logic_error("run file: string columns are header datasets only");
+}
+
+size_t type_size(ColumnType t) { return t == ColumnType::I32 || t == ColumnType::F32 ? 4 : 8; }
+
+// Where a column is in run_file_columns(); the table is fixed, so a name that
+// is not there is a bug, found by the first test that writes a file.
+size_t column_index(const char* group, const char* name) {
+  const auto& cols = run_file_columns();
+  for (size_t i = 0; i < cols.size(); ++i)
+    if (std::strcmp(cols[i].group, group) == 0 && std::strcmp(cols[i].name, name) == 0) return i;
+  throw std::logic_error(std::string("run file: no column /") + group + "/" + name);
+}
+
+void write_header_dataset(hid_t group, const RunFileColumn& c, const RunFileHeader& hd) {
+  ColumnValues v(c.type);
+  c.from_header(hd, v);
+  if (c.type == ColumnType::Str) h5::write_dataset(group, c.name, v.strings());
+  else if (c.type == ColumnType::I32) h5::write_dataset(group, c.name, v.ints());
+  else if (c.type == ColumnType::I64 && c.width == ColumnWidth::None) h5::write_scalar(group, c.name, v.first_int64());
+  else throw std::logic_error(std::string("run file: cannot write header dataset ") + c.name);
+}
 }  // namespace
 
 RunFile::RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds)
     : RunFile(path, with_defaults(header), flush_seconds, 0) {}
 
 RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_seconds, int)
-    : path_(path),
-      ranks_(static_cast<int>(hd.batch_per_rank.size())),
-      micro_(static_cast<int>(hd.batch_micro.size())),
-      layers_(hd.per_layer ? static_cast<int>(hd.layers.size()) : 0),
-      flush_seconds_(flush_seconds) {
-  using h5::Type;
+    : path_(path), flush_seconds_(flush_seconds) {
+  dims_.ranks = static_cast<int64_t>(hd.batch_per_rank.size());
+  dims_.micro = static_cast<int64_t>(hd.batch_micro.size());
+  dims_.layers = hd.per_layer ? static_cast<int64_t>(hd.layers.size()) : 0;
   file_ = h5::create_file(path);
   const hid_t f = file_.id();
   h5::write_attr(f, "schema", std::string("batchscope-run"));
@@ -44,74 +75,37 @@ RunFile::RunFile(const std::string& path, const RunFileHeader& hd, double flush_
   for (const auto& kv : hd.str_attrs) h5::write_attr(f, kv.first, kv.second);
   for (const auto& kv : hd.int_attrs) h5::write_attr(f, kv.first, kv.second);
   for (const auto& kv : hd.float_attrs) h5::write_attr(f, kv.first, kv.second);
-
-  {
-    h5::Handle g = h5::create_group(f, "layout");
-    h5::write_dataset(g.id(), "world_ranks", hd.world_ranks);
-    h5::write_dataset(g.id(), "hosts", hd.hosts);
-    h5::write_dataset(g.id(), "devices", hd.devices);
-    h5::write_dataset(g.id(), "batch_per_rank", hd.batch_per_rank);
-    h5::write_dataset(g.id(), "batch_micro", hd.batch_micro);
-    h5::write_dataset(g.id(), "layers", hd.layers);
-    h5::write_dataset(g.id(), "layer_numel", hd.layer_numel);
-    h5::write_scalar(g.id(), "global_batch", hd.global_batch);
-    h5::write_scalar(g.id(), "train_size", hd.train_size);
-    h5::write_scalar(g.id(), "test_size", hd.test_size);
-  }
-  {
-    h5::Handle g = h5::create_group(f, "status");
-    h5::write_attr(g.id(), "codes", std::string("0 running, 1 completed, 2 diverged, 3 failed, 4 preempted"));
-    // Extendable, not fixed: under SWMR only raw data may change, and the
-    // status must, so it is data, not an attribute.
-    status_code_ = h5::create_extendable(g.id(), "code", Type::I32, 0, 1);
-    status_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, 1);
-  }
-  const int64_t n = ranks_, chunk = 1024;
-  {
-    h5::Handle g = h5::create_group(f, "train");
-    t_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, chunk);
-    t_samples_ = h5::create_extendable(g.id(), "samples", Type::I64, 0, chunk);
-    t_epoch_ = h5::create_extendable(g.id(), "epoch", Type::I32, 0, chunk);
-    t_lr_ = h5::create_extendable(g.id(), "lr", Type::F64, 0, chunk);
-    t_loss_ = h5::create_extendable(g.id(), "loss", Type::F64, 0, chunk);
-    t_loss_rank_ = h5::create_extendable(g.id(), "loss_rank", Type::F32, n, 256);
-    t_wall_ = h5::create_extendable(g.id(), "wall_s", Type::F64, 0, chunk);
-    t_step_ms_ = h5::create_extendable(g.id(), "step_ms", Type::F32, 0, chunk);
-  }
-  {
-    h5::Handle g = h5::create_group(f, "gns");
-    g_local_ = h5::create_extendable(g.id(), "sqnorm_local", Type::F32, n, 256);
-    g_micro_ = h5::create_extendable(g.id(), "sqnorm_micro", Type::F32, micro_, 256);
-    if (layers_ > 0) {
-      g_layer_micro_ = h5::create_extendable(g.id(), "sqnorm_layer_micro", Type::F32, int64_t{micro_} * layers_, 64);
-      g_layer_global_ = h5::create_extendable(g.id(), "sqnorm_layer_global", Type::F32, layers_, 256);
-    }
-    g_global_ = h5::create_extendable(g.id(), "sqnorm_global", Type::F32, 0, chunk);
-    g_g2_ = h5::create_extendable(g.id(), "g2_est", Type::F64, 0, chunk);
-    g_tr_ = h5::create_extendable(g.id(), "trsigma_est", Type::F64, 0, chunk);
-    g_bsimple_ = h5::create_extendable(g.id(), "b_simple", Type::F64, 0, chunk);
-  }
-  {
-    h5::Handle g = h5::create_group(f, "eval");
-    e_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, 64);
-    e_samples_ = h5::create_extendable(g.id(), "samples", Type::I64, 0, 64);
-    e_epoch_ = h5::create_extendable(g.id(), "epoch", Type::F64, 0, 64);
-    e_vloss_ = h5::create_extendable(g.id(), "val_loss", Type::F64, 0, 64);
-    e_vacc_ = h5::create_extendable(g.id(), "val_acc", Type::F64, 0, 64);
-    e_tloss_ = h5::create_extendable(g.id(), "train_loss", Type::F64, 0, 64);
-    e_tacc_ = h5::create_extendable(g.id(), "train_acc", Type::F64, 0, 64);
-  }
-  {
-    h5::Handle g = h5::create_group(f, "target");
-    target_step_ = h5::create_extendable(g.id(), "step", Type::I64, 0, 1);
-    target_samples_ = h5::create_extendable(g.id(), "samples", Type::I64, 0, 1);
-    const int64_t none = -1;
-    h5::write_first(target_step_.id(), Type::I64, &none);
-    h5::write_first(target_samples_.id(), Type::I64, &none);
-  }
-  set_status(RunStatus::Running, 0);
+  create(hd);
   h5::start_swmr(f);
   flush();
+}
+
+// Every group and dataset, from the column table, before SWMR starts (SWMR
+// cannot add objects).
+void RunFile::create(const RunFileHeader& hd) {
+  const auto& cols = run_file_columns();
+  dsets_.resize(cols.size());
+  for (const auto& grp : run_file_groups()) {
+    h5::Handle g = h5::create_group(file_.id(), grp.name);
+    if (grp.attr) h5::write_attr(g.id(), grp.attr, std::string(grp.attr_value));
+    for (size_t i = 0; i < cols.size(); ++i) {
+      const RunFileColumn& c = cols[i];
+      if (std::strcmp(c.group, grp.name) != 0 || !column_present(c, hd.per_layer)) continue;
+      if (c.rows == ColumnRows::Header) {
+        write_header_dataset(g.id(), c, hd);
+        continue;
+      }
+      dsets_[i] = h5::create_extendable(g.id(), c.name, h5_type(c.type), column_width(c, dims_), c.chunk_rows);
+      if (c.rows == ColumnRows::Single) {
+        // Through a value of the column's own type: write_first copies
+        // type-size bytes from it.
+        ColumnValues v(c.type);
+        if (c.type == ColumnType::I32) v.add(static_cast<int32_t>(c.initial));
+        else v.add(c.initial);
+        h5::write_first(dset(i), h5_type(c.type), v.data());
+      }
+    }
+  }
 }
 
 RunFile::~RunFile() {
@@ -122,108 +116,77 @@ RunFile::~RunFile() {
   }
 }
 
+// Gathers every step column for the whole block first, so a row of the wrong
+// width leaves the file untouched. Per-layer columns are filled (and checked
+// to be empty) even in a file without them: records with layers for a file
+// without them mean the trainer and the header disagree.
 void RunFile::append(const std::vector<StepRecord>& rows) {
-  using h5::Type;
+  if (rows.empty()) return;
+  const auto& cols = run_file_columns();
+  std::vector<size_t> idx;
+  std::vector<ColumnValues> values;
+  for (size_t i = 0; i < cols.size(); ++i)
+    if (cols[i].rows == ColumnRows::Step) {
+      idx.push_back(i);
+      values.emplace_back(cols[i].type);
+    }
+  for (const auto& r : rows)
+    for (size_t j = 0; j < idx.size(); ++j) {
+      const RunFileColumn& c = cols[idx[j]];
+      const int64_t before = values[j].count();
+      c.from_step(r, values[j]);
+      const int64_t w = column_width(c, dims_);
+      check_width(values[j].count() - before, c.width == ColumnWidth::None ? 1 : w, c.name, r.step);
+    }
   const int64_t T = static_cast<int64_t>(rows.size());
-  if (T == 0) return;
-  std::vector<int64_t> step, samples;
-  std::vector<int32_t> epoch;
-  std::vector<double> lr, loss, wall, g2, tr, bs;
-  std::vector<float> step_ms, loss_rank, local, micro, global, layer_micro, layer_global;
-  for (const auto& r : rows) {
-    check_width(r.loss_rank, ranks_, "loss_rank", r.step);
-    check_width(r.sqnorm_local, ranks_, "sqnorm_local", r.step);
-    check_width(r.sqnorm_micro.empty() ? r.sqnorm_local : r.sqnorm_micro, micro_, "sqnorm_micro", r.step);
-    check_width(r.layer_micro, int64_t{micro_} * layers_, "sqnorm_layer_micro", r.step);
-    check_width(r.layer_global, layers_, "sqnorm_layer_global", r.step);
-    step.push_back(r.step);
-    samples.push_back(r.samples);
-    epoch.push_back(r.epoch);
-    lr.push_back(r.lr);
-    loss.push_back(r.loss);
-    wall.push_back(r.wall_s);
-    step_ms.push_back(r.step_ms);
-    loss_rank.insert(loss_rank.end(), r.loss_rank.begin(), r.loss_rank.end());
-    local.insert(local.end(), r.sqnorm_local.begin(), r.sqnorm_local.end());
-    const auto& mic = r.sqnorm_micro.empty() ? r.sqnorm_local : r.sqnorm_micro;  // m = 1
-    micro.insert(micro.end(), mic.begin(), mic.end());
-    layer_micro.insert(layer_micro.end(), r.layer_micro.begin(), r.layer_micro.end());
-    layer_global.insert(layer_global.end(), r.layer_global.begin(), r.layer_global.end());
-    global.push_back(r.sqnorm_global);
-    g2.push_back(r.g2_est);
-    tr.push_back(r.trsigma_est);
-    bs.push_back(r.b_simple);
+  for (size_t j = 0; j < idx.size(); ++j) {
+    const RunFileColumn& c = cols[idx[j]];
+    if (dsets_[idx[j]].valid()) h5::append(dset(idx[j]), h5_type(c.type), values[j].data(), T, column_width(c, dims_));
   }
-  h5::append(t_step_.id(), Type::I64, step.data(), T, 0);
-  h5::append(t_samples_.id(), Type::I64, samples.data(), T, 0);
-  h5::append(t_epoch_.id(), Type::I32, epoch.data(), T, 0);
-  h5::append(t_lr_.id(), Type::F64, lr.data(), T, 0);
-  h5::append(t_loss_.id(), Type::F64, loss.data(), T, 0);
-  h5::append(t_loss_rank_.id(), Type::F32, loss_rank.data(), T, ranks_);
-  h5::append(t_wall_.id(), Type::F64, wall.data(), T, 0);
-  h5::append(t_step_ms_.id(), Type::F32, step_ms.data(), T, 0);
-  h5::append(g_local_.id(), Type::F32, local.data(), T, ranks_);
-  h5::append(g_micro_.id(), Type::F32, micro.data(), T, micro_);
-  if (layers_ > 0) {
-    h5::append(g_layer_micro_.id(), Type::F32, layer_micro.data(), T, int64_t{micro_} * layers_);
-    h5::append(g_layer_global_.id(), Type::F32, layer_global.data(), T, layers_);
-  }
-  h5::append(g_global_.id(), Type::F32, global.data(), T, 0);
-  h5::append(g_g2_.id(), Type::F64, g2.data(), T, 0);
-  h5::append(g_tr_.id(), Type::F64, tr.data(), T, 0);
-  h5::append(g_bsimple_.id(), Type::F64, bs.data(), T, 0);
-  int64_t last = rows.back().step;
-  h5::write_first(status_step_.id(), Type::I64, &last);
+  static const size_t status_step = column_index("status", "step");
+  const int64_t last = rows.back().step;
+  h5::write_first(dset(status_step), h5::Type::I64, &last);
 }
 
 void RunFile::append(const EvalRecord& r) {
-  using h5::Type;
-  h5::append(e_step_.id(), Type::I64, &r.step, 1, 0);
-  h5::append(e_samples_.id(), Type::I64, &r.samples, 1, 0);
-  h5::append(e_epoch_.id(), Type::F64, &r.epoch, 1, 0);
-  h5::append(e_vloss_.id(), Type::F64, &r.val_loss, 1, 0);
-  h5::append(e_vacc_.id(), Type::F64, &r.val_acc, 1, 0);
-  h5::append(e_tloss_.id(), Type::F64, &r.train_loss, 1, 0);
-  h5::append(e_tacc_.id(), Type::F64, &r.train_acc, 1, 0);
+  const auto& cols = run_file_columns();
+  for (size_t i = 0; i < cols.size(); ++i) {
+    const RunFileColumn& c = cols[i];
+    if (c.rows != ColumnRows::Eval) continue;
+    ColumnValues v(c.type);
+    c.from_eval(r, v);
+    h5::append(dset(i), h5_type(c.type), v.data(), 1, column_width(c, dims_));
+  }
 }
 
 void RunFile::set_status(RunStatus status, int64_t step) {
+  static const size_t code_col = column_index("status", "code"), step_col = column_index("status", "step");
   int32_t code = static_cast<int32_t>(status);
-  h5::write_first(status_code_.id(), h5::Type::I32, &code);
-  h5::write_first(status_step_.id(), h5::Type::I64, &step);
+  h5::write_first(dset(code_col), h5::Type::I32, &code);
+  h5::write_first(dset(step_col), h5::Type::I64, &step);
 }
 
-std::vector<RunFile::Column> RunFile::columns() const {
-  using h5::Type;
-  const int64_t n = ranks_, K = micro_;
-  std::vector<Column> c = {
-      {"/train/step", t_step_.id(), Type::I64, 0, false},
-      {"/train/samples", t_samples_.id(), Type::I64, 0, false},
-      {"/train/epoch", t_epoch_.id(), Type::I32, 0, false},
-      {"/train/lr", t_lr_.id(), Type::F64, 0, false},
-      {"/train/loss", t_loss_.id(), Type::F64, 0, false},
-      {"/train/loss_rank", t_loss_rank_.id(), Type::F32, n, false},
-      {"/train/wall_s", t_wall_.id(), Type::F64, 0, false},
-      {"/train/step_ms", t_step_ms_.id(), Type::F32, 0, false},
-      {"/gns/sqnorm_local", g_local_.id(), Type::F32, n, false},
-      {"/gns/sqnorm_micro", g_micro_.id(), Type::F32, K, false},
-      {"/gns/sqnorm_global", g_global_.id(), Type::F32, 0, false},
-      {"/gns/g2_est", g_g2_.id(), Type::F64, 0, false},
-      {"/gns/trsigma_est", g_tr_.id(), Type::F64, 0, false},
-      {"/gns/b_simple", g_bsimple_.id(), Type::F64, 0, false},
-      {"/eval/step", e_step_.id(), Type::I64, 0, true},
-      {"/eval/samples", e_samples_.id(), Type::I64, 0, true},
-      {"/eval/epoch", e_epoch_.id(), Type::F64, 0, true},
-      {"/eval/val_loss", e_vloss_.id(), Type::F64, 0, true},
-      {"/eval/val_acc", e_vacc_.id(), Type::F64, 0, true},
-      {"/eval/train_loss", e_tloss_.id(), Type::F64, 0, true},
-      {"/eval/train_acc", e_tacc_.id(), Type::F64, 0, true},
-  };
-  if (layers_ > 0) {
-    c.push_back({"/gns/sqnorm_layer_micro", g_layer_micro_.id(), Type::F32, K * layers_, false});
-    c.push_back({"/gns/sqnorm_layer_global", g_layer_global_.id(), Type::F32, layers_, false});
+// The old file's first train_rows rows of every step column and eval_rows of
+// every eval column; any rows past them were written after the checkpoint and
+// will be written again.
+void RunFile::copy_rows(const std::string& old_path, int64_t train_rows, int64_t eval_rows) {
+  const auto& cols = run_file_columns();
+  h5::Handle old = h5::open_file_read(old_path);
+  for (size_t i = 0; i < cols.size(); ++i) {
+    const RunFileColumn& c = cols[i];
+    if ((c.rows != ColumnRows::Step && c.rows != ColumnRows::Eval) || !dsets_[i].valid()) continue;
+    h5::Handle d = h5::open_dataset(old.id(), c.path());
+    const int64_t want = c.rows == ColumnRows::Eval ? eval_rows : train_rows;
+    const int64_t have = h5::rows_of(d.id());
+    if (have < want)
+      throw CheckpointError(old_path + ": " + c.path() + " has " + std::to_string(have) +
+                            " rows, but the checkpoint is at " + std::to_string(want) +
+                            "; the run file lost rows it had flushed before the checkpoint");
+    const int64_t width = column_width(c, dims_);
+    std::vector<unsigned char> buf(static_cast<size_t>(want * std::max<int64_t>(width, 1)) * type_size(c.type));
+    h5::read_rows(d.id(), h5_type(c.type), want, width, buf.data());
+    h5::append(dset(i), h5_type(c.type), buf.data(), want, width);
   }
-  return c;
 }
 
 std::unique_ptr<RunFile> RunFile::resume(const std::string& path, const RunFileHeader& header, double flush_seconds,
@@ -231,34 +194,20 @@ std::unique_ptr<RunFile> RunFile::resume(const std::string& path, const RunFileH
                                          int64_t target_samples) {
   const std::string tmp = path + ".resume.tmp";
   std::unique_ptr<RunFile> rf(new RunFile(tmp, with_defaults(header), flush_seconds, 0));
-  {
-    h5::Handle old = h5::open_file_read(path);
-    for (const auto& col : rf->columns()) {
-      h5::Handle d = h5::open_dataset(old.id(), col.name);
-      const int64_t want = col.eval ? eval_rows : train_rows;
-      const int64_t have = h5::rows_of(d.id());
-      if (have < want)
-        throw std::invalid_argument(path + ": " + col.name + " has " + std::to_string(have) +
-                                    " rows, but the checkpoint is at " + std::to_string(want) +
-                                    "; the run file lost rows it had flushed before the checkpoint");
-      const size_t width = col.type == h5::Type::I32 || col.type == h5::Type::F32 ? 4 : 8;
-      std::vector<unsigned char> buf(static_cast<size_t>(want * std::max<int64_t>(col.cols, 1)) * width);
-      h5::read_rows(d.id(), col.type, want, col.cols, buf.data());
-      h5::append(col.dset, col.type, buf.data(), want, col.cols);
-    }
-  }
+  rf->copy_rows(path, train_rows, eval_rows);
   if (target_step >= 0) rf->set_target_reached(target_step, target_samples);
   rf->set_status(RunStatus::Running, train_rows);
   rf->flush();
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::invalid_argument("cannot replace " + path + " with the resumed run file " + tmp);
+    throw OutputError("cannot replace " + path + " with the resumed run file " + tmp + ": " + std::strerror(errno));
   rf->path_ = path;
   return rf;
 }
 
 void RunFile::set_target_reached(int64_t step, int64_t samples) {
-  h5::write_first(target_step_.id(), h5::Type::I64, &step);
-  h5::write_first(target_samples_.id(), h5::Type::I64, &samples);
+  static const size_t step_col = column_index("target", "step"), samples_col = column_index("target", "samples");
+  h5::write_first(dset(step_col), h5::Type::I64, &step);
+  h5::write_first(dset(samples_col), h5::Type::I64, &samples);
 }
 
 void RunFile::maybe_flush() {

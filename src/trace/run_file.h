@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "trace/h5.h"
+#include "trace/run_file_columns.h"
 #include "train/records.h"
 
 namespace bs {
@@ -55,7 +56,9 @@ class RunFile {
   // Continues the run file at `path` from a checkpoint: a new file with the
   // header and the old file's first train_rows steps and eval_rows evaluations
   // replaces it (atomically), so the trace has no duplicate and no missing
-  // step, whether the old writer closed the file or was killed.
+  // step, whether the old writer closed the file or was killed. Throws
+  // CheckpointError when the old file holds fewer rows than the checkpoint,
+  // OutputError when the new file cannot take the old one's place.
   static std::unique_ptr<RunFile> resume(const std::string& path, const RunFileHeader& header, double flush_seconds,
                                          int64_t train_rows, int64_t eval_rows, int64_t target_step,
                                          int64_t target_samples);
@@ -74,24 +77,17 @@ class RunFile {
 
  private:
   RunFile(const std::string& path, const RunFileHeader& header, double flush_seconds, int);  // header has defaults
-  struct Column {
-    const char* name;
-    hid_t dset;
-    h5::Type type;
-    int64_t cols;  // 0: 1-d
-    bool eval;     // counted in eval rows, else in train rows
-  };
-  std::vector<Column> columns() const;
+  void create(const RunFileHeader& header);
+  void copy_rows(const std::string& old_path, int64_t train_rows, int64_t eval_rows);
+  hid_t dset(size_t column) const { return dsets_[column].id(); }
   std::string path_;
-  int ranks_, micro_, layers_;
+  ColumnDims dims_;  // layers 0 without per_layer
   double flush_seconds_;
   std::chrono::steady_clock::time_point last_flush_;
   h5::Handle file_;
-  h5::Handle status_code_, status_step_;
-  h5::Handle t_step_, t_samples_, t_epoch_, t_lr_, t_loss_, t_loss_rank_, t_wall_, t_step_ms_;
-  h5::Handle g_local_, g_micro_, g_global_, g_g2_, g_tr_, g_bsimple_, g_layer_micro_, g_layer_global_;
-  h5::Handle target_step_, target_samples_;
-  h5::Handle e_step_, e_samples_, e_epoch_, e_vloss_, e_vacc_, e_tloss_, e_tacc_;
+  // One per entry of run_file_columns(); invalid for /layout (written once
+  // and closed) and for the per-layer columns of a file without them.
+  std::vector<h5::Handle> dsets_;
 };
 
 }  // namespace bs

@@ -40,6 +40,12 @@ class OutputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Refused checkpoint: torn, damaged, for a different study or layout, or
+// ahead of its run file (exit code 6).
+class CheckpointError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::string join(const std::vector<std::string>& items, const std::string& sep);
 
 }  // namespace bs
