@@ -6,22 +6,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "helpers.h"
 #include "trace/checkpoint.h"
 
 namespace bs {
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    path = std::filesystem::temp_directory_path() / ("bs_ckpt_" + std::to_string(::getpid()) + "_" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 Checkpoint sample() {
   Checkpoint c;
