@@ -10,11 +10,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <system_error>
 #include <string>
 #include <vector>
 
 #include "trace/run_file.h"
+#include "trace/run_file_columns.h"
 #include "util/errors.h"
 
 extern char** environ;
@@ -87,6 +90,22 @@ std::string read_str_attr(hid_t obj, const char* name) {
   }
   H5Tclose(t);
   H5Aclose(a);
+  return out;
+}
+
+// The links directly under `group` ("/" for the root), by name.
+std::set<std::string> links_in(hid_t f, const std::string& group) {
+  std::set<std::string> out;
+  hid_t g = H5Gopen2(f, group.c_str(), H5P_DEFAULT);
+  if (g < 0) return out;
+  H5G_info_t info;
+  if (H5Gget_info(g, &info) >= 0)
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      char name[256] = {0};
+      if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) >= 0)
+        out.insert(name);
+    }
+  H5Gclose(g);
   return out;
 }
 
@@ -532,6 +551,154 @@ TEST(RunFile, UnreadableRunFileIsALibraryErrorNamingIt) {
     EXPECT_NE(std::string(e.what()).find("/status/code"), std::string::npos) << e.what();
   }
   H5Eset_auto2(H5E_DEFAULT, func, data);
+}
+
+
+// ------------------------------------------------------------ the column table
+
+TEST(RunFileColumns, WidthsFollowTheSymbols) {
+  const ColumnDims d{2, 4, 3};  // n = 2, m = 2, L = 3
+  auto width = [&](const char* path) {
+    for (const auto& c : run_file_columns())
+      if (c.path() == path) return column_width(c, d);
+    ADD_FAILURE() << "no column " << path;
+    return int64_t{-1};
+  };
+  EXPECT_EQ(width("/train/step"), 0);
+  EXPECT_EQ(width("/train/loss_rank"), 2);
+  EXPECT_EQ(width("/gns/sqnorm_local"), 2);
+  EXPECT_EQ(width("/gns/sqnorm_micro"), 4);
+  EXPECT_EQ(width("/gns/sqnorm_layer_micro"), 12);
+  EXPECT_EQ(width("/gns/sqnorm_layer_global"), 3);
+  EXPECT_EQ(width("/eval/val_acc"), 0);
+  EXPECT_EQ(width("/layout/batch_micro"), 4);
+  EXPECT_EQ(width("/layout/global_batch"), 0);
+}
+
+// Each entry is usable as the code walks it: a unique path, in a known group,
+// groups contiguous and in creation order, and the one filler its rows need.
+TEST(RunFileColumns, TableIsWellFormed) {
+  std::vector<std::string> groups;
+  for (const auto& g : run_file_groups()) groups.push_back(g.name);
+  std::set<std::string> paths;
+  size_t group_at = 0;
+  for (const auto& c : run_file_columns()) {
+    SCOPED_TRACE(c.path());
+    EXPECT_TRUE(paths.insert(c.path()).second) << "duplicate";
+    while (group_at < groups.size() && groups[group_at] != c.group) ++group_at;
+    ASSERT_LT(group_at, groups.size()) << "group unknown or out of order";
+    EXPECT_EQ(c.from_header != nullptr, c.rows == ColumnRows::Header);
+    EXPECT_EQ(c.from_step != nullptr, c.rows == ColumnRows::Step);
+    EXPECT_EQ(c.from_eval != nullptr, c.rows == ColumnRows::Eval);
+    EXPECT_TRUE(c.type != ColumnType::Str || c.rows == ColumnRows::Header) << "strings only in the header";
+    EXPECT_TRUE(!c.per_layer || c.rows == ColumnRows::Step);
+    EXPECT_TRUE(c.doc && *c.doc);
+  }
+  EXPECT_EQ(paths.size(), 37u);
+}
+
+// The file holds exactly the table's datasets, each with the table's shape.
+void expect_file_matches_table(const std::string& path, bool per_layer, hsize_t T, hsize_t E) {
+  const std::map<std::string, hsize_t> size = {{"T", T}, {"E", E}, {"1", 1}, {"n", 2},
+                                               {"K", 4}, {"L", 3}, {"K*L", 12}};
+  File f(path);
+  ASSERT_GE(f.id, 0);
+  std::set<std::string> want_groups;
+  for (const auto& g : run_file_groups()) want_groups.insert(g.name);
+  EXPECT_EQ(links_in(f.id, "/"), want_groups);
+  std::map<std::string, std::set<std::string>> want;
+  for (const auto& c : run_file_columns()) {
+    if (!column_present(c, per_layer)) continue;
+    want[c.group].insert(c.name);
+    std::vector<hsize_t> dims;
+    for (const auto& s : column_shape(c)) dims.push_back(size.at(s));
+    EXPECT_EQ(dims_of(f.id, c.path().c_str()), dims) << c.path();
+  }
+  for (const auto& g : want_groups) EXPECT_EQ(links_in(f.id, "/" + g), want[g]) << "/" << g;
+}
+
+RunFileHeader micro_layer_header(bool per_layer) {
+  RunFileHeader h = header();
+  h.batch_micro = {8, 8, 24, 24};  // m = 2
+  h.layers = {"fc.weight", "fc.bias", "out.weight"};
+  h.layer_numel = {100, 10, 30};
+  h.per_layer = per_layer;
+  return h;
+}
+
+StepRecord layer_record(int64_t step, bool per_layer) {
+  StepRecord r = step_record(step);
+  r.sqnorm_micro = {1.f, 2.f, 3.f, 4.f};
+  if (per_layer) {
+    r.layer_micro.assign(12, 0.5f * static_cast<float>(step));
+    r.layer_global = {1.f, 2.f, 3.f};
+  }
+  return r;
+}
+
+TEST(RunFileColumns, FileHasTheTableDatasetsPerLayerOnlyWhenAsked) {
+  for (bool per_layer : {true, false}) {
+    SCOPED_TRACE(per_layer ? "per_layer" : "no per_layer");
+    TempFolder dir;
+    const std::string path = dir.path + "/t.h5";
+    {
+      RunFile rf(path, micro_layer_header(per_layer), 1.0);
+      rf.append(std::vector<StepRecord>{layer_record(1, per_layer), layer_record(2, per_layer)});
+      rf.append(eval_record(2));
+    }
+    expect_file_matches_table(path, per_layer, 2, 1);
+  }
+}
+
+TEST(RunFileColumns, LayerValuesWithoutPerLayerAreRefused) {
+  TempFolder dir;
+  RunFile rf(dir.path + "/l.h5", micro_layer_header(false), 1.0);
+  EXPECT_THROW(rf.append(std::vector<StepRecord>{layer_record(1, true)}), std::invalid_argument);
+}
+
+// ------------------------------------------------------------ resume
+
+void write_run(const std::string& path, int64_t steps, bool per_layer) {
+  RunFile rf(path, micro_layer_header(per_layer), 1.0);
+  for (int64_t s = 1; s <= steps; ++s) {
+    rf.append(std::vector<StepRecord>{layer_record(s, per_layer)});
+    if (s % 2 == 0) rf.append(eval_record(s));
+  }
+}
+
+TEST(RunFileResume, CutsEveryColumnBackToTheCheckpoint) {
+  TempFolder dir;
+  const std::string path = dir.path + "/r.h5";
+  write_run(path, 6, true);  // 6 steps, 3 evaluations
+  {
+    auto rf = RunFile::resume(path, micro_layer_header(true), 1.0, 4, 2, 2, 128);
+    EXPECT_EQ(rf->path(), path);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path + ".resume.tmp"));
+  expect_file_matches_table(path, true, 4, 2);
+  File f(path);
+  EXPECT_EQ(read_all<int64_t>(f.id, "/train/step"), (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/eval/step"), (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(read_all<float>(f.id, "/gns/sqnorm_layer_micro")[3 * 12], 2.f);  // step 4's values
+  EXPECT_EQ(read_all<int32_t>(f.id, "/status/code"), (std::vector<int32_t>{0}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/status/step"), (std::vector<int64_t>{4}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/target/step"), (std::vector<int64_t>{2}));
+  EXPECT_EQ(read_all<int64_t>(f.id, "/target/samples"), (std::vector<int64_t>{128}));
+}
+
+TEST(RunFileResume, ATraceShorterThanItsCheckpointIsACheckpointError) {
+  TempFolder dir;
+  const std::string path = dir.path + "/short.h5";
+  write_run(path, 3, false);
+  try {
+    RunFile::resume(path, micro_layer_header(false), 1.0, 5, 1, -1, -1);
+    ADD_FAILURE() << "no error";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("/train/step has 3 rows, but the checkpoint is at 5"), std::string::npos)
+        << e.what();
+  }
+  File f(path);  // the old file is left as it was
+  EXPECT_EQ(read_all<int64_t>(f.id, "/train/step"), (std::vector<int64_t>{1, 2, 3}));
 }
 
 }  // namespace
