@@ -132,4 +132,9 @@ Study parse_study(const std::string& yaml_text, const std::string& file_label,
 
 std::string run_yaml(const Study& study, const RunSpec& run);
 
+// Every key a study file accepts, dotted ("optimizer.lr"; "runs[].batch" for a
+// run's keys), in the order the parser looks them up. It is the parser's own
+// list: the keys looked up while parsing a study that has every section.
+std::vector<std::string> study_keys();
+
 }  // namespace bs

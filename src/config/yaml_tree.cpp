@@ -100,9 +100,37 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
 
 Section::Section(const YAML::Node& node, std::string path, std::string file,
                  std::shared_ptr<const std::set<std::string>> overridden)
-    : node_(node), path_(std::move(path)), file_(std::move(file)), overridden_(std::move(overridden)) {
-  if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap())
+    : Section(node, std::move(path), std::move(file), std::move(overridden),
+              std::make_shared<std::vector<std::string>>()) {}
+
+Section::Section(const YAML::Node& node, std::string path, std::string file,
+                 std::shared_ptr<const std::set<std::string>> overridden,
+                 std::shared_ptr<std::vector<std::string>> read)
+    : node_(node),
+      path_(std::move(path)),
+      file_(std::move(file)),
+      overridden_(std::move(overridden)),
+      read_(std::move(read)) {}
+
+bool Section::given() const {
+  if (!node_.IsDefined() || node_.IsNull()) return false;
+  if (!node_.IsMap())
     throw ConfigError(file_, path_, "expected a mapping of keys, got " + scalar_text(node_) + line_of(node_));
+  return true;
+}
+
+void Section::note(const std::string& k) const {
+  const std::string full = key(k);
+  if (std::find(read_->begin(), read_->end(), full) == read_->end()) read_->push_back(full);
+}
+
+std::vector<std::string> Section::read_here() const {
+  const std::string prefix = path_.empty() ? std::string() : path_ + ".";
+  std::vector<std::string> out;
+  for (const auto& full : *read_)
+    if (full.compare(0, prefix.size(), prefix) == 0 && full.find('.', prefix.size()) == std::string::npos)
+      out.push_back(full.substr(prefix.size()));
+  return out;
 }
 
 std::string Section::where(const std::string& k, const YAML::Node& n) const {
@@ -119,7 +147,8 @@ void Section::fail(const std::string& k, const std::string& what) const {
 }
 
 YAML::Node Section::raw(const std::string& k) const {
-  if (!node_.IsDefined() || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  note(k);
+  if (!given()) return YAML::Node(YAML::NodeType::Undefined);
   const YAML::Node& c = node_;
   return c[k];
 }
@@ -205,10 +234,16 @@ std::vector<double> Section::number_list(const std::string& k) const {
   return list<double>(k, "number", "[0.1, 0.2]");
 }
 
-Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_, overridden_); }
+Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_, overridden_, read_); }
 
-void Section::reject_unknown(const std::vector<std::string>& known) const {
-  if (!node_.IsDefined() || !node_.IsMap()) return;
+Section Section::item(const std::string& k, size_t i) const {
+  const YAML::Node list = raw(k);
+  return Section(list[i], key(k) + "[" + std::to_string(i) + "]", file_, overridden_, read_);
+}
+
+void Section::reject_unread() const {
+  if (!given()) return;
+  const std::vector<std::string> known = read_here();
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     std::string k = it->first.as<std::string>();
     if (std::find(known.begin(), known.end(), k) == known.end())

@@ -1,7 +1,7 @@
 #pragma once
-// Strict, message-friendly access to a YAML tree: every key that is read is
-// remembered, so unknown keys (typos) are reported with the valid ones, and
-// every type error names the dotted key and the line.
+// Strict, message-friendly access to a YAML tree: every key that is looked up
+// is remembered, present or not, so a key nobody looked up (a typo) is reported
+// with the valid ones, and every type error names the dotted key and the line.
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -32,16 +32,32 @@ class Section {
   std::vector<int64_t> int_list(const std::string& key) const;
   std::vector<double> number_list(const std::string& key) const;
   Section sub(const std::string& key) const;  // an empty mapping if absent
+  Section item(const std::string& key, size_t i) const;  // entry i of the list at key, named key[i]
   YAML::Node raw(const std::string& key) const;
 
-  // Throws for any key not in `known`, naming the valid keys.
-  void reject_unknown(const std::vector<std::string>& known) const;
+  // Throws for any key of this mapping that no lookup above asked for, naming
+  // the keys that were asked for. Call it after the section's last lookup and
+  // before checking values, so that a misspelt key is reported before the
+  // error its absence causes (a missing budget, a default that does not fit).
+  void reject_unread() const;
+  // Every dotted key looked up so far, by this section and the sections taken
+  // from it, in first-lookup order; list entries are named key[i].
+  const std::vector<std::string>& keys_read() const { return *read_; }
 
   std::string key(const std::string& k) const { return path_.empty() ? k : path_ + "." + k; }
   const std::string& file() const { return file_; }
   [[noreturn]] void fail(const std::string& k, const std::string& what) const;
 
  private:
+  Section(const YAML::Node& node, std::string path, std::string file,
+          std::shared_ptr<const std::set<std::string>> overridden,
+          std::shared_ptr<std::vector<std::string>> read);
+  // Whether the section is given; throws when it is given as something other
+  // than a mapping. Checked on use, not on construction, so that sections taken
+  // together are still reported in the order they are parsed.
+  bool given() const;
+  void note(const std::string& k) const;
+  std::vector<std::string> read_here() const;  // the keys looked up directly under this section
   std::string where(const std::string& k, const YAML::Node& n) const;
   // A list (or a single scalar, read as a one-item list) of T; `kind` names T
   // in messages, `example` shows a valid value.
@@ -50,6 +66,9 @@ class Section {
   YAML::Node node_;
   std::string path_, file_;
   std::shared_ptr<const std::set<std::string>> overridden_;
+  // Shared by a section and those taken from it. Lookups are bookkeeping, not
+  // the section's value, so const reads record them through the pointer.
+  std::shared_ptr<std::vector<std::string>> read_;
 };
 
 }  // namespace bs

@@ -2,10 +2,11 @@
 
 namespace bs {
 
-ConfigError::ConfigError(const std::string& file, const std::string& key, const std::string& what)
-    : std::runtime_error(file + (key.empty() ? std::string() : ": key '" + key + "'") + ": " + what),
+ConfigError::ConfigError(const std::string& file, const std::string& key, const std::string& reason)
+    : std::runtime_error(file + (key.empty() ? std::string() : ": key '" + key + "'") + ": " + reason),
       file_(file),
-      key_(key) {}
+      key_(key),
+      reason_(reason) {}
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;

@@ -12,12 +12,14 @@ namespace bs {
 // rank before any training, so every rank can exit cleanly with code 2.
 class ConfigError : public std::runtime_error {
  public:
-  ConfigError(const std::string& file, const std::string& key, const std::string& what);
+  ConfigError(const std::string& file, const std::string& key, const std::string& reason);
   const std::string& file() const { return file_; }
   const std::string& key() const { return key_; }
+  // what() without the file and key, for rethrowing under another key.
+  const std::string& reason() const { return reason_; }
 
  private:
-  std::string file_, key_;
+  std::string file_, key_, reason_;
 };
 
 // A world size or rank layout that cannot serve the study (exit code 2).

@@ -1,8 +1,12 @@
-// Study parsing, defaults, --set overrides, resolved YAML, run budgets and the
-// error messages a researcher sees for a bad study file.
+// Study parsing, defaults, --set overrides, resolved YAML, run budgets, the
+// error messages a researcher sees for a bad study file, and the README's list
+// of study-file keys against the parser's.
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -638,6 +642,21 @@ std::vector<BadCase> bad_cases() {
       {"sweep_ranks_zero", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 0}\n", {}, "sweep.ranks",
        {"must be between 1 and 4096"}},
       {"missing_study_name", kOkBudget + kOkSweep, {}, "study", {"required", "file-name-safe study name"}},
+      {"run_not_mapping", "study: s\n" + kOkBudget + "runs: [3]\n", {}, "runs[0]", {"expected a mapping of keys", "'3'"}},
+      // A misspelt key is reported before the error its absence causes.
+      {"misspelt_budget", "study: s\nbudgett: {steps: 10}\n" + kOkSweep, {}, "budgett",
+       {"unknown key", "valid keys at the top level", "budget"}},
+      {"misspelt_study", "studdy: s\n" + kOkBudget + kOkSweep, {}, "studdy", {"unknown key"}},
+      {"misspelt_sweep_ranks", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], rnks: 2, split: [1, 3]}\n", {},
+       "sweep.rnks", {"unknown key", "valid keys under 'sweep': global_batch, lr, seed, ranks, split"}},
+      {"misspelt_target_metric", kOk + "target: {metrc: val_loss, value: 3}\n", {}, "target.metrc",
+       {"unknown key", "metric, value, stop"}},
+      // Keys that are optional and absent are still valid keys.
+      {"unknown_key_from_set", kOk, {"optimizer.lrr=3"}, "optimizer.lrr",
+       {"unknown key (from --set)", "name, lr, ref_batch, scaling, schedule, warmup_epochs, warmup_steps, momentum, "
+                                    "nesterov, weight_decay, betas, eps"}},
+      {"run_unknown_key_lists_all", "study: s\n" + kOkBudget + "runs: [{batch: [8], rank: 1}]\n", {}, "runs[0].rank",
+       {"valid keys under 'runs[0]': name, batch, lr, seed, ranks"}},
   };
 }
 
@@ -670,12 +689,129 @@ INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(bad_cases()),
 
 TEST(BadInputTable, HasAtLeastTwentyCases) { EXPECT_GE(bad_cases().size(), 20u); }
 
+TEST(BadInput, ReasonIsTheMessageWithoutFileAndKey) {
+  try {
+    parse_study(kOk + "optimizer: {lr: -1}\n", kLabel);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.reason(), "must be > 0 (line 4)");
+    EXPECT_EQ(std::string(e.what()), std::string(kLabel) + ": key 'optimizer.lr': " + e.reason());
+  }
+}
+
+// Without a metric, target.value and target.stop are not read (nor checked).
+TEST(ParseStudy, TargetWithMetricNoneIgnoresValueAndStop) {
+  Study st = parse_study(kOk + "target: {metric: none, value: abc, stop: 7}\n", kLabel);
+  EXPECT_FALSE(st.target.enabled());
+}
+
 TEST(BadInputLines, ErrorNamesTheLineOfTheOffendingValue) {
   try {
     parse_study("study: s\nbudget: {steps: 10}\nsweep: {global_batch: [64]}\noptimizer:\n  lr: -1\n", kLabel);
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("(line 5)"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- README key list
+
+// The README's study-file example: the ```yaml block under "## A study file".
+std::vector<std::string> readme_example() {
+  std::ifstream in(std::string(BATCHSCOPE_SOURCE_DIR) + "/README.md");
+  std::vector<std::string> lines;
+  bool section = false, block = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("## ", 0) == 0) section = line == "## A study file";
+    else if (section && !block && line == "```yaml") block = true;
+    else if (block && line == "```") break;
+    else if (block) lines.push_back(line);
+  }
+  return lines;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  return text;
+}
+
+// The example's keys, dotted as study_keys() names them (runs[].batch).
+void add_example_keys(const YAML::Node& map, const std::string& prefix, std::vector<std::string>& keys) {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const std::string key = prefix + it->first.as<std::string>();
+    const YAML::Node value = it->second;
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+    if (value.IsMap()) add_example_keys(value, key + ".", keys);
+    if (value.IsSequence())  // a list of mappings: runs
+      for (const YAML::Node& item : value)
+        if (item.IsMap()) add_example_keys(item, key + "[].", keys);
+  }
+}
+
+std::vector<std::string> example_keys(const std::vector<std::string>& lines) {
+  std::vector<std::string> keys;
+  add_example_keys(YAML::Load(joined(lines)), "", keys);
+  return keys;
+}
+
+// The example's lines of one top-level section, comments included: from
+// "section:" to the next line that starts in column 0.
+std::string section_text(const std::vector<std::string>& lines, const std::string& section) {
+  std::string text;
+  bool in = false;
+  for (const auto& l : lines) {
+    if (!l.empty() && l[0] != ' ') in = l.rfind(section + ":", 0) == 0;
+    if (in) text += l + "\n";
+  }
+  return text;
+}
+
+bool names_word(const std::string& text, const std::string& word) {
+  auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) {
+    const size_t end = at + word.size();
+    if ((at == 0 || !is_word(text[at - 1])) && (end == text.size() || !is_word(text[end]))) return true;
+  }
+  return false;
+}
+
+TEST(StudyKeys, ListsOptionalKeysAndRunKeys) {
+  const auto keys = study_keys();
+  for (const char* k : {"study", "data.synthetic_noise", "optimizer.betas", "budget.steps", "target.stop",
+                        "checkpoint.every_minutes", "runs", "runs[].ranks", "sweep.split"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
+}
+
+TEST(ReadmeKeys, ExampleIsAValidStudy) {
+  const auto lines = readme_example();
+  ASSERT_GT(lines.size(), 20u) << "no ```yaml block under '## A study file' in README.md";
+  EXPECT_NO_THROW(parse_study(joined(lines), "README.md"));
+}
+
+TEST(ReadmeKeys, EveryKeyInTheExampleIsAccepted) {
+  const auto accepted = study_keys();
+  for (const auto& k : example_keys(readme_example()))
+    EXPECT_NE(std::find(accepted.begin(), accepted.end(), k), accepted.end())
+        << "README.md documents '" << k << "', which the study parser does not accept";
+}
+
+// Alternatives (budget.steps beside budget.epochs) cannot both be keys of a
+// valid example, so a key counts as documented when its section of the
+// example names it, as a key or in a comment.
+TEST(ReadmeKeys, EveryAcceptedKeyIsDocumented) {
+  const auto lines = readme_example();
+  const auto documented = example_keys(lines);
+  for (const auto& k : study_keys()) {
+    const size_t dot = k.rfind('.');
+    if (dot == std::string::npos) {
+      EXPECT_NE(std::find(documented.begin(), documented.end(), k), documented.end())
+          << "top-level key '" << k << "' is missing from the README's study-file example";
+      continue;
+    }
+    const std::string section = k.substr(0, k.find_first_of(".["));
+    EXPECT_TRUE(names_word(section_text(lines, section), k.substr(dot + 1)))
+        << "key '" << k << "' is not named under '" << section << ":' in the README's study-file example";
   }
 }
 
