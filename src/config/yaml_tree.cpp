@@ -32,69 +32,85 @@ std::string scalar_text(const YAML::Node& n) {
   return "nothing";
 }
 
+// One --set, split up: `where` names the file and the assignment as typed,
+// `path` the dotted key, `parts` its components.
+struct Assignment {
+  std::string where, path;
+  std::vector<std::string> parts;
+  YAML::Node value;
+};
+
+Assignment parse_assignment(const std::string& assignment, const std::string& file) {
+  Assignment a;
+  a.where = file + " (--set " + assignment + ")";
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(a.where, "", "expected --set KEY=VALUE, e.g. --set budget.steps=50");
+  a.path = assignment.substr(0, eq);
+  a.parts = split(a.path, '.');
+  for (auto& p : a.parts)
+    if (p.empty()) throw ConfigError(a.where, a.path, "empty component in dotted key");
+  try {
+    a.value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(a.where, a.path, "value is not valid YAML: " + std::string(e.what()));
+  }
+  return a;
+}
+
+// The entry of `list` that component `p` of the assignment indexes.
+size_t list_index(const YAML::Node& list, const std::string& p, const Assignment& a) {
+  size_t idx = 0;
+  try {
+    idx = std::stoul(p);
+  } catch (...) {
+    throw ConfigError(a.where, a.path, "'" + p + "' indexes a list: use a number");
+  }
+  if (idx >= list.size())
+    throw ConfigError(a.where, a.path,
+                      "index " + p + " out of range (list has " + std::to_string(list.size()) + " items)");
+  return idx;
+}
+
+// Entry parts[i] of the mapping `cur`, made an empty mapping when missing or null.
+YAML::Node child_mapping(YAML::Node& cur, size_t i, const Assignment& a) {
+  const std::string& p = a.parts[i];
+  if (!cur.IsMap() && !cur.IsNull())
+    throw ConfigError(a.where, a.path, "'" + join({a.parts.begin(), a.parts.begin() + i}, ".") + "' is not a mapping");
+  YAML::Node next = cur[p];
+  if (!next.IsDefined() || next.IsNull()) {
+    cur[p] = YAML::Node(YAML::NodeType::Map);
+    next = cur[p];
+  }
+  return next;
+}
+
+// The node that holds the assignment's last component. reset() rebinds
+// `cur`; assigning to it would overwrite the node it refers to.
+YAML::Node parent_of(YAML::Node& root, const Assignment& a) {
+  YAML::Node cur;
+  cur.reset(root);
+  for (size_t i = 0; i + 1 < a.parts.size(); ++i) {
+    YAML::Node next = cur.IsSequence() ? cur[list_index(cur, a.parts[i], a)] : child_mapping(cur, i, a);
+    cur.reset(next);
+  }
+  return cur;
+}
+
 }  // namespace
 
 void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
-  const std::string where = file + " (--set " + assignment + ")";
-  auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError(where, "", "expected --set KEY=VALUE, e.g. --set budget.steps=50");
-  const std::string path = assignment.substr(0, eq);
-  const std::string value = assignment.substr(eq + 1);
-  auto parts = split(path, '.');
-  for (auto& p : parts)
-    if (p.empty()) throw ConfigError(where, path, "empty component in dotted key");
-
-  YAML::Node parsed;
-  try {
-    parsed = YAML::Load(value);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(where, path, "value is not valid YAML: " + std::string(e.what()));
-  }
-
-  YAML::Node cur;
-  cur.reset(root);
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    const std::string& p = parts[i];
-    if (cur.IsSequence()) {
-      size_t idx = 0;
-      try {
-        idx = std::stoul(p);
-      } catch (...) {
-        throw ConfigError(where, path, "'" + p + "' indexes a list: use a number");
-      }
-      if (idx >= cur.size())
-        throw ConfigError(where, path,
-                          "index " + p + " out of range (list has " + std::to_string(cur.size()) + " items)");
-      YAML::Node next = cur[idx];
-      cur.reset(next);
-      continue;
-    }
-    if (!cur.IsMap() && !cur.IsNull())
-      throw ConfigError(where, path, "'" + join({parts.begin(), parts.begin() + i}, ".") + "' is not a mapping");
-    YAML::Node next = cur[p];
-    if (!next.IsDefined() || next.IsNull()) {
-      cur[p] = YAML::Node(YAML::NodeType::Map);
-      next = cur[p];
-    }
-    cur.reset(next);
-  }
-  const std::string& last = parts.back();
+  const Assignment a = parse_assignment(assignment, file);
+  YAML::Node cur = parent_of(root, a);
+  const std::string& last = a.parts.back();
   if (cur.IsSequence()) {
-    size_t idx = 0;
-    try {
-      idx = std::stoul(last);
-    } catch (...) {
-      throw ConfigError(where, path, "'" + last + "' indexes a list: use a number");
-    }
-    if (idx >= cur.size()) throw ConfigError(where, path, "list index out of range");
-    cur[idx] = parsed;
+    cur[list_index(cur, last, a)] = a.value;
     return;
   }
-  if (parsed.IsNull()) {
+  if (a.value.IsNull()) {
     if (cur.IsMap()) cur.remove(last);
   } else {
-    cur[last] = parsed;
+    cur[last] = a.value;
   }
 }
 
