@@ -107,6 +107,9 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
     cur[list_index(cur, last, a)] = a.value;
     return;
   }
+  // yaml-cpp would throw BadSubscript here: an internal error, not a bad --set.
+  if (!cur.IsMap() && !cur.IsNull())
+    throw ConfigError(a.where, a.path, "'" + join({a.parts.begin(), a.parts.end() - 1}, ".") + "' is not a mapping");
   if (a.value.IsNull()) {
     if (cur.IsMap()) cur.remove(last);
   } else {

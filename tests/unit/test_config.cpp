@@ -638,6 +638,8 @@ std::vector<BadCase> bad_cases() {
       {"section_not_mapping", kOk + "optimizer: sgd\n", {}, "optimizer", {"expected a mapping of keys", "'sgd'"}},
       {"set_without_equals", kOk, {"budget.steps"}, "", {"--set budget.steps", "expected --set KEY=VALUE"}},
       {"set_empty_component", kOk, {"budget..steps=3"}, "budget..steps", {"empty component"}},
+      {"set_key_under_scalar", kOk, {"study.x=1"}, "study.x", {"'study' is not a mapping"}},
+      {"set_key_deep_under_scalar", kOk, {"study.x.y=1"}, "study.x.y", {"'study' is not a mapping"}},
       {"mnist_without_root", kOk + "data: {name: mnist}\n", {}, "data.root", {"required for mnist"}},
       {"sweep_ranks_zero", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 0}\n", {}, "sweep.ranks",
        {"must be between 1 and 4096"}},
