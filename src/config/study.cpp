@@ -421,6 +421,7 @@ void emit_budget_eval(YAML::Emitter& out, const BudgetSpec& b, const EvalSpec& e
   out << YAML::EndMap;
 }
 
+// log, gns and checkpoint: how a run is watched and saved.
 void emit_monitoring(YAML::Emitter& out, const Study& st) {
   begin_map(out, "log");
   entry(out, "every_steps", st.log.every_steps);
@@ -436,11 +437,15 @@ void emit_monitoring(YAML::Emitter& out, const Study& st) {
   entry(out, "every_steps", st.checkpoint.every_steps);
   entry(out, "every_minutes", st.checkpoint.every_minutes);
   out << YAML::EndMap;
-  if (!st.target.enabled()) return;
+}
+
+// Written only when enabled: a study without a target has no target section.
+void emit_target(YAML::Emitter& out, const TargetSpec& t) {
+  if (!t.enabled()) return;
   begin_map(out, "target");
-  entry(out, "metric", st.target.metric);
-  entry(out, "value", st.target.value);
-  entry(out, "stop", st.target.stop);
+  entry(out, "metric", t.metric);
+  entry(out, "value", t.value);
+  entry(out, "stop", t.stop);
   out << YAML::EndMap;
 }
 
@@ -472,6 +477,7 @@ std::string emit_study(const Study& st) {
   emit_optimizer(out, st.optimizer);
   emit_budget_eval(out, st.budget, st.eval);
   emit_monitoring(out, st);
+  emit_target(out, st.target);
   emit_runs(out, st.runs);
   out << YAML::EndMap;
   return out.c_str();
