@@ -6,9 +6,9 @@
 #include <sstream>
 
 #include "app/device_select.h"
+#include "app/replica_group.h"
 #include "app/study_runner.h"
 #include "config/study.h"
-#include "data/dataset.h"
 #include "placement/layout.h"
 #include "train/trainer.h"
 #include "train/torch_env.h"
@@ -80,18 +80,11 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
   Study st = parse_study(bench_yaml(opts, env.size(), warmup + timed), "batchscope bench (generated study)");
   Layout layout = plan_layout(st.runs, run_costs(st), env.size());
   DevicePlan devices = select_devices(st, layout, env);
-  auto group = env.split(0, env.rank());
-  std::unique_ptr<Communicator> device_comm = make_device_comm(st, devices, env.rank(), *group);
-  Communicator& comm = device_comm ? *device_comm : static_cast<Communicator&>(*group);
   const int threads = threads_per_rank(o.threads, env);
   set_torch_threads(threads);
-
-  DataSplits data = load_data(st.file, st.data, st.seed);
-  TrainerOptions topt;
-  topt.gpu = devices.gpu[static_cast<size_t>(env.rank())];
-  Trainer trainer(st, data, comm, topt);
+  std::unique_ptr<ReplicaGroup> group = make_group(st, devices, env, 0);  // every rank
   TimingSink sink(warmup, warmup + timed);
-  RunResult res = trainer.run(st.runs[0], env.rank() == 0 ? &sink : nullptr);
+  RunResult res = group->trainer.run(st.runs[0], env.rank() == 0 ? &sink : nullptr);
   if (env.rank() == 0) {
     const double dt = sink.seconds();
     char buf[1024];
@@ -100,7 +93,7 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
                   "\"model\": \"%s\", \"world\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"warmup\": %d, "
                   "\"threads\": %d, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
                   "\"status\": \"%s\"}",
-                  torch_version().c_str(), json_escape(devices.label[0]).c_str(), comm.backend().c_str(),
+                  torch_version().c_str(), json_escape(devices.label[0]).c_str(), group->comm.backend().c_str(),
                   o.model.c_str(), env.size(), o.batch, timed, warmup, threads, 1e3 * dt / timed,
                   static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(),
                   status_name(res.status));

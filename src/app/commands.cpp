@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "app/run_actions.h"
 #include "app/study_runner.h"
 #include "config/study.h"
 #include "data/dataset.h"
@@ -75,20 +76,23 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   Study st;
   Layout layout;
   DevicePlan devices;
-  // Validation is deterministic, so every rank fails alike: rank 0 reports,
-  // all exit 2 cleanly, no MPI_Abort noise.
+  std::vector<RunAction> actions;
+  // Everything before training fails alike on every rank: rank 0 reports,
+  // all exit with the error's code cleanly, no MPI_Abort noise.
   try {
     st = load_study(file, sets);
     data_files(st.file, st.data);
     layout = plan_layout(st.runs, run_costs(st), env.size());
-    // Every rank reaches this collective: the steps above fail alike on all.
+    // Every rank reaches these collectives: the steps above fail alike on all.
     devices = select_devices(st, layout, env);
+    // Rank 0's refusal to touch the output folder is rethrown on every rank.
+    actions = agree_run_actions(st, opt, env);
   } catch (const std::exception& e) {
     if (env.rank() == 0) return report(e);
     return exit_code_for(e);
   }
   try {
-    return run_study(st, layout, devices, env, opt);
+    return run_study(st, layout, devices, actions, env, opt);
   } catch (const std::exception& e) {
     // Past this point ranks may be inside collectives with peers that did not
     // fail: only MPI_Abort is sure to end the whole job.

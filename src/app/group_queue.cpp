@@ -1,0 +1,87 @@
+#include "app/group_queue.h"
+
+#include <utility>
+
+#include "app/run_summary.h"
+#include "trace/checkpoint.h"
+#include "util/signals.h"
+
+namespace bs {
+
+GroupQueue::GroupQueue(const Study& study, const std::vector<RunAction>& actions, ReplicaGroup& group,
+                       GroupPlacement placement, RootConsole& console)
+    : st_(study), actions_(actions), group_(group), placement_(std::move(placement)), console_(console) {}
+
+bool GroupQueue::run(const std::vector<int>& runs) {
+  for (int ri : runs) {
+    const RunSpec& r = st_.runs[static_cast<size_t>(ri)];
+    if (group_wants_stop()) return true;
+    const RunAction action = actions_[static_cast<size_t>(ri)];
+    if (action == RunAction::Done) {
+      if (group_.leader()) console_.run_done(summary_from_file(st_, r, run_path(st_, r)));
+      continue;
+    }
+    const RunResult res = train(r, action);
+    console_.pump();
+    if (res.status == RunStatus::Preempted) return true;
+  }
+  return false;
+}
+
+// A signal between runs: the group agrees before starting another one.
+bool GroupQueue::group_wants_stop() {
+  double stop = stop_signal() != 0 ? 1 : 0;
+  group_.mpi->allreduce_sum(&stop, 1);
+  return stop > 0;
+}
+
+RunResult GroupQueue::train(const RunSpec& r, RunAction action) {
+  Checkpoint resume_from;
+  // Every rank reads the checkpoint: all continue from the same state.
+  if (action == RunAction::Resume) resume_from = read_checkpoint(checkpoint_path(st_.output, r.name));
+  const TrainState* resume = action == RunAction::Resume ? &resume_from.state : nullptr;
+  if (!group_.leader()) return group_.trainer.run(r, nullptr, resume);
+  return train_and_record(r, resume);
+}
+
+RunResult GroupQueue::train_and_record(const RunSpec& r, const TrainState* resume) {
+  const RunBudget rb = run_budget(st_, r);
+  const std::string ck = checkpoint_path(st_.output, r.name);
+  std::unique_ptr<RunFile> file = open_run_file(r, rb, resume);
+  ProgressState ps;
+  ps.run = r.name;
+  ps.total_steps = rb.total_steps;
+  LeaderSink sink(*file, console_, ps, st_.log.progress_seconds, ck, fingerprint(st_, r));
+  RunResult res;
+  try {
+    res = group_.trainer.run(r, &sink, resume);
+  } catch (...) {
+    // The file says the run failed; the trace shows how far it got.
+    file->set_status(RunStatus::Failed, res.steps);
+    file->flush();
+    throw;
+  }
+  sink.emit();
+  file->set_status(res.status, res.steps);
+  file->flush();
+  // A finished run needs no checkpoint; a preempted one keeps it.
+  if (res.status != RunStatus::Preempted) remove_checkpoint(ck);
+  console_.run_done(summary_row(st_, r, res));
+  return res;
+}
+
+// A fresh run replaces any old run file and checkpoint; a resumed one keeps
+// the old trace up to the checkpoint's step.
+std::unique_ptr<RunFile> GroupQueue::open_run_file(const RunSpec& r, const RunBudget& rb, const TrainState* resume) {
+  const RunFileHeader header = make_header(st_, r, rb, placement_, group_.comm.backend(), group_.trainer);
+  const std::string path = run_path(st_, r);
+  if (resume) {
+    const TrainState& s = *resume;
+    return RunFile::resume(path, header, st_.log.flush_seconds, s.step, s.eval_rows, s.target_step,
+                           s.target_step >= 0 ? s.target_step * r.global_batch() : -1);
+  }
+  remove_checkpoint(checkpoint_path(st_.output, r.name));
+  return std::make_unique<RunFile>(path, header, st_.log.flush_seconds);
+}
+
+}  // namespace bs

@@ -1,0 +1,39 @@
+#include "app/replica_group.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "app/device_select.h"
+
+namespace bs {
+namespace {
+
+TrainerOptions trainer_options(const DevicePlan& devices, int world_rank) {
+  TrainerOptions o;
+  o.gpu = devices.gpu[static_cast<size_t>(world_rank)];
+  return o;
+}
+
+}  // namespace
+
+ReplicaGroup::ReplicaGroup(const Study& study, const DevicePlan& devices, int world_rank,
+                           std::unique_ptr<MpiCommunicator> group)
+    : mpi(std::move(group)),
+      device_comm(make_device_comm(study, devices, world_rank, *mpi)),
+      comm(device_comm ? *device_comm : static_cast<Communicator&>(*mpi)),
+      data(load_data(study.file, study.data, study.seed)),
+      trainer(study, data, comm, trainer_options(devices, world_rank)) {}
+
+std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color) {
+  auto group = env.split(color, env.rank());
+  if (!group) return nullptr;
+  return std::make_unique<ReplicaGroup>(study, devices, env.rank(), std::move(group));
+}
+
+int threads_per_rank(int requested, const MpiEnv& env) {
+  if (requested > 0) return requested;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, env.local_size()));
+}
+
+}  // namespace bs

@@ -1,0 +1,82 @@
+#include "app/root_console.h"
+
+#include <iostream>
+
+namespace bs {
+
+void RootConsole::progress(const std::string& line) {
+  if (root_) {
+    std::cout << line << std::endl;
+    pump();
+  } else {
+    channel_.send(TextChannel::kProgress, line);
+  }
+}
+
+void RootConsole::run_done(const SummaryRow& row) {
+  if (root_) rows_.push_back(row);
+  else channel_.send(TextChannel::kRunDone, row.serialize());
+}
+
+void RootConsole::group_done(int group) {
+  if (!root_) channel_.send(TextChannel::kGroupDone, std::to_string(group));
+}
+
+void RootConsole::pump() {
+  if (!root_) return;
+  for (auto& m : channel_.poll()) take(m);
+}
+
+const std::vector<SummaryRow>& RootConsole::wait_for_groups(size_t other_groups) {
+  while (groups_done_ < other_groups) take(channel_.wait());
+  return rows_;
+}
+
+void RootConsole::take(const std::pair<int, std::string>& m) {
+  if (m.first == TextChannel::kProgress) std::cout << m.second << std::endl;
+  else if (m.first == TextChannel::kRunDone) rows_.push_back(SummaryRow::parse(m.second));
+  else if (m.first == TextChannel::kGroupDone) ++groups_done_;
+}
+
+LeaderSink::LeaderSink(RunFile& file, RootConsole& console, ProgressState state, double progress_s,
+                       std::string checkpoint, Fingerprint fingerprint)
+    : file_(file),
+      console_(console),
+      state_(std::move(state)),
+      every_(progress_s),
+      last_(Clock::now()),
+      checkpoint_(std::move(checkpoint)),
+      fingerprint_(std::move(fingerprint)) {}
+
+void LeaderSink::on_steps(const std::vector<StepRecord>& rows) {
+  file_.append(rows);
+  file_.maybe_flush();
+  const auto& r = rows.back();
+  state_.step = r.step;
+  state_.epoch = r.epoch;
+  state_.loss = r.loss;
+  state_.samples_per_s = r.wall_s > 0 ? static_cast<double>(r.samples) / r.wall_s : 0;
+  state_.eta_s =
+      r.step > 0 ? r.wall_s / static_cast<double>(r.step) * static_cast<double>(state_.total_steps - r.step) : 0;
+  if (std::chrono::duration<double>(Clock::now() - last_).count() >= every_) emit();
+  // Rank 0 trains too: between its own steps it prints what other groups sent.
+  console_.pump();
+}
+
+void LeaderSink::on_eval(const EvalRecord& e) {
+  file_.append(e);
+  state_.val_acc = e.val_acc;
+}
+
+void LeaderSink::on_checkpoint(const TrainState& s) {
+  // The run file first: a checkpoint must never be ahead of the trace.
+  file_.flush();
+  write_checkpoint(checkpoint_, {fingerprint_, s});
+}
+
+void LeaderSink::emit() {
+  last_ = Clock::now();
+  console_.progress(progress_line(state_));
+}
+
+}  // namespace bs

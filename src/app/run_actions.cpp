@@ -1,0 +1,133 @@
+#include "app/run_actions.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <system_error>
+
+#include "app/study_runner.h"
+#include "trace/run_file.h"
+#include "util/errors.h"
+
+namespace bs {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Creates the folder and its parents one by one, so the error names the first
+// folder that could not be made rather than the one asked for. Whatever
+// already exists is passed over, like mkdir -p: a file in the way fails at
+// the next component, or when the run file is created.
+void make_dirs(const std::string& folder) {
+  fs::path cur;
+  for (const fs::path& part : fs::path(folder)) {
+    cur /= part;
+    std::error_code ec;
+    fs::create_directory(cur, ec);
+    if (ec && ec != std::errc::file_exists)
+      throw OutputError("cannot create folder " + cur.string() + " (study key 'output')");
+  }
+}
+
+bool file_exists(const std::string& path) {
+  std::error_code ec;  // unreadable counts as absent, as stat(2) failing did
+  return fs::exists(path, ec);
+}
+
+// One run's action; throws when its run file may not be touched.
+RunAction plan_run(const Study& st, const RunSpec& r, const RunOptions& opt) {
+  const std::string path = run_path(st, r), ck = checkpoint_path(st.output, r.name);
+  if (!file_exists(path) || opt.overwrite) return RunAction::Fresh;
+  if (!opt.resume)
+    throw OutputError("run file " + path +
+                      " already exists; pass --resume to continue the study, --overwrite to replace its run files, "
+                      "or set another output (--set output=DIR)");
+  const RunStatus status = read_run_status(path);
+  if (status == RunStatus::Completed || status == RunStatus::Diverged) return RunAction::Done;
+  if (checkpoint_exists(ck)) {
+    require_same(ck, read_checkpoint(ck).fingerprint, fingerprint(st, r));
+    return RunAction::Resume;
+  }
+  std::cout << "run " << r.name << ": no checkpoint, starting it again" << std::endl;
+  return RunAction::Fresh;
+}
+
+// How rank 0's planning ended, as broadcast: the error's type, not its exit
+// code, which commands.cpp maps in one place.
+enum Outcome : int { kPlanned = 0, kOutputRefused = 1, kCheckpointRefused = 2 };
+
+}  // namespace
+
+std::string run_path(const Study& st, const RunSpec& r) { return st.output + "/runs/" + r.name + ".h5"; }
+
+Fingerprint fingerprint(const Study& st, const RunSpec& r) {
+  auto list = [](const std::vector<int64_t>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+    return out + "]";
+  };
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  const auto& o = st.optimizer;
+  return {{"study", st.name},
+          {"run", r.name},
+          {"data", st.data.name + " train_size " + std::to_string(st.data.effective_train_size())},
+          {"model", st.model.name + (st.model.name == "mlp" ? " hidden " + list(st.model.hidden) : "")},
+          {"optimizer", o.name + " lr " + num(o.lr) + " ref_batch " + std::to_string(o.ref_batch) + " scaling " +
+                            o.scaling + " schedule " + o.schedule + " momentum " + num(o.momentum) + " nesterov " +
+                            std::to_string(o.nesterov) + " weight_decay " + num(o.weight_decay) + " betas " +
+                            num(o.beta1) + "," + num(o.beta2)},
+          {"study seed", std::to_string(st.seed)},
+          {"run seed", std::to_string(r.seed)},
+          {"run lr", num(r.lr)},
+          {"batch_per_rank", list(r.batch_per_rank)},
+          {"gns.microbatches", std::to_string(st.gns.microbatches)},
+          {"gns.per_layer", std::to_string(st.gns.per_layer)}};
+}
+
+std::vector<RunAction> plan_run_actions(const Study& st, const RunOptions& opt) {
+  try {
+    make_dirs(st.output + "/runs");
+    make_dirs(st.output + "/checkpoints");
+    std::vector<RunAction> actions;
+    for (const RunSpec& r : st.runs) actions.push_back(plan_run(st, r, opt));
+    std::ofstream(st.output + "/study.yaml") << st.resolved_yaml << "\n";
+    return actions;
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const OutputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Anything else here (an unreadable run file, say) is a problem with the
+    // output folder: exit 5, as the README's table says.
+    throw OutputError(e.what());
+  }
+}
+
+std::vector<RunAction> agree_run_actions(const Study& st, const RunOptions& opt, const MpiEnv& env) {
+  int outcome = kPlanned;
+  std::string text;  // one character per run, or the refusal's message
+  if (env.rank() == 0) {
+    try {
+      for (RunAction a : plan_run_actions(st, opt)) text += static_cast<char>(a);
+    } catch (const CheckpointError& e) {
+      outcome = kCheckpointRefused;
+      text = e.what();
+    } catch (const OutputError& e) {
+      outcome = kOutputRefused;
+      text = e.what();
+    }
+  }
+  env.broadcast(outcome, text, 0);
+  if (outcome == kCheckpointRefused) throw CheckpointError(text);
+  if (outcome == kOutputRefused) throw OutputError(text);
+  std::vector<RunAction> actions;
+  for (char c : text) actions.push_back(static_cast<RunAction>(c));
+  return actions;
+}
+
+}  // namespace bs
