@@ -1,12 +1,9 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
-#include <torch/csrc/api/include/torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/api/include/torch/version.h>
 
 #include <chrono>
 #include <cmath>
@@ -18,6 +15,7 @@
 #include "noise/estimator.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "train/stats_layout.h"
 #include "util/errors.h"
 #include "util/rng.h"
 #include "util/signals.h"
@@ -44,6 +42,11 @@ DeviceSplit to_device(const Dataset& d, const at::Device& dev) {
   s.mean = d.mean;
   s.stdev = d.stdev;
   return s;
+}
+
+std::vector<float> to_host_floats(const at::Tensor& t) {
+  at::Tensor h = t.detach().to(at::kCPU).contiguous();
+  return std::vector<float>(h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
 }
 
 at::Tensor normalize(const DeviceSplit& s, const at::Tensor& images_u8) {
@@ -131,284 +134,347 @@ struct Trainer::Impl {
     return e;
   }
 
-  RunResult run(const RunSpec& spec, RecordSink* sink, const TrainState* resume);
 };
 
-RunResult Trainer::Impl::run(const RunSpec& spec, RecordSink* sink, const TrainState* resume) {
-  const int n = comm.size(), me = comm.rank();
-  if (spec.ranks() != n)
-    throw LayoutError("run '" + spec.name + "' needs " + std::to_string(spec.ranks()) + " ranks, but its group has " +
-                      std::to_string(n));
-  const RunBudget budget = run_budget(study, spec);
-  const int64_t N = train.labels.size(0);
-  BatchPlan plan(N, spec.batch_per_rank, study.seed, spec.seed);
-  const int64_t B = plan.global_batch(), Bi = plan.length(me);
-  const int64_t m = study.gns.microbatches;
-  const std::vector<int64_t> micro_all = micro_batches(spec.batch_per_rank, m);
-  const std::vector<int64_t> micro_mine = micro_batches(Bi, m);
-  const int64_t K = n * m;  // small batches of the estimator
-  const int64_t L = study.gns.per_layer ? static_cast<int64_t>(model->slots().size()) : 0;
-  const float weight = static_cast<float>(Bi) / static_cast<float>(B);
-  GnsEstimator gns(micro_all, N, study.gns.ema_beta);
+// One run of the group, as named steps in the shape of google/benchmark's
+// BenchmarkRunner: state lives in members, each phase is a method. A step is
+// prepare_batch → forward_backward (per micro-batch) → reduce (statistics and
+// the one allreduce) → optimize; between steps, drain the ring, evaluate and
+// checkpoint. The order of tensor operations is the numerical contract (split
+// invisibility and exact resume are bit-exact tests): change it knowingly.
+class RunLoop {
+ public:
+  RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const TrainState* resume);
+  RunResult run();
 
-  const int64_t P = model->num_params();
-  auto init = model->init(mix_seed({study.seed, spec.seed, 0x1417u}));
-  at::Tensor params = at::from_blob(init.data(), {P}, at::kFloat).to(device, false, true);
+ private:
+  void start(const TrainState* resume);
+  void prepare_batch();
+  void forward_backward();
+  void reduce();
+  void optimize();
+  bool after_step();  // false: leave the loop
+  void drain();
+  void evaluate_now();
+  void on_eval(const EvalRecord& e);
+  void checkpoint();
+  void finish();
+  bool target_stop() const { return result_.target_step >= 0 && t_.study.target.stop; }
+  at::Tensor layer_sqnorms(const at::Tensor& g) const;
+  at::Tensor no_grad_zeros(at::IntArrayRef shape) const {
+    return at::zeros(shape, params_.options().requires_grad(false));
+  }
+
+  Trainer::Impl& t_;
+  const Study& study_;
+  const RunSpec& spec_;
+  RecordSink* sink_;
+  const int n_, me_;
+  const RunBudget budget_;
+  const int64_t N_;
+  const BatchPlan plan_;
+  const int64_t B_, Bi_, m_;
+  const std::vector<int64_t> micro_mine_;
+  const float weight_;  // B_i / B: the pre-scale that makes the sum a sample-weighted mean
+  const StatsLayout layout_;
+  const int64_t log_every_;
+  const double ckpt_seconds_;
+  GnsEstimator gns_;
+  at::Tensor params_;
+  std::unique_ptr<FlatOptimizer> opt_;
+  at::Tensor comm_buf_, grad_part_, extras_, ring_, loss_i_;
+  std::vector<double> step_ms_, wall_, lrs_;  // host side of the ring rows
+
+  RunResult result_;
+  EvalRecord last_eval_;
+  int64_t eval_rows_ = 0, step_ = 0, pending_ = 0;  // pending: ring rows not yet copied out
+  double wall_offset_ = 0, lr_ = 0;
+  at::Tensor perm_;
+  int64_t perm_epoch_ = -1;
+  Clock::time_point t0_, last_ckpt_;
+  bool diverged_ = false, stop_requested_ = false, ckpt_requested_ = false;
+};
+
+RunLoop::RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const TrainState* resume)
+    : t_(t),
+      study_(t.study),
+      spec_(spec),
+      sink_(sink),
+      n_(t.comm.size()),
+      me_(t.comm.rank()),
+      budget_(run_budget(t.study, spec)),
+      N_(t.train.labels.size(0)),
+      plan_(N_, spec.batch_per_rank, t.study.seed, spec.seed),
+      B_(plan_.global_batch()),
+      Bi_(plan_.length(me_)),
+      m_(t.study.gns.microbatches),
+      micro_mine_(micro_batches(Bi_, m_)),
+      weight_(static_cast<float>(Bi_) / static_cast<float>(B_)),
+      layout_(t.model->num_params(), n_, m_, t.study.gns.per_layer ? static_cast<int64_t>(t.model->slots().size()) : 0),
+      log_every_(t.study.log.every_steps),
+      ckpt_seconds_(t.study.checkpoint.every_minutes * 60.0),
+      gns_(micro_batches(spec.batch_per_rank, m_), N_, t.study.gns.ema_beta),
+      step_ms_(static_cast<size_t>(log_every_)),
+      wall_(static_cast<size_t>(log_every_)),
+      lrs_(static_cast<size_t>(log_every_)) {
+  start(resume);
+}
+
+// Parameters from the run's seed or the checkpoint, the optimizer and the
+// noise estimator's state, the step buffers, then the step-0 evaluation of a
+// fresh run.
+void RunLoop::start(const TrainState* resume) {
+  const int64_t P = layout_.params();
+  auto init = t_.model->init(mix_seed({study_.seed, spec_.seed, 0x1417u}));
+  params_ = at::from_blob(init.data(), {P}, at::kFloat).to(t_.device, false, true);
   if (resume) {
     if (static_cast<int64_t>(resume->params.size()) != P)
       throw std::invalid_argument("checkpoint holds " + std::to_string(resume->params.size()) +
                                   " parameters, the model has " + std::to_string(P));
-    params.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
+    params_.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
   }
-  params.set_requires_grad(true);
-  FlatOptimizer opt(study.optimizer, params);
+  params_.set_requires_grad(true);
+  opt_ = std::make_unique<FlatOptimizer>(study_.optimizer, params_);
+  comm_buf_ = no_grad_zeros({layout_.buffer()});
+  grad_part_ = comm_buf_.narrow(0, 0, P);
+  extras_ = comm_buf_.narrow(0, P, layout_.extras());
+  // Per-step scalars stay on the device until a log interval: no host sync
+  // inside a step.
+  ring_ = no_grad_zeros({log_every_, layout_.row_width()});
+  loss_i_ = no_grad_zeros({1});  // this rank's mean loss
   if (resume) {
     std::vector<at::Tensor> bufs;
     for (const auto& b : resume->opt_bufs)
       bufs.push_back(at::from_blob(const_cast<float*>(b.data()), {static_cast<int64_t>(b.size())}, at::kFloat));
-    opt.restore(resume->opt_steps, bufs);
-    gns.restore(resume->ema_tr, resume->ema_g2, resume->ema_beta_pow);
-  }
-
-  // One buffer carries the gradient and, in extra slots, every rank's loss and
-  // squared norms (zero except at its own slots): one allreduce per step both
-  // combines gradients and gives every rank all statistics, so the whole group
-  // sees identical numbers and agrees on divergence without another message.
-  // Extras: [loss_i (n) | s_i (n) | s_k per micro-batch (K) | per-layer s_k (K*L)
-  //          | stop requested | checkpoint due]. The last two are flags any rank
-  // raises (a signal; the leader's checkpoint timer): the sum makes the whole
-  // group see them at the same step, so all ranks checkpoint and stop together.
-  const int64_t F = 2 * n + K + K * L;  // first flag slot
-  const int64_t E = F + 2;
-  at::Tensor comm_buf = at::zeros({P + E}, params.options().requires_grad(false));
-  at::Tensor grad_part = comm_buf.narrow(0, 0, P);
-  at::Tensor extras = comm_buf.narrow(0, P, E);
-  const int64_t log_every = study.log.every_steps;
-  // Per-step scalars stay on the device until a log interval: no host sync
-  // inside a step. Row: [extras (E) | S | per-layer S (L)].
-  const int64_t R = E + 1 + L;
-  at::Tensor ring = at::zeros({log_every, R}, params.options().requires_grad(false));
-  std::vector<double> step_ms(static_cast<size_t>(log_every)), wall(static_cast<size_t>(log_every)),
-      lrs(static_cast<size_t>(log_every));
-  at::Tensor loss_i = at::zeros({1}, params.options().requires_grad(false));  // rank's mean loss
-  const auto& slots = model->slots();
-  auto layer_sqnorms = [&](const at::Tensor& g) {
-    std::vector<at::Tensor> parts;
-    for (const auto& sl : slots) parts.push_back(g.narrow(0, sl.offset, sl.numel()).pow(2).sum());
-    return at::stack(parts);
-  };
-
-  RunResult result;
-  int64_t eval_rows = 0;
-  auto after_eval = [&](const EvalRecord& e) {
-    ++eval_rows;
-    result.best_val_acc = std::max(result.best_val_acc, e.val_acc);
-    if (sink) sink->on_eval(e);
-    // Eval numbers are reduced over the group, so every rank decides alike.
-    if (result.target_step < 0 && study.target.enabled() && study.target.reached(e.val_loss, e.val_acc, e.train_loss)) {
-      result.target_step = e.step;
-      if (sink) sink->on_target(e.step, e.samples);
-    }
-  };
-  auto target_stop = [&] { return result.target_step >= 0 && study.target.stop; };
-
-  EvalRecord last_eval;
-  int64_t step = 0;
-  double wall_offset = 0;
-  if (resume) {
-    step = resume->step;
-    eval_rows = resume->eval_rows;
-    wall_offset = resume->wall_s;
-    result.best_val_acc = resume->best_val_acc;
-    result.target_step = resume->target_step;
-    last_eval = resume->last_eval;
+    opt_->restore(resume->opt_steps, bufs);
+    gns_.restore(resume->ema_tr, resume->ema_g2, resume->ema_beta_pow);
+    step_ = resume->step;
+    eval_rows_ = resume->eval_rows;
+    wall_offset_ = resume->wall_s;
+    result_.best_val_acc = resume->best_val_acc;
+    result_.target_step = resume->target_step;
+    last_eval_ = resume->last_eval;
   } else {
-    last_eval = eval_record(params, 0, B, N);
-    result.best_val_acc = last_eval.val_acc;
-    after_eval(last_eval);
+    last_eval_ = t_.eval_record(params_, 0, B_, N_);
+    result_.best_val_acc = last_eval_.val_acc;
+    on_eval(last_eval_);
   }
+}
 
-  at::Tensor perm;
-  int64_t perm_epoch = -1;
-  const auto t0 = Clock::now();
-  auto last_ckpt = t0;
-  int64_t pending = 0;  // rows in the ring not yet copied out
-  bool diverged = false, stop_requested = false, ckpt_requested = false;
-
-  auto drain = [&]() {
-    if (pending == 0) return;
-    comm.wait();
-    at::Tensor host = ring.narrow(0, 0, pending).to(at::kCPU).to(at::kDouble).contiguous();
-    const double* h = host.data_ptr<double>();
-    std::vector<StepRecord> rows;
-    for (int64_t k = 0; k < pending; ++k) {
-      const double* row = h + k * R;
-      const double* s_micro = row + 2 * n;
-      const double S = row[E];
-      StepRecord r;
-      r.step = step - pending + k + 1;
-      r.samples = r.step * B;
-      r.epoch = static_cast<int32_t>(plan.epoch_of(r.step - 1));
-      r.lr = lrs[static_cast<size_t>(k)];
-      r.loss = 0;
-      for (int i = 0; i < n; ++i) {
-        r.loss += static_cast<double>(spec.batch_per_rank[static_cast<size_t>(i)]) / B * row[i];
-        r.loss_rank.push_back(static_cast<float>(row[i]));
-        r.sqnorm_local.push_back(static_cast<float>(row[n + i]));
-      }
-      for (int64_t q = 0; q < K; ++q) r.sqnorm_micro.push_back(static_cast<float>(s_micro[q]));
-      for (int64_t q = 0; q < K * L; ++q) r.layer_micro.push_back(static_cast<float>(row[2 * n + K + q]));
-      for (int64_t l = 0; l < L; ++l) r.layer_global.push_back(static_cast<float>(row[E + 1 + l]));
-      r.sqnorm_global = static_cast<float>(S);
-      GnsEstimate e = gns.update(s_micro, S);
-      r.g2_est = e.g2;
-      r.trsigma_est = e.trsigma;
-      r.b_simple = e.b_simple;
-      r.wall_s = wall[static_cast<size_t>(k)];
-      r.step_ms = static_cast<float>(step_ms[static_cast<size_t>(k)]);
-      if (row[F] > 0) stop_requested = true;
-      if (row[F + 1] > 0) ckpt_requested = true;
-      if (!diverged && (!std::isfinite(r.loss) || !std::isfinite(S))) {
-        // Every rank holds the same reduced numbers, so all agree on this step.
-        diverged = true;
-        result.steps = r.step;
-      }
-      rows.push_back(std::move(r));
-    }
-    if (sink) sink->on_steps(rows);
-    pending = 0;
-  };
-
-  // Called right after a drain, so the state matches the records delivered.
-  auto checkpoint = [&]() {
-    TrainState st;
-    st.step = step;
-    st.eval_rows = eval_rows;
-    st.wall_s = wall_offset + std::chrono::duration<double>(Clock::now() - t0).count();
-    st.best_val_acc = result.best_val_acc;
-    st.target_step = result.target_step;
-    st.last_eval = last_eval;
-    auto to_host = [](const at::Tensor& t) {
-      at::Tensor h = t.detach().to(at::kCPU).contiguous();
-      return std::vector<float>(h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
-    };
-    st.params = to_host(params);
-    st.opt_steps = opt.steps();
-    for (const auto& b : opt.buffers()) st.opt_bufs.push_back(to_host(b));
-    gns.state(st.ema_tr, st.ema_g2, st.ema_beta_pow);
-    if (sink) sink->on_checkpoint(st);
-    last_ckpt = Clock::now();
-    ckpt_requested = false;
-  };
-  const double ckpt_seconds = study.checkpoint.every_minutes * 60.0;
-
-  while (step < budget.total_steps && !diverged && !target_stop()) {
+RunResult RunLoop::run() {
+  t0_ = Clock::now();
+  last_ckpt_ = t0_;
+  while (step_ < budget_.total_steps && !diverged_ && !target_stop()) {
     const auto ts = Clock::now();
-    const int64_t epoch = plan.epoch_of(step);
-    if (epoch != perm_epoch) {
-      auto p = plan.epoch_permutation(epoch);
-      perm = at::from_blob(p.data(), {N}, at::kLong).to(device, false, true);
-      perm_epoch = epoch;
-    }
-    const double lr = lr_at(step, budget, study.optimizer);
-    {
-      at::NoGradGuard no_grad;
-      extras.zero_();
-      grad_part.zero_();
-      if (stop_signal() != 0) extras.narrow(0, F, 1).fill_(1.0);
-      if (me == 0 && ckpt_seconds > 0 &&
-          std::chrono::duration<double>(Clock::now() - last_ckpt).count() >= ckpt_seconds)
-        extras.narrow(0, F + 1, 1).fill_(1.0);
-    }
-    // Micro-batches accumulate g_i = sum_j (b_j / B_i) g_j, the gradient of the
-    // rank's mean loss; with m = 1 this is a copy of the one gradient.
-    int64_t offset = plan.offset(step, me);
-    {
-      at::NoGradGuard no_grad;
-      loss_i.zero_();
-    }
-    for (int64_t j = 0; j < m; ++j) {
-      const int64_t bj = micro_mine[static_cast<size_t>(j)];
-      at::Tensor idx = perm.narrow(0, offset, bj);
-      offset += bj;
-      at::Tensor x = normalize(train, train.images.index_select(0, idx));
-      at::Tensor y = train.labels.index_select(0, idx);
-      at::Tensor loss = at::nll_loss(at::log_softmax(model->forward(params, x), 1), y);
-      at::Tensor g = torch::autograd::grad({loss}, {params})[0];
-      at::NoGradGuard no_grad;
-      const double share = static_cast<double>(bj) / static_cast<double>(Bi);
-      const int64_t q = me * m + j;
-      extras.narrow(0, 2 * n + q, 1).copy_(g.pow(2).sum().reshape({1}));
-      if (L > 0) extras.narrow(0, 2 * n + K + q * L, L).copy_(layer_sqnorms(g));
-      grad_part.add_(g, share);
-      loss_i.add_(loss.detach().reshape({1}), share);
-    }
-    {
-      at::NoGradGuard no_grad;
-      extras.narrow(0, me, 1).copy_(loss_i);
-      extras.narrow(0, n + me, 1).copy_(grad_part.pow(2).sum().reshape({1}));
-      grad_part.mul_(weight);  // pre-scale by B_i / B, then sum
-      comm.allreduce_sum(comm_buf.data_ptr<float>(), static_cast<size_t>(P + E));
-      at::Tensor slot = ring.select(0, pending);
-      slot.narrow(0, 0, E).copy_(extras);
-      slot.narrow(0, E, 1).copy_(grad_part.pow(2).sum().reshape({1}));
-      if (L > 0) slot.narrow(0, E + 1, L).copy_(layer_sqnorms(grad_part));
-      opt.step(params, grad_part, lr);
-    }
+    prepare_batch();
+    forward_backward();
+    reduce();
+    optimize();
     const auto te = Clock::now();
-    step_ms[static_cast<size_t>(pending)] = std::chrono::duration<double, std::milli>(te - ts).count();
-    wall[static_cast<size_t>(pending)] = wall_offset + std::chrono::duration<double>(te - t0).count();
-    lrs[static_cast<size_t>(pending)] = lr;
-    ++pending;
-    ++step;
-    const bool ckpt_step = study.checkpoint.every_steps > 0 && step % study.checkpoint.every_steps == 0;
-    if (pending == log_every || ckpt_step) drain();
-    if (diverged) break;
-    const bool eval_due = budget.eval_every_steps > 0 && step % budget.eval_every_steps == 0;
-    if (eval_due && step < budget.total_steps) {
-      drain();
-      if (diverged) break;
-      last_eval = eval_record(params, step, B, N);
-      after_eval(last_eval);
-    }
-    // After this step's evaluation, so a resumed run does not skip it.
-    if (pending == 0 && (ckpt_requested || stop_requested || ckpt_step) && step < budget.total_steps &&
-        !target_stop()) {
-      checkpoint();
-      if (stop_requested) break;
-    }
+    const auto k = static_cast<size_t>(pending_);
+    step_ms_[k] = std::chrono::duration<double, std::milli>(te - ts).count();
+    wall_[k] = wall_offset_ + std::chrono::duration<double>(te - t0_).count();
+    lrs_[k] = lr_;
+    ++pending_;
+    ++step_;
+    if (!after_step()) break;
   }
+  finish();
+  return std::move(result_);
+}
+
+// The epoch's permutation (once per epoch), the lr, cleared buffers and the
+// flags this rank raises.
+void RunLoop::prepare_batch() {
+  const int64_t epoch = plan_.epoch_of(step_);
+  if (epoch != perm_epoch_) {
+    auto p = plan_.epoch_permutation(epoch);
+    perm_ = at::from_blob(p.data(), {N_}, at::kLong).to(t_.device, false, true);
+    perm_epoch_ = epoch;
+  }
+  lr_ = lr_at(step_, budget_, study_.optimizer);
+  at::NoGradGuard no_grad;
+  extras_.zero_();
+  grad_part_.zero_();
+  if (stop_signal() != 0) extras_.narrow(0, layout_.stop_flag(), 1).fill_(1.0);
+  if (me_ == 0 && ckpt_seconds_ > 0 &&
+      std::chrono::duration<double>(Clock::now() - last_ckpt_).count() >= ckpt_seconds_)
+    extras_.narrow(0, layout_.checkpoint_flag(), 1).fill_(1.0);
+}
+
+// Micro-batches accumulate g_i = sum_j (b_j / B_i) g_j, the gradient of the
+// rank's mean loss; with m = 1 this is a copy of the one gradient. Each
+// micro-batch's squared norms go to its own slots (the noise estimator's
+// small batches).
+void RunLoop::forward_backward() {
+  int64_t offset = plan_.offset(step_, me_);
+  {
+    at::NoGradGuard no_grad;
+    loss_i_.zero_();
+  }
+  for (int64_t j = 0; j < m_; ++j) {
+    const int64_t bj = micro_mine_[static_cast<size_t>(j)];
+    at::Tensor idx = perm_.narrow(0, offset, bj);
+    offset += bj;
+    at::Tensor x = normalize(t_.train, t_.train.images.index_select(0, idx));
+    at::Tensor y = t_.train.labels.index_select(0, idx);
+    at::Tensor loss = at::nll_loss(at::log_softmax(t_.model->forward(params_, x), 1), y);
+    at::Tensor g = torch::autograd::grad({loss}, {params_})[0];
+    at::NoGradGuard no_grad;
+    const double share = static_cast<double>(bj) / static_cast<double>(Bi_);
+    const int64_t q = me_ * m_ + j;
+    extras_.narrow(0, layout_.sq_micro(q), 1).copy_(g.pow(2).sum().reshape({1}));
+    if (layout_.layers() > 0) extras_.narrow(0, layout_.layer_micro(q), layout_.layers()).copy_(layer_sqnorms(g));
+    grad_part_.add_(g, share);
+    loss_i_.add_(loss.detach().reshape({1}), share);
+  }
+}
+
+// This rank's loss and |g_i|^2 into its slots, the gradient pre-scaled by
+// B_i / B, then one sum over the group; the ring row keeps the reduced
+// statistics and the global norms until the next drain.
+void RunLoop::reduce() {
+  at::NoGradGuard no_grad;
+  extras_.narrow(0, layout_.loss(me_), 1).copy_(loss_i_);
+  extras_.narrow(0, layout_.sq_local(me_), 1).copy_(grad_part_.pow(2).sum().reshape({1}));
+  grad_part_.mul_(weight_);
+  t_.comm.allreduce_sum(comm_buf_.data_ptr<float>(), static_cast<size_t>(layout_.buffer()));
+  at::Tensor slot = ring_.select(0, pending_);
+  slot.narrow(0, 0, layout_.extras()).copy_(extras_);
+  slot.narrow(0, layout_.sq_global(), 1).copy_(grad_part_.pow(2).sum().reshape({1}));
+  if (layout_.layers() > 0) slot.narrow(0, layout_.layer_global(), layout_.layers()).copy_(layer_sqnorms(grad_part_));
+}
+
+void RunLoop::optimize() {
+  at::NoGradGuard no_grad;
+  opt_->step(params_, grad_part_, lr_);
+}
+
+// Drains the ring when full or at a checkpoint step, evaluates when due, and
+// checkpoints after this step's evaluation, so a resumed run does not skip it.
+bool RunLoop::after_step() {
+  const bool ckpt_step = study_.checkpoint.every_steps > 0 && step_ % study_.checkpoint.every_steps == 0;
+  if (pending_ == log_every_ || ckpt_step) drain();
+  if (diverged_) return false;
+  const bool eval_due = budget_.eval_every_steps > 0 && step_ % budget_.eval_every_steps == 0;
+  if (eval_due && step_ < budget_.total_steps) {
+    drain();
+    if (diverged_) return false;
+    evaluate_now();
+  }
+  if (pending_ == 0 && (ckpt_requested_ || stop_requested_ || ckpt_step) && step_ < budget_.total_steps &&
+      !target_stop()) {
+    checkpoint();
+    if (stop_requested_) return false;
+  }
+  return true;
+}
+
+// One device-to-host copy for the pending rows; every rank decodes the same
+// reduced numbers, so all agree on the flags and on divergence.
+void RunLoop::drain() {
+  if (pending_ == 0) return;
+  t_.comm.wait();
+  at::Tensor host = ring_.narrow(0, 0, pending_).to(at::kCPU).to(at::kDouble).contiguous();
+  const double* h = host.data_ptr<double>();
+  std::vector<StepRecord> rows;
+  for (int64_t k = 0; k < pending_; ++k) {
+    const double* row = h + k * layout_.row_width();
+    const auto hk = static_cast<size_t>(k);
+    StepRecord r;
+    r.step = step_ - pending_ + k + 1;
+    r.samples = r.step * B_;
+    r.epoch = static_cast<int32_t>(plan_.epoch_of(r.step - 1));
+    r.lr = lrs_[hk];
+    layout_.decode(row, spec_.batch_per_rank, B_, r);
+    GnsEstimate e = gns_.update(row + layout_.sq_micro(0), row[layout_.sq_global()]);
+    r.g2_est = e.g2;
+    r.trsigma_est = e.trsigma;
+    r.b_simple = e.b_simple;
+    r.wall_s = wall_[hk];
+    r.step_ms = static_cast<float>(step_ms_[hk]);
+    if (layout_.stop_raised(row)) stop_requested_ = true;
+    if (layout_.checkpoint_raised(row)) ckpt_requested_ = true;
+    if (!diverged_ && (!std::isfinite(r.loss) || !std::isfinite(row[layout_.sq_global()]))) {
+      diverged_ = true;
+      result_.steps = r.step;
+    }
+    rows.push_back(std::move(r));
+  }
+  if (sink_) sink_->on_steps(rows);
+  pending_ = 0;
+}
+
+void RunLoop::evaluate_now() {
+  last_eval_ = t_.eval_record(params_, step_, B_, N_);
+  on_eval(last_eval_);
+}
+
+void RunLoop::on_eval(const EvalRecord& e) {
+  ++eval_rows_;
+  result_.best_val_acc = std::max(result_.best_val_acc, e.val_acc);
+  if (sink_) sink_->on_eval(e);
+  // Eval numbers are reduced over the group, so every rank decides alike.
+  if (result_.target_step < 0 && study_.target.enabled() && study_.target.reached(e.val_loss, e.val_acc, e.train_loss)) {
+    result_.target_step = e.step;
+    if (sink_) sink_->on_target(e.step, e.samples);
+  }
+}
+
+// Called right after a drain, so the state matches the records delivered.
+void RunLoop::checkpoint() {
+  TrainState st;
+  st.step = step_;
+  st.eval_rows = eval_rows_;
+  st.wall_s = wall_offset_ + std::chrono::duration<double>(Clock::now() - t0_).count();
+  st.best_val_acc = result_.best_val_acc;
+  st.target_step = result_.target_step;
+  st.last_eval = last_eval_;
+  st.params = to_host_floats(params_);
+  st.opt_steps = opt_->steps();
+  for (const auto& b : opt_->buffers()) st.opt_bufs.push_back(to_host_floats(b));
+  gns_.state(st.ema_tr, st.ema_g2, st.ema_beta_pow);
+  if (sink_) sink_->on_checkpoint(st);
+  last_ckpt_ = Clock::now();
+  ckpt_requested_ = false;
+}
+
+// The last rows, the status, the final evaluation of a completed run, and the
+// totals.
+void RunLoop::finish() {
   drain();
-  result.wall_s = wall_offset + std::chrono::duration<double>(Clock::now() - t0).count();
-  if (diverged) {
-    result.status = RunStatus::Diverged;
-  } else if (stop_requested && step < budget.total_steps && !target_stop()) {
-    result.status = RunStatus::Preempted;
-    result.steps = step;
+  result_.wall_s = wall_offset_ + std::chrono::duration<double>(Clock::now() - t0_).count();
+  if (diverged_) {
+    result_.status = RunStatus::Diverged;
+  } else if (stop_requested_ && step_ < budget_.total_steps && !target_stop()) {
+    result_.status = RunStatus::Preempted;
+    result_.steps = step_;
   } else {
-    result.status = RunStatus::Completed;
-    result.steps = step;
-    if (last_eval.step != step) {  // a run stopped at its target was just evaluated
-      last_eval = eval_record(params, step, B, N);
-      after_eval(last_eval);
-    }
+    result_.status = RunStatus::Completed;
+    result_.steps = step_;
+    if (last_eval_.step != step_) evaluate_now();  // a run stopped at its target was just evaluated
   }
-  result.final_eval = last_eval;
-  result.samples = result.steps * B;
-  result.samples_per_s = result.wall_s > 0 ? static_cast<double>(result.samples) / result.wall_s : 0;
-  comm.wait();
-  if (options.keep_final_params) {
-    at::Tensor host = params.detach().to(at::kCPU).contiguous();
-    result.final_params.assign(host.data_ptr<float>(), host.data_ptr<float>() + P);
-  }
-  return result;
+  result_.final_eval = last_eval_;
+  result_.samples = result_.steps * B_;
+  result_.samples_per_s = result_.wall_s > 0 ? static_cast<double>(result_.samples) / result_.wall_s : 0;
+  t_.comm.wait();
+  if (t_.options.keep_final_params) result_.final_params = to_host_floats(params_);
+}
+
+at::Tensor RunLoop::layer_sqnorms(const at::Tensor& g) const {
+  std::vector<at::Tensor> parts;
+  for (const auto& sl : t_.model->slots()) parts.push_back(g.narrow(0, sl.offset, sl.numel()).pow(2).sum());
+  return at::stack(parts);
 }
 
 Trainer::Trainer(const Study& study, const DataSplits& data, Communicator& comm, TrainerOptions options)
     : impl_(std::make_unique<Impl>(study, data, comm, options)) {}
 Trainer::~Trainer() = default;
 RunResult Trainer::run(const RunSpec& run, RecordSink* sink, const TrainState* resume) {
-  return impl_->run(run, sink, resume);
+  if (run.ranks() != impl_->comm.size())
+    throw LayoutError("run '" + run.name + "' needs " + std::to_string(run.ranks()) + " ranks, but its group has " +
+                      std::to_string(impl_->comm.size()));
+  return RunLoop(*impl_, run, sink, resume).run();
 }
 int64_t Trainer::num_params() const { return impl_->model->num_params(); }
 std::vector<std::string> Trainer::layer_names() const {

@@ -61,6 +61,7 @@ class Trainer {
 
  private:
   struct Impl;
+  friend class RunLoop;  // one run's step loop (trainer.cpp)
   std::unique_ptr<Impl> impl_;
 };
 
