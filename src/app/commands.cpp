@@ -11,6 +11,7 @@
 #include "config/study.h"
 #include "data/dataset.h"
 #include "app/bench.h"
+#include "app/console.h"
 #include "app/device_select.h"
 #include "comm/nccl_communicator.h"
 #include "gpu/cuda_runtime.h"

@@ -89,4 +89,30 @@ std::string summary_csv(const std::vector<SummaryRow>& rows) {
   return os.str();
 }
 
+std::string describe_layout(const Study& study, const Layout& layout) {
+  std::ostringstream os;
+  os << "study '" << study.name << "': " << study.runs.size() << " runs on " << layout.world_size
+     << " ranks in " << layout.groups.size() << " replica groups\n";
+  for (const auto& g : layout.groups) {
+    os << "group " << g.index << ": world ranks " << g.first_rank << ".." << g.first_rank + g.size - 1 << "\n";
+    for (int ri : g.runs) {
+      const auto& r = study.runs[static_cast<size_t>(ri)];
+      RunBudget rb = run_budget(study, r);
+      char lr[64];
+      std::snprintf(lr, sizeof lr, "%g (base %g, %s scaling)", rb.peak_lr, r.lr, study.optimizer.scaling.c_str());
+      os << "  run " << r.name << ": global batch " << r.global_batch() << ", lr " << lr << ", seed " << r.seed
+         << ", " << rb.total_steps << " steps\n";
+      for (int i = 0; i < r.ranks(); ++i)
+        os << "    world rank " << g.first_rank + i << ": batch " << r.batch_per_rank[static_cast<size_t>(i)]
+           << "\n";
+    }
+  }
+  if (!layout.idle_ranks.empty()) {
+    os << "idle ranks (no group of their size has work):";
+    for (int r : layout.idle_ranks) os << " " << r;
+    os << "\n";
+  }
+  return os.str();
+}
+
 }  // namespace bs

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "config/study.h"
+#include "placement/layout.h"
 #include "train/records.h"
 
 namespace bs {
@@ -37,6 +39,9 @@ struct SummaryRow {
 };
 std::string summary_table(const std::vector<SummaryRow>& rows);
 std::string summary_csv(const std::vector<SummaryRow>& rows);
+
+// What `batchscope plan` prints: groups, their runs and per-rank batches.
+std::string describe_layout(const Study& study, const Layout& layout);
 
 std::string format_duration(double seconds);
 

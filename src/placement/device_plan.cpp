@@ -53,83 +53,99 @@ std::string gpu_key(const RankDevice& d) {
 
 }  // namespace
 
+namespace {
+
+int first_rank_without_gpu(const std::vector<RankDevice>& ranks) {
+  for (size_t r = 0; r < ranks.size(); ++r)
+    if (ranks[r].gpus <= 0) return static_cast<int>(r);
+  return -1;
+}
+
+// The CPU plan: only MPI can reduce host buffers.
+void plan_cpu(const Study& st, const std::vector<RankDevice>& ranks, int first_without, DevicePlan& p) {
+  if (st.comm == "nccl")
+    throw ConfigError(st.file, "comm",
+                      "'nccl' reduces GPU buffers, but this study trains on the CPU (device: " + st.device +
+                          (first_without >= 0 ? "; " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without)
+                                              : std::string()) +
+                          "); use comm: mpi or comm: auto");
+  p.comm = "mpi";
+  p.summary = "device: cpu; communicator: mpi";
+}
+
+// "" when every replica group has each rank on its own GPU; else which group
+// puts two ranks on one GPU (NCCL cannot reduce between them).
+std::string shared_gpu(const Layout& layout, const std::vector<RankDevice>& ranks, const DevicePlan& p) {
+  for (const auto& grp : layout.groups) {
+    std::map<std::string, int> seen;
+    for (int r = grp.first_rank; r < grp.first_rank + grp.size; ++r) {
+      const RankDevice& d = ranks[static_cast<size_t>(r)];
+      auto [it, fresh] = seen.emplace(gpu_key(d), r);
+      if (!fresh)
+        return "group " + std::to_string(grp.index) + " puts world ranks " + std::to_string(it->second) + " and " +
+               std::to_string(r) + " on the same GPU (host " + d.host + ", " + p.label[static_cast<size_t>(r)] +
+               "; the host has " + std::to_string(d.gpus) + " GPU" + (d.gpus == 1 ? "" : "s") + ")";
+    }
+  }
+  return "";
+}
+
+void check_nccl_possible(const Study& st, bool nccl_built, const std::string& shared) {
+  if (!nccl_built)
+    throw ConfigError(st.file, "comm",
+                      "'nccl', but this batchscope was built without NCCL (cmake found no nccl.h/libnccl; "
+                      "pass -DNCCL_ROOT=DIR); use comm: mpi or comm: auto");
+  if (!shared.empty())
+    throw ConfigError(st.file, "comm",
+                      "'nccl' needs every rank of a replica group on its own GPU, but " + shared +
+                          "; use comm: mpi (host-staged, works on shared GPUs) or comm: auto, or start no more "
+                          "ranks per host than it has GPUs");
+}
+
+std::string cuda_summary(const Study& st, const std::vector<RankDevice>& ranks, const std::string& comm,
+                         bool nccl_built, const std::string& shared) {
+  const size_t n = ranks.size();
+  std::set<std::string> gpus, hosts;
+  for (const auto& d : ranks) {
+    gpus.insert(gpu_key(d));
+    hosts.insert(d.host);
+  }
+  std::ostringstream s;
+  s << "device: cuda (" << n << " rank" << (n == 1 ? "" : "s") << " on " << gpus.size() << " GPU"
+    << (gpus.size() == 1 ? "" : "s") << " of " << hosts.size() << " host" << (hosts.size() == 1 ? "" : "s")
+    << "); communicator: " << (comm == "nccl" ? "nccl" : "mpi, staged through host memory");
+  if (comm == "mpi" && st.comm == "auto")
+    s << " (" << (!nccl_built ? "built without NCCL" : "NCCL needs one GPU per rank of a group: " + shared) << ")";
+  return s.str();
+}
+
+}  // namespace
+
 DevicePlan plan_devices(const Study& st, const Layout& layout, const std::vector<RankDevice>& ranks, bool nccl_built) {
   const int n = static_cast<int>(ranks.size());
   if (n != layout.world_size)
     throw std::invalid_argument("plan_devices: " + std::to_string(n) + " rank records for a world of " +
                                 std::to_string(layout.world_size));
   DevicePlan p;
-  int first_without = -1;
-  for (int r = 0; r < n; ++r)
-    if (ranks[static_cast<size_t>(r)].gpus <= 0) {
-      first_without = r;
-      break;
-    }
+  const int first_without = first_rank_without_gpu(ranks);
   if (st.device == "cuda" && first_without >= 0)
     throw ConfigError(st.file, "device",
                       "'cuda', but " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without) +
                           "; use device: auto (CUDA where every rank has a GPU, else the CPU) or device: cpu");
   p.cuda = st.device == "cuda" || (st.device == "auto" && first_without < 0 && n > 0);
-
-  for (int r = 0; r < n; ++r) {
-    const RankDevice& d = ranks[static_cast<size_t>(r)];
+  for (const RankDevice& d : ranks) {
     const int g = p.cuda ? gpu_for_local_rank(d.local_rank, d.gpus) : -1;
     p.gpu.push_back(g);
     p.label.push_back(g < 0 ? "cpu" : "cuda:" + std::to_string(g) + " " + d.gpu_name + " " + d.gpu_uuid);
   }
-
   if (!p.cuda) {
-    if (st.comm == "nccl")
-      throw ConfigError(st.file, "comm",
-                        "'nccl' reduces GPU buffers, but this study trains on the CPU (device: " + st.device +
-                            (first_without >= 0 ? "; " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without)
-                                                : std::string()) +
-                            "); use comm: mpi or comm: auto");
-    p.comm = "mpi";
-    p.summary = "device: cpu; communicator: mpi";
+    plan_cpu(st, ranks, first_without, p);
     return p;
   }
-
-  // A replica group with two ranks on one GPU cannot use NCCL.
-  std::string shared;
-  for (const auto& grp : layout.groups) {
-    std::map<std::string, int> seen;
-    for (int r = grp.first_rank; r < grp.first_rank + grp.size && shared.empty(); ++r) {
-      const RankDevice& d = ranks[static_cast<size_t>(r)];
-      auto [it, fresh] = seen.emplace(gpu_key(d), r);
-      if (!fresh)
-        shared = "group " + std::to_string(grp.index) + " puts world ranks " + std::to_string(it->second) + " and " +
-                 std::to_string(r) + " on the same GPU (host " + d.host + ", " +
-                 p.label[static_cast<size_t>(r)] + "; the host has " + std::to_string(d.gpus) + " GPU" +
-                 (d.gpus == 1 ? "" : "s") + ")";
-    }
-    if (!shared.empty()) break;
-  }
-  if (st.comm == "nccl") {
-    if (!nccl_built)
-      throw ConfigError(st.file, "comm",
-                        "'nccl', but this batchscope was built without NCCL (cmake found no nccl.h/libnccl; "
-                        "pass -DNCCL_ROOT=DIR); use comm: mpi or comm: auto");
-    if (!shared.empty())
-      throw ConfigError(st.file, "comm",
-                        "'nccl' needs every rank of a replica group on its own GPU, but " + shared +
-                            "; use comm: mpi (host-staged, works on shared GPUs) or comm: auto, or start no more "
-                            "ranks per host than it has GPUs");
-  }
+  const std::string shared = shared_gpu(layout, ranks, p);
+  if (st.comm == "nccl") check_nccl_possible(st, nccl_built, shared);
   p.comm = st.comm == "nccl" || (st.comm == "auto" && nccl_built && shared.empty()) ? "nccl" : "mpi";
-
-  std::set<std::string> gpus, hosts;
-  for (int r = 0; r < n; ++r) {
-    gpus.insert(gpu_key(ranks[static_cast<size_t>(r)]));
-    hosts.insert(ranks[static_cast<size_t>(r)].host);
-  }
-  std::ostringstream s;
-  s << "device: cuda (" << n << " rank" << (n == 1 ? "" : "s") << " on " << gpus.size() << " GPU"
-    << (gpus.size() == 1 ? "" : "s") << " of " << hosts.size() << " host" << (hosts.size() == 1 ? "" : "s")
-    << "); communicator: " << (p.comm == "nccl" ? "nccl" : "mpi, staged through host memory");
-  if (p.comm == "mpi" && st.comm == "auto")
-    s << " (" << (!nccl_built ? "built without NCCL" : "NCCL needs one GPU per rank of a group: " + shared) << ")";
-  p.summary = s.str();
+  p.summary = cuda_summary(st, ranks, p.comm, nccl_built, shared);
   return p;
 }
 

@@ -1,9 +1,7 @@
 #include "placement/layout.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
-#include <sstream>
 
 #include "util/errors.h"
 
@@ -15,14 +13,21 @@ int Layout::group_of(int world_rank) const {
   return -1;
 }
 
-Layout plan_layout(const std::vector<RunSpec>& runs, const std::vector<double>& cost, int world_size) {
-  if (world_size < 1) throw LayoutError("world size must be >= 1");
-  std::map<int, int, std::greater<int>> runs_of_size;  // largest size first
-  for (const auto& r : runs) runs_of_size[r.ranks()] += 1;
+namespace {
 
+using SizeCount = std::map<int, int, std::greater<int>>;  // ranks per run -> count, largest size first
+
+SizeCount runs_of_size(const std::vector<RunSpec>& runs) {
+  SizeCount out;
+  for (const auto& r : runs) out[r.ranks()] += 1;
+  return out;
+}
+
+// One group for each run size is the least a study can run on.
+int check_enough_ranks(const SizeCount& runs, int world_size) {
   int needed = 0;
   std::vector<std::string> sizes;
-  for (auto& kv : runs_of_size) {
+  for (const auto& kv : runs) {
     needed += kv.first;
     sizes.push_back(std::to_string(kv.first));
   }
@@ -32,32 +37,56 @@ Layout plan_layout(const std::vector<RunSpec>& runs, const std::vector<double>& 
                       " ranks), but the job has " + std::to_string(world_size) +
                       "; start it with mpirun -np " + std::to_string(needed) +
                       " or more, or give the runs fewer ranks");
+  return needed;
+}
 
-  std::map<int, int, std::greater<int>> groups_of_size;
-  for (auto& kv : runs_of_size) groups_of_size[kv.first] = 1;
-  int free_ranks = world_size - needed;
+// Greedy: while ranks are free, add a group where the runs-per-group queue is
+// longest and a group would help.
+SizeCount groups_of_size(const SizeCount& runs, int free_ranks) {
+  SizeCount groups;
+  for (const auto& kv : runs) groups[kv.first] = 1;
   for (;;) {
-    // Add a group where the runs-per-group queue is longest and it would help.
     int best = 0;
     double best_queue = 1.0;
-    for (auto& kv : runs_of_size) {
-      int size = kv.first;
-      double queue = static_cast<double>(kv.second) / groups_of_size[size];
+    for (const auto& kv : runs) {
+      const int size = kv.first;
+      const double queue = static_cast<double>(kv.second) / groups[size];
       if (size <= free_ranks && queue > best_queue) {
         best = size;
         best_queue = queue;
       }
     }
-    if (best == 0) break;
-    groups_of_size[best] += 1;
+    if (best == 0) return groups;
+    groups[best] += 1;
     free_ranks -= best;
   }
+}
 
+// Each run goes to the least loaded group of its size, in study order.
+void assign_runs(const std::vector<RunSpec>& runs, const std::vector<double>& cost,
+                 std::map<int, std::vector<int>>& group_ids_of_size, Layout& layout) {
+  std::vector<double> load(layout.groups.size(), 0.0);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& ids = group_ids_of_size[runs[i].ranks()];
+    int pick = ids[0];
+    for (int id : ids)
+      if (load[id] < load[pick]) pick = id;
+    layout.groups[pick].runs.push_back(static_cast<int>(i));
+    load[pick] += i < cost.size() ? cost[i] : 1.0;
+  }
+}
+
+}  // namespace
+
+Layout plan_layout(const std::vector<RunSpec>& runs, const std::vector<double>& cost, int world_size) {
+  if (world_size < 1) throw LayoutError("world size must be >= 1");
+  const SizeCount runs_per_size = runs_of_size(runs);
+  const int needed = check_enough_ranks(runs_per_size, world_size);
   Layout layout;
   layout.world_size = world_size;
   int next_rank = 0;
   std::map<int, std::vector<int>> group_ids_of_size;
-  for (auto& kv : groups_of_size)
+  for (const auto& kv : groups_of_size(runs_per_size, world_size - needed))
     for (int k = 0; k < kv.second; ++k) {
       GroupPlan g;
       g.index = static_cast<int>(layout.groups.size());
@@ -68,43 +97,8 @@ Layout plan_layout(const std::vector<RunSpec>& runs, const std::vector<double>& 
       layout.groups.push_back(g);
     }
   for (int r = next_rank; r < world_size; ++r) layout.idle_ranks.push_back(r);
-
-  std::vector<double> load(layout.groups.size(), 0.0);
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const auto& ids = group_ids_of_size[runs[i].ranks()];
-    int pick = ids[0];
-    for (int id : ids)
-      if (load[id] < load[pick]) pick = id;
-    layout.groups[pick].runs.push_back(static_cast<int>(i));
-    load[pick] += i < cost.size() ? cost[i] : 1.0;
-  }
+  assign_runs(runs, cost, group_ids_of_size, layout);
   return layout;
-}
-
-std::string describe_layout(const Study& study, const Layout& layout) {
-  std::ostringstream os;
-  os << "study '" << study.name << "': " << study.runs.size() << " runs on " << layout.world_size
-     << " ranks in " << layout.groups.size() << " replica groups\n";
-  for (const auto& g : layout.groups) {
-    os << "group " << g.index << ": world ranks " << g.first_rank << ".." << g.first_rank + g.size - 1 << "\n";
-    for (int ri : g.runs) {
-      const auto& r = study.runs[static_cast<size_t>(ri)];
-      RunBudget rb = run_budget(study, r);
-      char lr[64];
-      std::snprintf(lr, sizeof lr, "%g (base %g, %s scaling)", rb.peak_lr, r.lr, study.optimizer.scaling.c_str());
-      os << "  run " << r.name << ": global batch " << r.global_batch() << ", lr " << lr << ", seed " << r.seed
-         << ", " << rb.total_steps << " steps\n";
-      for (int i = 0; i < r.ranks(); ++i)
-        os << "    world rank " << g.first_rank + i << ": batch " << r.batch_per_rank[static_cast<size_t>(i)]
-           << "\n";
-    }
-  }
-  if (!layout.idle_ranks.empty()) {
-    os << "idle ranks (no group of their size has work):";
-    for (int r : layout.idle_ranks) os << " " << r;
-    os << "\n";
-  }
-  return os.str();
 }
 
 }  // namespace bs

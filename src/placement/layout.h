@@ -31,6 +31,4 @@ struct Layout {
 // cost[i] is any work measure of run i (samples to train). Throws LayoutError.
 Layout plan_layout(const std::vector<RunSpec>& runs, const std::vector<double>& cost, int world_size);
 
-std::string describe_layout(const Study& study, const Layout& layout);
-
 }  // namespace bs

@@ -229,7 +229,7 @@ void RunLoop::start(const TrainState* resume) {
   params_ = at::from_blob(init.data(), {P}, at::kFloat).to(t_.device, false, true);
   if (resume) {
     if (static_cast<int64_t>(resume->params.size()) != P)
-      throw std::invalid_argument("checkpoint holds " + std::to_string(resume->params.size()) +
+      throw CheckpointError("checkpoint holds " + std::to_string(resume->params.size()) +
                                   " parameters, the model has " + std::to_string(P));
     params_.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
   }

@@ -166,5 +166,20 @@ TEST(FormatDuration, Ranges) {
   EXPECT_EQ(format_duration(std::numeric_limits<double>::quiet_NaN()), "?");
 }
 
+TEST(DescribeLayout, ListsGroupsRunsAndIdleRanks) {
+  Study st = parse_study(
+      "study: d\ndata: {name: synthetic}\nbudget: {steps: 10}\n"
+      "runs: [{name: a, batch: [16, 48]}, {name: b, batch: [32, 32]}]\n",
+      "study.yaml");
+  Layout L = plan_layout(st.runs, {}, 5);
+  std::string text = describe_layout(st, L);
+  EXPECT_NE(text.find("2 runs on 5 ranks in 2 replica groups"), std::string::npos) << text;
+  EXPECT_NE(text.find("run a: global batch 64"), std::string::npos) << text;
+  EXPECT_NE(text.find("run b: global batch 64"), std::string::npos) << text;
+  EXPECT_NE(text.find("world rank 1: batch 48"), std::string::npos) << text;
+  EXPECT_NE(text.find("idle ranks"), std::string::npos) << text;
+  EXPECT_NE(text.find(" 4"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace bs

@@ -216,20 +216,5 @@ TEST(PlanLayout, CostBalancing) {
   EXPECT_DOUBLE_EQ(std::accumulate(load.begin(), load.end(), 0.0), std::accumulate(c2.begin(), c2.end(), 0.0));
 }
 
-TEST(DescribeLayout, ListsGroupsRunsAndIdleRanks) {
-  Study st = parse_study(
-      "study: d\ndata: {name: synthetic}\nbudget: {steps: 10}\n"
-      "runs: [{name: a, batch: [16, 48]}, {name: b, batch: [32, 32]}]\n",
-      "study.yaml");
-  Layout L = plan_layout(st.runs, {}, 5);
-  std::string text = describe_layout(st, L);
-  EXPECT_NE(text.find("2 runs on 5 ranks in 2 replica groups"), std::string::npos) << text;
-  EXPECT_NE(text.find("run a: global batch 64"), std::string::npos) << text;
-  EXPECT_NE(text.find("run b: global batch 64"), std::string::npos) << text;
-  EXPECT_NE(text.find("world rank 1: batch 48"), std::string::npos) << text;
-  EXPECT_NE(text.find("idle ranks"), std::string::npos) << text;
-  EXPECT_NE(text.find(" 4"), std::string::npos) << text;
-}
-
 }  // namespace
 }  // namespace bs
