@@ -66,6 +66,7 @@ std::vector<std::string> MpiEnv::allgather(const std::string& mine, MPI_Comm com
   std::string all(static_cast<size_t>(total), '\0');
   BS_MPI_CHECK(MPI_Allgatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, comm));
   std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i)
     out.push_back(all.substr(static_cast<size_t>(offs[static_cast<size_t>(i)]),
                              static_cast<size_t>(lens[static_cast<size_t>(i)])));

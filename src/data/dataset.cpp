@@ -45,7 +45,7 @@ Dataset from_idx(const std::string& images_path, const std::string& labels_path,
 Dataset synthetic(int64_t n, const std::vector<std::vector<float>>& templates, double noise, uint64_t seed) {
   Dataset d;
   d.size = n;
-  const size_t pix = 28 * 28;
+  const size_t pix = size_t{28} * 28;
   d.images.resize(static_cast<size_t>(n) * pix);
   d.labels.resize(static_cast<size_t>(n));
   Rng rng(seed);
@@ -87,7 +87,7 @@ DataSplits load_data(const std::string& study_file, const DataSpec& spec, uint64
   DataSplits s;
   if (spec.name == "synthetic") {
     Rng rng(mix_seed({study_seed, 0x5e7u}));
-    std::vector<std::vector<float>> templates(10, std::vector<float>(28 * 28));
+    std::vector<std::vector<float>> templates(10, std::vector<float>(size_t{28} * 28));
     for (auto& t : templates)
       for (auto& v : t) v = static_cast<float>(64 + rng.below(128));
     s.train = synthetic(spec.effective_train_size(), templates, spec.synthetic_noise, mix_seed({study_seed, 1}));

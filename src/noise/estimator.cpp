@@ -12,7 +12,7 @@ double finite_population_factor(double b, int64_t N) {
   return (static_cast<double>(N) / b - 1.0) / (static_cast<double>(N) - 1.0);
 }
 
-GnsEstimator::GnsEstimator(std::vector<int64_t> batches, int64_t train_size, double ema_beta) : beta_(ema_beta) {
+GnsEstimator::GnsEstimator(const std::vector<int64_t>& batches, int64_t train_size, double ema_beta) : beta_(ema_beta) {
   double B = 0;
   for (auto b : batches) B += static_cast<double>(b);
   double x_bar = 0;

@@ -20,7 +20,7 @@ struct GnsEstimate {
 class GnsEstimator {
  public:
   // batches: B_i of the n "small" batches (ranks, or ranks x micro-batches).
-  GnsEstimator(std::vector<int64_t> batches, int64_t train_size, double ema_beta);
+  GnsEstimator(const std::vector<int64_t>& batches, int64_t train_size, double ema_beta);
 
   // Estimates from s_i = |g_i|^2 (n values) and S = |G|^2. All NaN when n == 1,
   // where the two batch sizes coincide and nothing can be separated.

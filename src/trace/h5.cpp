@@ -143,6 +143,7 @@ void write_dataset(hid_t parent, const std::string& name, const std::vector<std:
   Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
            H5Dclose);
   std::vector<const char*> ptrs;
+  ptrs.reserve(values.size());
   for (const auto& v : values) ptrs.push_back(v.c_str());
   BS_H5_CHECK(H5Dwrite(d.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()));
 }

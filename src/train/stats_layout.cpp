@@ -16,7 +16,7 @@ StatsLayout::StatsLayout(int64_t params, int ranks, int64_t micro_per_rank, int6
 void StatsLayout::decode(const double* row, const std::vector<int64_t>& batch_per_rank, int64_t global_batch,
                          StepRecord& out) const {
   out.loss = 0;
-  for (int i = 0; i < n_; ++i) {
+  for (int i = 0; i < ranks(); ++i) {
     out.loss += static_cast<double>(batch_per_rank[static_cast<size_t>(i)]) / global_batch * row[loss(i)];
     out.loss_rank.push_back(static_cast<float>(row[loss(i)]));
     out.sqnorm_local.push_back(static_cast<float>(row[sq_local(i)]));

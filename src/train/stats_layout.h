@@ -30,7 +30,7 @@ class StatsLayout {
   StatsLayout(int64_t params, int ranks, int64_t micro_per_rank, int64_t layers);
 
   int64_t params() const { return params_; }
-  int ranks() const { return n_; }
+  int ranks() const { return static_cast<int>(n_); }
   int64_t micro_batches() const { return k_; }  // K = n*m
   int64_t layers() const { return l_; }
 
@@ -58,9 +58,7 @@ class StatsLayout {
   bool checkpoint_raised(const double* row) const { return row[checkpoint_flag()] > 0; }
 
  private:
-  int64_t params_;
-  int n_;
-  int64_t k_, l_;
+  int64_t params_, n_, k_, l_;
 };
 
 }  // namespace bs
