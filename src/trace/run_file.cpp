@@ -50,6 +50,17 @@ size_t column_index(const char* group, const char* name) {
   throw std::logic_error(std::string("run file: no column /") + group + "/" + name);
 }
 
+// Sets the one element of a /status or /target column. write_first copies
+// the column type's size from the pointer, so the value is narrowed first.
+void write_single(hid_t dset, ColumnType type, int64_t value) {
+  if (type == ColumnType::I32) {
+    const int32_t v = static_cast<int32_t>(value);
+    h5::write_first(dset, h5::Type::I32, &v);
+  } else {
+    h5::write_first(dset, h5_type(type), &value);
+  }
+}
+
 void write_header_dataset(hid_t group, const RunFileColumn& c, const RunFileHeader& hd) {
   ColumnValues v(c.type);
   c.from_header(hd, v);
@@ -96,14 +107,7 @@ void RunFile::create(const RunFileHeader& hd) {
         continue;
       }
       dsets_[i] = h5::create_extendable(g.id(), c.name, h5_type(c.type), column_width(c, dims_), c.chunk_rows);
-      if (c.rows == ColumnRows::Single) {
-        // Through a value of the column's own type: write_first copies
-        // type-size bytes from it.
-        ColumnValues v(c.type);
-        if (c.type == ColumnType::I32) v.add(static_cast<int32_t>(c.initial));
-        else v.add(c.initial);
-        h5::write_first(dset(i), h5_type(c.type), v.data());
-      }
+      if (c.rows == ColumnRows::Single) write_single(dset(i), c.type, c.initial);
     }
   }
 }
@@ -144,8 +148,7 @@ void RunFile::append(const std::vector<StepRecord>& rows) {
     if (dsets_[idx[j]].valid()) h5::append(dset(idx[j]), h5_type(c.type), values[j].data(), T, column_width(c, dims_));
   }
   static const size_t status_step = column_index("status", "step");
-  const int64_t last = rows.back().step;
-  h5::write_first(dset(status_step), h5::Type::I64, &last);
+  write_single(dset(status_step), ColumnType::I64, rows.back().step);
 }
 
 void RunFile::append(const EvalRecord& r) {
@@ -161,9 +164,8 @@ void RunFile::append(const EvalRecord& r) {
 
 void RunFile::set_status(RunStatus status, int64_t step) {
   static const size_t code_col = column_index("status", "code"), step_col = column_index("status", "step");
-  int32_t code = static_cast<int32_t>(status);
-  h5::write_first(dset(code_col), h5::Type::I32, &code);
-  h5::write_first(dset(step_col), h5::Type::I64, &step);
+  write_single(dset(code_col), ColumnType::I32, static_cast<int32_t>(status));
+  write_single(dset(step_col), ColumnType::I64, step);
 }
 
 // The old file's first train_rows rows of every step column and eval_rows of
@@ -206,8 +208,8 @@ std::unique_ptr<RunFile> RunFile::resume(const std::string& path, const RunFileH
 
 void RunFile::set_target_reached(int64_t step, int64_t samples) {
   static const size_t step_col = column_index("target", "step"), samples_col = column_index("target", "samples");
-  h5::write_first(dset(step_col), h5::Type::I64, &step);
-  h5::write_first(dset(samples_col), h5::Type::I64, &samples);
+  write_single(dset(step_col), ColumnType::I64, step);
+  write_single(dset(samples_col), ColumnType::I64, samples);
 }
 
 void RunFile::maybe_flush() {
