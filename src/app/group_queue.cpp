@@ -56,8 +56,9 @@ RunResult GroupQueue::train_and_record(const RunSpec& r, const TrainState* resum
   try {
     res = group_.trainer.run(r, &sink, resume);
   } catch (...) {
-    // The file says the run failed; the trace shows how far it got.
-    file->set_status(RunStatus::Failed, res.steps);
+    // The trainer threw, so no step count came back (0); the trace shows how
+    // far the run got, and the status that it failed.
+    file->set_status(RunStatus::Failed, 0);
     file->flush();
     throw;
   }

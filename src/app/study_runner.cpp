@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "app/console.h"
 #include "app/group_queue.h"
 #include "app/replica_group.h"
 #include "app/root_console.h"
