@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from batchscope_analysis import h5io
@@ -265,10 +266,11 @@ class _Checker:
                 # A product of symbols fixed elsewhere; unknown factors were
                 # reported where they are defined, so there is nothing to add.
                 factors = [self.dims.get(part) for part in want.split("*")]
-                if all(f is not None for f in factors):
-                    product = math.prod(f[0] for f in factors)
+                known = [f for f in factors if f is not None]
+                if len(known) == len(factors):
+                    product = math.prod(f[0] for f in known)
                     if size != product:
-                        sources = " x ".join(f"{f[1]} ({f[0]})" for f in factors)
+                        sources = " x ".join(f"{f[1]} ({f[0]})" for f in known)
                         self._report(
                             f"dataset '{where}' axis {axis} ({_SYMBOL_MEANING[want]}) is {size}, "
                             f"but {sources} gives {product}"
@@ -351,7 +353,7 @@ class _Checker:
             )
         self._check_samples("/eval", steps)
 
-    def _check_samples(self, group: str, steps: np.ndarray) -> None:
+    def _check_samples(self, group: str, steps: npt.NDArray[np.int64]) -> None:
         samples_ds = self.good.get(f"{group}/samples")
         batch = self._global_batch()
         if samples_ds is None or batch is None:
@@ -516,7 +518,7 @@ def _value_has_kind(value: Any, kind: str) -> bool:
     return h5io.is_float_value(value)
 
 
-def _dtype_has_kind(dtype: np.dtype, kind: str) -> bool:
+def _dtype_has_kind(dtype: np.dtype[Any], kind: str) -> bool:
     if kind == "str":
         return h5io.is_string_dtype(dtype)
     if kind == "int":
