@@ -50,6 +50,12 @@ IdxArray read_idx(const std::string& path) {
   if (count > (int64_t{1} << 34)) throw DataError(path + ": IDX file claims an implausible size");
   a.data.resize(static_cast<size_t>(count));
   read_exact(f.get(), a.data.data(), a.data.size(), path, "data");
+  // Bytes past the counted items mean the header and the data disagree (two
+  // files concatenated, a converter's wrong count): refuse, never guess.
+  unsigned char extra = 0;
+  if (gzread(f.get(), &extra, 1) > 0)
+    throw DataError(path + ": IDX file has more data than its header counts (" + std::to_string(count) +
+                    " items); the header or the file is wrong");
   return a;
 }
 
