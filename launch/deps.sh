@@ -9,7 +9,7 @@ bs_install_deps() {
     dataset-fashion-mnist)
   # `bs_install_deps tests` (tests/run.sh): also Slurm, for the one-node cluster
   # tests/slurm/run.sh starts itself
-  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge)
+  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -153,9 +153,10 @@ def format_table(table: pd.DataFrame) -> str:
         **{name: four for name in RUNS_TABLE_COLUMNS if "acc" in name or "loss" in name or name == "gap"},
     }
     # NaN (target not reached, no noise estimate, diverged) prints as "-".
-    return table.to_string(
+    text: str = table.to_string(
         index=False, na_rep="-", formatters={k: v for k, v in formatters.items() if k in table.columns}
     )
+    return text
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ def to_python(value: Any) -> Any:
     return value
 
 
-def is_string_dtype(dtype: np.dtype) -> bool:
+def is_string_dtype(dtype: np.dtype[Any]) -> bool:
     return h5py.check_string_dtype(dtype) is not None
 
 

@@ -14,6 +14,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Union
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from batchscope_analysis import h5io
@@ -73,9 +74,9 @@ class LayerNorms:
     """
 
     names: list[str]
-    numel: np.ndarray
-    micro: Optional[np.ndarray]  # [T, K, L]: micro-batch k, layer l
-    global_: Optional[np.ndarray]  # [T, L]
+    numel: npt.NDArray[np.integer[Any]]
+    micro: Optional[npt.NDArray[np.floating[Any]]]  # [T, K, L]: micro-batch k, layer l
+    global_: Optional[npt.NDArray[np.floating[Any]]]  # [T, L]
 
 
 @dataclass
@@ -114,14 +115,15 @@ class Run:
         return int(self.layout["train_size"])
 
     @property
-    def batch_micro(self) -> np.ndarray:
+    def batch_micro(self) -> npt.NDArray[np.int64]:
         """b_k, the n*m small batches of the noise estimator, rank-major."""
         return np.asarray(self.layout["batch_micro"], dtype=np.int64)
 
-    def sqnorm_micro(self) -> np.ndarray:
+    def sqnorm_micro(self) -> npt.NDArray[np.float64]:
         """s_k per step as a [T, n*m] float64 array."""
         columns = [f"sqnorm_micro_{k}" for k in range(len(self.batch_micro))]
-        return self.gns[columns].to_numpy(dtype=np.float64)
+        values: npt.NDArray[np.float64] = self.gns[columns].to_numpy(dtype=np.float64)
+        return values
 
     @property
     def own_target(self) -> Optional[Target]:
@@ -243,7 +245,7 @@ def _read_rows(group: h5py.Group, names: list[str]) -> pd.DataFrame:
     """Datasets of one group as columns, cut to the shortest (see _read_run)."""
     arrays = {name: np.asarray(group[name][()]) for name in names}
     rows = min(a.shape[0] for a in arrays.values())
-    columns: dict[str, np.ndarray] = {}
+    columns: dict[str, npt.NDArray[Any]] = {}
     for name, array in arrays.items():
         array = array[:rows]
         if array.ndim == 2:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.signal import lfilter
 
@@ -32,7 +33,7 @@ CI_PERCENTILES: tuple[float, float] = (5.0, 95.0)
 _MIN_VALID_RESAMPLES: float = 0.5
 
 
-def finite_population_factor(b: np.ndarray, train_size: int) -> np.ndarray:
+def finite_population_factor(b: npt.ArrayLike, train_size: int) -> npt.NDArray[np.float64]:
     """x(b) = (N/b - 1)/(N - 1); 1/b when N <= 0 (an infinite set), 0 when N == 1.
 
     The same cases as src/noise/estimator.cpp, so resmooth matches the writer.
@@ -50,18 +51,18 @@ def finite_population_factor(b: np.ndarray, train_size: int) -> np.ndarray:
 class RawNoise:
     """One run's raw noise statistics, as float64 arrays."""
 
-    batch_micro: np.ndarray  # b_k, [K]
-    s_micro: np.ndarray  # s_k per step, [T, K]
-    s_global: np.ndarray  # S per step, [T]
+    batch_micro: npt.NDArray[np.float64]  # b_k, [K]
+    s_micro: npt.NDArray[np.float64]  # s_k per step, [T, K]
+    s_global: npt.NDArray[np.float64]  # S per step, [T]
     global_batch: int  # B
     train_size: int  # N
 
     @property
-    def weights(self) -> np.ndarray:
+    def weights(self) -> npt.NDArray[np.float64]:
         return self.batch_micro / float(self.global_batch)
 
     @property
-    def x_micro(self) -> np.ndarray:
+    def x_micro(self) -> npt.NDArray[np.float64]:
         return finite_population_factor(self.batch_micro, self.train_size)
 
     @property
@@ -87,7 +88,7 @@ def raw_noise(run: Run) -> RawNoise:
     )
 
 
-def per_step_estimates(raw: RawNoise) -> tuple[np.ndarray, np.ndarray]:
+def per_step_estimates(raw: RawNoise) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(g2_est, trsigma_est) per step, both NaN when nothing can be separated.
 
     trsigma = (s_bar - S) / (x_bar - x(B)), g2 = S - trsigma x(B), with
@@ -114,7 +115,7 @@ def per_step_estimates(raw: RawNoise) -> tuple[np.ndarray, np.ndarray]:
     return g2, trsigma
 
 
-def ema_ratio(numerator: np.ndarray, denominator: np.ndarray, beta: float) -> np.ndarray:
+def ema_ratio(numerator: npt.ArrayLike, denominator: npt.ArrayLike, beta: float) -> npt.NDArray[np.float64]:
     """EMA(numerator) / EMA(denominator), bias-corrected, skipping non-finite steps.
 
     A step where either value is not finite leaves both EMAs unchanged and
@@ -224,9 +225,9 @@ class _Moments:
     sw: float
     swx: float
     swxx: float
-    swy: np.ndarray  # [T]
-    swxy: np.ndarray  # [T]
-    ok: np.ndarray  # [T] bool: all norms of the step finite
+    swy: npt.NDArray[np.float64]  # [T]
+    swxy: npt.NDArray[np.float64]  # [T]
+    ok: npt.NDArray[np.bool_]  # [T] bool: all norms of the step finite
 
 
 def _step_moments(raw: RawNoise) -> _Moments:
@@ -246,7 +247,9 @@ def _step_moments(raw: RawNoise) -> _Moments:
     )
 
 
-def _solve(m: _Moments, counts: np.ndarray, swy: np.ndarray, swxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _solve(
+    m: _Moments, counts: npt.NDArray[Any], swy: npt.NDArray[np.float64], swxy: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Intercept |G|^2 and slope tr(Sigma) for step multiplicities `counts`.
 
     counts is [..., steps]; the sums are linear in it, which is what makes
@@ -262,13 +265,14 @@ def _solve(m: _Moments, counts: np.ndarray, swy: np.ndarray, swxy: np.ndarray) -
     return intercept, slope
 
 
-def _ratio(trsigma: np.ndarray, g2: np.ndarray) -> np.ndarray:
+def _ratio(trsigma: npt.NDArray[np.float64], g2: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(g2 > 0, trsigma / g2, np.nan)
 
 
 def _fit_window(
-    index: int, start: int, stop: int, raw: RawNoise, steps: np.ndarray, loss: np.ndarray, m: _Moments,
+    index: int, start: int, stop: int, raw: RawNoise,
+    steps: npt.NDArray[np.float64], loss: npt.NDArray[np.float64], m: _Moments,
     n_boot: int, ci: tuple[float, float], seed: int,
 ) -> dict[str, float]:
     nan = float("nan")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -378,7 +379,7 @@ def _no_data_figure(path: Path, title: str, reason: str) -> Path:
 
 
 def _run_lines(
-    ax: Axes, runs: list[Run], series: list[tuple[Run, np.ndarray, np.ndarray]]
+    ax: Axes, runs: list[Run], series: list[tuple[Run, npt.NDArray[np.float64], npt.NDArray[np.float64]]]
 ) -> dict[tuple[int, float], Line2D]:
     """One line per run (colour = batch, style = lr), positive finite points only."""
     colours, styles = _batch_colours(runs), _lr_styles(runs)
@@ -422,10 +423,11 @@ def _one_seed_each(runs: list[Run]) -> list[Run]:
     return [chosen[k] for k in sorted(chosen)]
 
 
-def _positive(values: np.ndarray) -> np.ndarray:
+def _positive(values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     values = np.asarray(values, dtype=float)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(values) & (values > 0)
+        finite: npt.NDArray[np.bool_] = np.isfinite(values)  # ufuncs are typed as returning Any
+        return finite & (values > 0)
 
 def _plain_log_labels(axis: Axis) -> None:
     """Plain numbers (0.6, 20, 3000) on a log axis spanning about a decade,
@@ -434,7 +436,7 @@ def _plain_log_labels(axis: Axis) -> None:
     axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
-class _PlainLogFormatter(LogFormatter):
+class _PlainLogFormatter(LogFormatter):  # type: ignore[misc]  # matplotlib here has no types: LogFormatter is Any
     """LogFormatter's choice of which ticks to label, with plain numbers.
 
     LogFormatter switches to "6e-01" below 1; overriding its (stable since
@@ -460,12 +462,12 @@ def _save(fig: Figure, path: Path, note: Optional[str] = None) -> Path:
     return path
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
+def _finite(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     # inf would wreck autoscaling; NaN just leaves a gap in the line.
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _smooth(loss: np.ndarray) -> np.ndarray:
+def _smooth(loss: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Light EMA over ~2% of the run; non-finite steps stay gaps.
 
     Without the mask a diverged run would look flat after its first NaN,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from batchscope_analysis.load import Run
@@ -93,14 +94,14 @@ class StepsFit:
     reason: str = ""
     # RMS of (fit - S) / S over the points: how well the form describes the data.
     rel_rms: float = math.nan
-    curve_b: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    curve_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    curve_b: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    curve_s: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     @property
     def ok(self) -> bool:
         return not self.reason
 
-    def steps(self, batch: np.ndarray) -> np.ndarray:
+    def steps(self, batch: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """S(B) of the fit (NaN on failure)."""
         return self.s_min + self.e_min / np.asarray(batch, dtype=float)
 

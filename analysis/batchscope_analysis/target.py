@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 if TYPE_CHECKING:  # load.py imports this module; the Run type is only needed for hints.
@@ -56,18 +57,19 @@ class Target:
     def describe(self) -> str:
         return f"{self.metric} {'<=' if self.lower_is_better else '>='} {self.value:g}"
 
-    def metric_values(self, evals: pd.DataFrame) -> np.ndarray:
+    def metric_values(self, evals: pd.DataFrame) -> npt.NDArray[np.float64]:
         """The target metric at each /eval row (errors derived from accuracies)."""
-        column = evals[METRICS[self.metric][0]].to_numpy(dtype=float)
+        column: npt.NDArray[np.float64] = evals[METRICS[self.metric][0]].to_numpy(dtype=float)
         return 1.0 - column if self.metric.endswith("_error") else column
 
-    def reached(self, values: np.ndarray, slack: float = 0.0) -> np.ndarray:
+    def reached(self, values: npt.ArrayLike, slack: float = 0.0) -> npt.NDArray[np.bool_]:
         """Which values meet the target; NaN never does. `slack` loosens the
         comparison (positive) or tightens it (negative), for tolerance checks."""
         values = np.asarray(values, dtype=float)
         with np.errstate(invalid="ignore"):
             hit = values <= self.value + slack if self.lower_is_better else values >= self.value - slack
-        return hit & np.isfinite(values)
+        finite: npt.NDArray[np.bool_] = np.isfinite(values)  # ufuncs are typed as returning Any
+        return hit & finite
 
     def same_as(self, other: Optional["Target"]) -> bool:
         return (
