@@ -8,7 +8,6 @@
 #include "comm/nccl_communicator.h"
 #include "data/batch_plan.h"
 #include "gpu/cuda_runtime.h"
-#include "trace/h5.h"  // h5::library_version() only: the run file does not record it itself
 #include "train/torch_env.h"
 #include "util/build_info.h"
 #include "util/check.h"
@@ -55,7 +54,7 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
                  {"version_batchscope", build::kVersion},
                  {"version_torch", torch_version()},
                  {"version_mpi", mpi_version()},
-                 {"version_hdf5", h5::library_version()},
+                 {"version_hdf5", hdf5_version()},
                  {"version_nccl", nccl_version()},
                  {"version_cuda", gpu::runtime_version()},
                  {"study_yaml", st.resolved_yaml},

@@ -262,6 +262,8 @@ RunStatus status_code(hid_t file) {
 }
 }  // namespace
 
+std::string hdf5_version() { return h5::library_version(); }
+
 RunStatus read_run_status(const std::string& path) { return reading(path, status_code); }
 
 RunFileSummary read_run_summary(const std::string& path) {

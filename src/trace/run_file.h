@@ -46,6 +46,9 @@ struct RunFileSummary {
 RunStatus read_run_status(const std::string& path);   // /status/code only
 RunFileSummary read_run_summary(const std::string& path);
 
+// The HDF5 library that writes run files, for their provenance (version_hdf5).
+std::string hdf5_version();
+
 class RunFile {
  public:
   // Throws std::invalid_argument for an inconsistent header, LibraryError when
