@@ -8,8 +8,9 @@ bs_install_deps() {
     python3 python3-h5py python3-numpy python3-matplotlib python3-scipy python3-pandas python3-pytest python3-yaml
     dataset-fashion-mnist)
   # `bs_install_deps tests` (tests/run.sh): also Slurm, for the one-node cluster
-  # tests/slurm/run.sh starts itself
-  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy)
+  # tests/slurm/run.sh starts itself; mypy for the analysis package; clang-format
+  # and clang-tidy for tests/lint (Debian 12's 14: the formatting is pinned to it)
+  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy clang-format clang-tidy)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
