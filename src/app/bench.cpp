@@ -10,8 +10,8 @@
 #include "app/study_runner.h"
 #include "config/study.h"
 #include "placement/layout.h"
-#include "train/trainer.h"
 #include "train/torch_env.h"
+#include "train/trainer.h"
 
 namespace bs {
 namespace {
@@ -26,8 +26,10 @@ std::string bench_yaml(const BenchOptions& o, int world, int total_steps) {
     << "device: " << o.device << "\ncomm: " << o.comm << "\n"
     << "data: {name: fashion-mnist" << (o.data_root.empty() ? "" : ", root: '" + o.data_root + "'")
     << ", test_size: 1000}\n";
-  if (o.model == "mlp") y << "model: {name: mlp, hidden: [512, 256]}\n";
-  else y << "model: {name: " << o.model << "}\n";
+  if (o.model == "mlp")
+    y << "model: {name: mlp, hidden: [512, 256]}\n";
+  else
+    y << "model: {name: " << o.model << "}\n";
   y << "optimizer: {name: sgd, lr: 0.05, ref_batch: " << o.batch << ", scaling: none, momentum: 0.9}\n"
     << "budget: {steps: " << total_steps << "}\n"
     << "eval: {train_subset: 0, batch: 1000}\n"
@@ -95,8 +97,7 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
                   "\"status\": \"%s\"}",
                   torch_version().c_str(), json_escape(devices.label[0]).c_str(), group->comm.backend().c_str(),
                   o.model.c_str(), env.size(), o.batch, timed, warmup, threads, 1e3 * dt / timed,
-                  static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(),
-                  status_name(res.status));
+                  static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(), status_name(res.status));
     std::cout << buf << std::endl;
   }
   return res.status == RunStatus::Completed ? 0 : 1;

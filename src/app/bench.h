@@ -12,14 +12,14 @@
 namespace bs {
 
 struct BenchOptions {
-  std::string model = "mlp";       // mlp (784-512-256-10, the baseline's) | cnn
-  std::string data_root;           // Fashion-MNIST IDX folder; empty: Debian's
-  std::string device = "auto";     // auto | cpu | cuda
-  std::string comm = "auto";       // auto | mpi | nccl
-  int batch = 128;                 // per rank
-  int steps = 300;                 // timed steps (rounded up to a multiple of warmup)
-  int warmup = 30;                 // untimed steps before; also the host read-back interval
-  int threads = 0;                 // LibTorch threads per rank; 0: cores / ranks on the node
+  std::string model = "mlp";    // mlp (784-512-256-10, the baseline's) | cnn
+  std::string data_root;        // Fashion-MNIST IDX folder; empty: Debian's
+  std::string device = "auto";  // auto | cpu | cuda
+  std::string comm = "auto";    // auto | mpi | nccl
+  int batch = 128;              // per rank
+  int steps = 300;              // timed steps (rounded up to a multiple of warmup)
+  int warmup = 30;              // untimed steps before; also the host read-back interval
+  int threads = 0;              // LibTorch threads per rank; 0: cores / ranks on the node
 };
 
 // Collective over the world (one replica group of every rank). Returns the

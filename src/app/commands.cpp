@@ -1,25 +1,25 @@
 #include "app/commands.h"
 
-#include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "app/run_actions.h"
-#include "app/study_runner.h"
-#include "config/study.h"
-#include "data/dataset.h"
+#include <CLI/CLI.hpp>
+
 #include "app/bench.h"
 #include "app/console.h"
 #include "app/device_select.h"
+#include "app/run_actions.h"
+#include "app/study_runner.h"
+#include "comm/mpi_env.h"
 #include "comm/nccl_communicator.h"
+#include "config/study.h"
+#include "data/dataset.h"
 #include "gpu/cuda_runtime.h"
 #include "placement/layout.h"
-#include "comm/mpi_env.h"
-#include "util/build_info.h"
-#include "train/torch_env.h"
 #include "trace/checkpoint.h"
+#include "train/torch_env.h"
+#include "util/build_info.h"
 #include "util/errors.h"
 #include "util/signals.h"
 
@@ -172,8 +172,8 @@ int main_entry(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*version) {
-    std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch "
-              << torch_version() << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n";
+    std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch " << torch_version()
+              << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n";
     return 0;
   }
   if (*check) return cmd_check(file, sets);

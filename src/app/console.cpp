@@ -9,12 +9,13 @@ namespace bs {
 std::string format_duration(double s) {
   char buf[32];
   if (s < 0 || s != s) return "?";
-  if (s < 90) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  if (s < 90)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
   else if (s < 5400) {
     const int m = static_cast<int>(s / 60);
     std::snprintf(buf, sizeof buf, "%dm%02ds", m, static_cast<int>(s) - 60 * m);
-  }
-  else std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  } else
+    std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
   return buf;
 }
 
@@ -31,9 +32,9 @@ std::string progress_line(const ProgressState& p) {
 std::string SummaryRow::serialize() const {
   std::ostringstream os;
   os.precision(10);
-  os << run << '\t' << global_batch << '\t' << ranks << '\t' << lr << '\t' << peak_lr << '\t' << seed << '\t'
-     << status << '\t' << steps << '\t' << steps_to_target << '\t' << final_val_acc << '\t' << best_val_acc << '\t' << final_train_acc << '\t'
-     << samples_per_s << '\t' << wall_s;
+  os << run << '\t' << global_batch << '\t' << ranks << '\t' << lr << '\t' << peak_lr << '\t' << seed << '\t' << status
+     << '\t' << steps << '\t' << steps_to_target << '\t' << final_val_acc << '\t' << best_val_acc << '\t'
+     << final_train_acc << '\t' << samples_per_s << '\t' << wall_s;
   return os.str();
 }
 
@@ -44,7 +45,8 @@ SummaryRow SummaryRow::parse(const std::string& line) {
   is >> r.global_batch >> r.ranks >> r.lr >> r.peak_lr >> r.seed;
   is.ignore(1);
   std::getline(is, r.status, '\t');
-  is >> r.steps >> r.steps_to_target >> r.final_val_acc >> r.best_val_acc >> r.final_train_acc >> r.samples_per_s >> r.wall_s;
+  is >> r.steps >> r.steps_to_target >> r.final_val_acc >> r.best_val_acc >> r.final_train_acc >> r.samples_per_s >>
+      r.wall_s;
   return r;
 }
 
@@ -59,9 +61,9 @@ std::string summary_table(const std::vector<SummaryRow>& rows_in) {
   for (const auto& r : rows) w = std::max(w, r.run.size());
   std::ostringstream os;
   char buf[400];
-  std::snprintf(buf, sizeof buf, "%-*s %7s %5s %9s %5s %-9s %7s %9s %8s %8s %8s %7s %10s %8s\n",
-                static_cast<int>(w), "run", "batch", "ranks", "lr", "seed", "status", "steps", "to_target", "val_acc",
-                "best", "train", "gap", "samples/s", "time");
+  std::snprintf(buf, sizeof buf, "%-*s %7s %5s %9s %5s %-9s %7s %9s %8s %8s %8s %7s %10s %8s\n", static_cast<int>(w),
+                "run", "batch", "ranks", "lr", "seed", "status", "steps", "to_target", "val_acc", "best", "train",
+                "gap", "samples/s", "time");
   os << buf;
   for (const auto& r : rows) {
     char target[24] = "-";
@@ -84,15 +86,15 @@ std::string summary_csv(const std::vector<SummaryRow>& rows) {
         "samples_per_s,wall_s\n";
   for (const auto& r : rows)
     os << r.run << ',' << r.global_batch << ',' << r.ranks << ',' << r.lr << ',' << r.peak_lr << ',' << r.seed << ','
-       << r.status << ',' << r.steps << ',' << r.steps_to_target << ',' << r.final_val_acc << ',' << r.best_val_acc << ',' << r.final_train_acc
-       << ',' << r.samples_per_s << ',' << r.wall_s << '\n';
+       << r.status << ',' << r.steps << ',' << r.steps_to_target << ',' << r.final_val_acc << ',' << r.best_val_acc
+       << ',' << r.final_train_acc << ',' << r.samples_per_s << ',' << r.wall_s << '\n';
   return os.str();
 }
 
 std::string describe_layout(const Study& study, const Layout& layout) {
   std::ostringstream os;
-  os << "study '" << study.name << "': " << study.runs.size() << " runs on " << layout.world_size
-     << " ranks in " << layout.groups.size() << " replica groups\n";
+  os << "study '" << study.name << "': " << study.runs.size() << " runs on " << layout.world_size << " ranks in "
+     << layout.groups.size() << " replica groups\n";
   for (const auto& g : layout.groups) {
     os << "group " << g.index << ": world ranks " << g.first_rank << ".." << g.first_rank + g.size - 1 << "\n";
     for (int ri : g.runs) {
@@ -100,11 +102,10 @@ std::string describe_layout(const Study& study, const Layout& layout) {
       RunBudget rb = run_budget(study, r);
       char lr[64];
       std::snprintf(lr, sizeof lr, "%g (base %g, %s scaling)", rb.peak_lr, r.lr, study.optimizer.scaling.c_str());
-      os << "  run " << r.name << ": global batch " << r.global_batch() << ", lr " << lr << ", seed " << r.seed
-         << ", " << rb.total_steps << " steps\n";
+      os << "  run " << r.name << ": global batch " << r.global_batch() << ", lr " << lr << ", seed " << r.seed << ", "
+         << rb.total_steps << " steps\n";
       for (int i = 0; i < r.ranks(); ++i)
-        os << "    world rank " << g.first_rank + i << ": batch " << r.batch_per_rank[static_cast<size_t>(i)]
-           << "\n";
+        os << "    world rank " << g.first_rank + i << ": batch " << r.batch_per_rank[static_cast<size_t>(i)] << "\n";
     }
   }
   if (!layout.idle_ranks.empty()) {

@@ -21,8 +21,8 @@ RankDevice local_device(const MpiEnv& env) {
   } else if (runtime == 0) {
     d.no_gpu_reason = "the CUDA runtime sees no device: no GPU or driver, or CUDA_VISIBLE_DEVICES hides them";
   } else if (torch == 0) {
-    d.no_gpu_reason = "the CUDA runtime sees " + std::to_string(runtime) +
-                      " GPU(s), but this LibTorch was built without CUDA";
+    d.no_gpu_reason =
+        "the CUDA runtime sees " + std::to_string(runtime) + " GPU(s), but this LibTorch was built without CUDA";
   } else {
     // Never throws: one rank failing here alone would leave the others
     // waiting in the allgather that follows.

@@ -4,11 +4,11 @@
 // `batchscope run` and `batchscope bench`.
 #include <memory>
 
-#include "config/study.h"
 #include "comm/communicator.h"
+#include "comm/mpi_env.h"
+#include "config/study.h"
 #include "placement/device_plan.h"
 #include "placement/layout.h"
-#include "comm/mpi_env.h"
 
 namespace bs {
 

@@ -18,8 +18,8 @@ namespace bs {
 
 class GroupQueue {
  public:
-  GroupQueue(const Study& study, const std::vector<RunAction>& actions, ReplicaGroup& group,
-             GroupPlacement placement, RootConsole& console);
+  GroupQueue(const Study& study, const std::vector<RunAction>& actions, ReplicaGroup& group, GroupPlacement placement,
+             RootConsole& console);
   // Trains the runs (indices into study.runs). Returns true when the queue
   // stopped early: a stop signal between runs, or a preempted run.
   bool run(const std::vector<int>& runs);

@@ -14,8 +14,10 @@ void RootConsole::progress(const std::string& line) {
 }
 
 void RootConsole::run_done(const SummaryRow& row) {
-  if (root_) rows_.push_back(row);
-  else channel_.send(TextChannel::kRunDone, row.serialize());
+  if (root_)
+    rows_.push_back(row);
+  else
+    channel_.send(TextChannel::kRunDone, row.serialize());
 }
 
 void RootConsole::group_done(int group) {
@@ -33,9 +35,12 @@ const std::vector<SummaryRow>& RootConsole::wait_for_groups(size_t other_groups)
 }
 
 void RootConsole::take(const std::pair<int, std::string>& m) {
-  if (m.first == TextChannel::kProgress) std::cout << m.second << std::endl;
-  else if (m.first == TextChannel::kRunDone) rows_.push_back(SummaryRow::parse(m.second));
-  else if (m.first == TextChannel::kGroupDone) ++groups_done_;
+  if (m.first == TextChannel::kProgress)
+    std::cout << m.second << std::endl;
+  else if (m.first == TextChannel::kRunDone)
+    rows_.push_back(SummaryRow::parse(m.second));
+  else if (m.first == TextChannel::kGroupDone)
+    ++groups_done_;
 }
 
 LeaderSink::LeaderSink(RunFile& file, RootConsole& console, ProgressState state, double progress_s,

@@ -1,9 +1,9 @@
 #include "app/run_header.h"
 
-#include <mpi.h>
-
 #include <cmath>
 #include <ctime>
+
+#include <mpi.h>
 
 #include "comm/nccl_communicator.h"
 #include "data/batch_plan.h"
@@ -65,14 +65,11 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
                  {"comm", comm},
                  {"device", devices.empty() || devices[0] == "cpu" ? "cpu" : "cuda"},
                  {"target_metric", st.target.metric}};
-  h.int_attrs = {{"seed", static_cast<int64_t>(r.seed)},
-                 {"study_seed", static_cast<int64_t>(st.seed)},
-                 {"global_batch", r.global_batch()},
-                 {"ranks", r.ranks()},
-                 {"steps_per_epoch", rb.steps_per_epoch},
-                 {"total_steps", rb.total_steps},
-                 {"microbatches", st.gns.microbatches},
-                 {"target_stop", st.target.enabled() && st.target.stop ? 1 : 0}};
+  h.int_attrs = {
+      {"seed", static_cast<int64_t>(r.seed)},  {"study_seed", static_cast<int64_t>(st.seed)},
+      {"global_batch", r.global_batch()},      {"ranks", r.ranks()},
+      {"steps_per_epoch", rb.steps_per_epoch}, {"total_steps", rb.total_steps},
+      {"microbatches", st.gns.microbatches},   {"target_stop", st.target.enabled() && st.target.stop ? 1 : 0}};
   h.float_attrs = {{"base_lr", r.lr},
                    {"peak_lr", rb.peak_lr},
                    {"ema_beta", st.gns.ema_beta},

@@ -38,8 +38,8 @@ bool train_own_queue(const Study& st, const Layout& layout, const DevicePlan& de
 
 }  // namespace
 
-int run_study(const Study& st, const Layout& layout, const DevicePlan& devices,
-              const std::vector<RunAction>& actions, const MpiEnv& env, const RunOptions& opt) {
+int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, const std::vector<RunAction>& actions,
+              const MpiEnv& env, const RunOptions& opt) {
   const bool root = env.rank() == 0;
   const int threads = threads_per_rank(opt.threads, env);
   set_torch_threads(threads);

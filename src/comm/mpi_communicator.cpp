@@ -27,17 +27,14 @@ MpiCommunicator::~MpiCommunicator() {
 
 void MpiCommunicator::allreduce_sum(float* data, size_t count) {
   if (size_ == 1) return;
-  chunked(data, count, [&](float* p, int n) {
-    BS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, comm_));
-  });
+  chunked(data, count,
+          [&](float* p, int n) { BS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, comm_)); });
 }
 
 void MpiCommunicator::allreduce_sum(double* data, size_t count) {
   if (size_ == 1) return;
-  chunked(data, count, [&](double* p, int n) {
-    BS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, comm_));
-  });
+  chunked(data, count,
+          [&](double* p, int n) { BS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, comm_)); });
 }
-
 
 }  // namespace bs

@@ -1,11 +1,11 @@
 #pragma once
 // MPI lifetime and the world-level exchanges the app needs (hosts, the split
 // into replica groups, gathering text to rank 0).
-#include <mpi.h>
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <mpi.h>
 
 #include "comm/mpi_communicator.h"
 

@@ -1,8 +1,8 @@
 #include "comm/nccl_communicator.h"
 
-#include <nccl.h>
-
 #include <deque>
+
+#include <nccl.h>
 
 #include "comm/mpi_env.h"
 #include "comm/watchdog.h"
@@ -86,8 +86,8 @@ class NcclCommunicator final : public Communicator {
     // waiting for them.
     ready_->record(nullptr);
     ready_->make_wait(stream_->handle());
-    ncclResult_t rc = ncclAllReduce(data, data, count, type, ncclSum, comm_,
-                                    static_cast<cudaStream_t>(stream_->handle()));
+    ncclResult_t rc =
+        ncclAllReduce(data, data, count, type, ncclSum, comm_, static_cast<cudaStream_t>(stream_->handle()));
     const std::string op = "ncclAllReduce #" + std::to_string(seq_ + 1) + " (" + std::to_string(count) + " values)";
     if (rc != ncclSuccess && rc != ncclInProgress) fail(op, ncclGetErrorString(rc));
     settle(op);
@@ -106,8 +106,8 @@ class NcclCommunicator final : public Communicator {
     InFlight f = std::move(in_flight_.front());
     in_flight_.pop_front();
     const std::string op = "ncclAllReduce #" + std::to_string(f.seq) + " (" + std::to_string(f.count) + " values)";
-    watch([&] { return f.done->query(); }, [&] { return async_error(op); }, [&](const std::string& why) { fail(op, why); },
-          watch_options());
+    watch([&] { return f.done->query(); }, [&] { return async_error(op); },
+          [&](const std::string& why) { fail(op, why); }, watch_options());
     spare_.push_back(std::move(f.done));
   }
 

@@ -3,19 +3,19 @@
 // bootstrapped over the group's MPI communicator. No NCCL or CUDA header here:
 // builds without NCCL compile nccl_absent.cpp instead (CMake picks), and
 // asking for NCCL there is a LibraryError that says how to get it.
-#include <mpi.h>
-
 #include <memory>
 #include <string>
+
+#include <mpi.h>
 
 #include "comm/communicator.h"
 
 namespace bs {
 
 struct NcclOptions {
-  int device = 0;            // CUDA device of this rank (already chosen by plan_devices)
-  double timeout_s = 300;    // a collective (or the bootstrap) unfinished this long: abort the job
-  int max_in_flight = 2;     // collectives queued ahead of the host before it waits for the oldest
+  int device = 0;          // CUDA device of this rank (already chosen by plan_devices)
+  double timeout_s = 300;  // a collective (or the bootstrap) unfinished this long: abort the job
+  int max_in_flight = 2;   // collectives queued ahead of the host before it waits for the oldest
 };
 
 bool nccl_built();

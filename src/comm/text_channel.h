@@ -3,11 +3,11 @@
 // so the console shows one coherent stream however many groups run. Sends are
 // non-blocking: a leader never waits on rank 0, which reads between its own
 // steps and after its own queue.
-#include <mpi.h>
-
 #include <list>
 #include <string>
 #include <vector>
+
+#include <mpi.h>
 
 namespace bs {
 

@@ -1,12 +1,12 @@
 #include "config/study.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <yaml-cpp/yaml.h>
 
 #include "config/sweep.h"
 #include "config/yaml_tree.h"
@@ -114,7 +114,8 @@ BudgetSpec parse_budget(const Section& s) {
   require(b.epochs >= 0, s, "epochs", "must be > 0");
   require(b.steps >= 0, s, "steps", "must be > 0");
   if ((b.epochs > 0) == (b.steps > 0))
-    throw ConfigError(s.file(), "budget", "set exactly one of budget.epochs (> 0) or budget.steps (> 0); to switch on the "
+    throw ConfigError(s.file(), "budget",
+                      "set exactly one of budget.epochs (> 0) or budget.steps (> 0); to switch on the "
                       "command line, replace the mapping: --set 'budget={steps: 50}'");
   return b;
 }
@@ -394,8 +395,10 @@ void emit_optimizer(YAML::Emitter& out, const OptimizerSpec& o) {
   entry(out, "ref_batch", o.ref_batch);
   entry(out, "scaling", o.scaling);
   entry(out, "schedule", o.schedule);
-  if (o.warmup_steps > 0) entry(out, "warmup_steps", o.warmup_steps);
-  else entry(out, "warmup_epochs", o.warmup_epochs);
+  if (o.warmup_steps > 0)
+    entry(out, "warmup_steps", o.warmup_steps);
+  else
+    entry(out, "warmup_epochs", o.warmup_epochs);
   if (o.name == "sgd") {
     entry(out, "momentum", o.momentum);
     entry(out, "nesterov", o.nesterov);
@@ -410,12 +413,16 @@ void emit_optimizer(YAML::Emitter& out, const OptimizerSpec& o) {
 // budget and eval: of each pair of alternatives, the one in effect.
 void emit_budget_eval(YAML::Emitter& out, const BudgetSpec& b, const EvalSpec& e) {
   begin_map(out, "budget");
-  if (b.steps > 0) entry(out, "steps", b.steps);
-  else entry(out, "epochs", b.epochs);
+  if (b.steps > 0)
+    entry(out, "steps", b.steps);
+  else
+    entry(out, "epochs", b.epochs);
   out << YAML::EndMap;
   begin_map(out, "eval");
-  if (e.every_steps > 0) entry(out, "every_steps", e.every_steps);
-  else entry(out, "every_epochs", e.every_epochs);
+  if (e.every_steps > 0)
+    entry(out, "every_steps", e.every_steps);
+  else
+    entry(out, "every_epochs", e.every_epochs);
   entry(out, "train_subset", e.train_subset);
   entry(out, "batch", e.batch);
   out << YAML::EndMap;
@@ -484,8 +491,7 @@ std::string emit_study(const Study& st) {
 }
 
 // A study with every section, for study_keys(): parsing it looks up every key.
-const char* const kEverySection =
-    "study: keys\nbudget: {steps: 1}\nruns: [{batch: [1]}]\nsweep: {global_batch: [2]}\n";
+const char* const kEverySection = "study: keys\nbudget: {steps: 1}\nruns: [{batch: [1]}]\nsweep: {global_batch: [2]}\n";
 
 }  // namespace
 
@@ -520,12 +526,12 @@ RunBudget run_budget(const Study& st, const RunSpec& run) {
   rb.total_steps = st.budget.steps > 0
                        ? st.budget.steps
                        : std::max<int64_t>(1, static_cast<int64_t>(std::floor(st.budget.epochs * rb.steps_per_epoch)));
-  if (st.eval.every_steps > 0) rb.eval_every_steps = st.eval.every_steps;
+  if (st.eval.every_steps > 0)
+    rb.eval_every_steps = st.eval.every_steps;
   else if (st.eval.every_epochs > 0)
     rb.eval_every_steps = std::max<int64_t>(1, std::llround(st.eval.every_epochs * rb.steps_per_epoch));
-  rb.warmup_steps = st.optimizer.warmup_steps > 0
-                        ? st.optimizer.warmup_steps
-                        : std::llround(st.optimizer.warmup_epochs * rb.steps_per_epoch);
+  rb.warmup_steps = st.optimizer.warmup_steps > 0 ? st.optimizer.warmup_steps
+                                                  : std::llround(st.optimizer.warmup_epochs * rb.steps_per_epoch);
   const double ratio = static_cast<double>(B) / st.optimizer.ref_batch;
   rb.peak_lr = run.lr * (st.optimizer.scaling == "linear" ? ratio
                          : st.optimizer.scaling == "sqrt" ? std::sqrt(ratio)
@@ -533,8 +539,7 @@ RunBudget run_budget(const Study& st, const RunSpec& run) {
   return rb;
 }
 
-Study parse_study(const std::string& text, const std::string& file,
-                  const std::vector<std::string>& overrides) {
+Study parse_study(const std::string& text, const std::string& file, const std::vector<std::string>& overrides) {
   auto overridden = std::make_shared<std::set<std::string>>();
   const YAML::Node root = load_tree(text, file, overrides, *overridden);
   Study st = parse_top(Section(root, "", file, overridden));

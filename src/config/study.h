@@ -32,7 +32,7 @@ struct OptimizerSpec {
   std::string name = "sgd";  // sgd | adam
   double lr = 0.05;          // base lr, at ref_batch
   int64_t ref_batch = 128;
-  std::string scaling = "none";  // none | linear | sqrt
+  std::string scaling = "none";       // none | linear | sqrt
   std::string schedule = "constant";  // constant | cosine
   double warmup_epochs = 0;
   int64_t warmup_steps = 0;
@@ -61,8 +61,8 @@ struct LogSpec {
 };
 
 struct CheckpointSpec {
-  int64_t every_steps = 0;     // 0: not by steps
-  double every_minutes = 10;   // 0: not by time; checkpoints also happen on SIGTERM / SIGUSR1
+  int64_t every_steps = 0;    // 0: not by steps
+  double every_minutes = 10;  // 0: not by time; checkpoints also happen on SIGTERM / SIGUSR1
 };
 
 struct GnsSpec {

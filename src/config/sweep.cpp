@@ -27,9 +27,8 @@ std::vector<int64_t> split_batch(int64_t global_batch, const std::vector<double>
   for (int64_t k = 0; k < global_batch - used; ++k) parts[rest[static_cast<size_t>(k)].second] += 1;
   for (size_t i = 0; i < n; ++i)
     if (parts[i] <= 0)
-      throw std::invalid_argument("global batch " + std::to_string(global_batch) + " split over " +
-                                  std::to_string(n) + " ranks leaves rank " + std::to_string(i) +
-                                  " with no samples");
+      throw std::invalid_argument("global batch " + std::to_string(global_batch) + " split over " + std::to_string(n) +
+                                  " ranks leaves rank " + std::to_string(i) + " with no samples");
   return parts;
 }
 

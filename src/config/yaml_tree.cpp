@@ -184,8 +184,7 @@ std::string Section::str(const std::string& k, const std::string& def) const {
   return n.Scalar();
 }
 
-std::string Section::choice(const std::string& k, const std::string& def,
-                            const std::vector<std::string>& valid) const {
+std::string Section::choice(const std::string& k, const std::string& def, const std::vector<std::string>& valid) const {
   std::string v = str(k, def);
   if (std::find(valid.begin(), valid.end(), v) == valid.end())
     fail(k, "'" + v + "' is not valid; expected one of: " + join(valid, ", "));
@@ -233,7 +232,8 @@ std::vector<T> Section::list(const std::string& k, const char* kind, const char*
   if (!has(k)) return out;
   YAML::Node n = raw(k);
   if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
-  if (!n.IsSequence()) fail(k, std::string("expected a list of ") + kind + "s, e.g. " + example + ", got " + scalar_text(n));
+  if (!n.IsSequence())
+    fail(k, std::string("expected a list of ") + kind + "s, e.g. " + example + ", got " + scalar_text(n));
   for (size_t i = 0; i < n.size(); ++i) {
     try {
       out.push_back(n[i].as<T>());
@@ -245,13 +245,9 @@ std::vector<T> Section::list(const std::string& k, const char* kind, const char*
   return out;
 }
 
-std::vector<int64_t> Section::int_list(const std::string& k) const {
-  return list<int64_t>(k, "integer", "[32, 64]");
-}
+std::vector<int64_t> Section::int_list(const std::string& k) const { return list<int64_t>(k, "integer", "[32, 64]"); }
 
-std::vector<double> Section::number_list(const std::string& k) const {
-  return list<double>(k, "number", "[0.1, 0.2]");
-}
+std::vector<double> Section::number_list(const std::string& k) const { return list<double>(k, "number", "[0.1, 0.2]"); }
 
 Section Section::sub(const std::string& k) const { return Section(raw(k), key(k), file_, overridden_, read_); }
 
@@ -266,9 +262,9 @@ void Section::reject_unread() const {
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     std::string k = it->first.as<std::string>();
     if (std::find(known.begin(), known.end(), k) == known.end())
-      throw ConfigError(file_, key(k), "unknown key" + where(k, it->first) + "; valid keys " +
-                                           (path_.empty() ? "at the top level" : "under '" + path_ + "'") +
-                                           ": " + join(known, ", "));
+      throw ConfigError(file_, key(k),
+                        "unknown key" + where(k, it->first) + "; valid keys " +
+                            (path_.empty() ? "at the top level" : "under '" + path_ + "'") + ": " + join(known, ", "));
   }
 }
 

@@ -2,13 +2,13 @@
 // Strict, message-friendly access to a YAML tree: every key that is looked up
 // is remembered, present or not, so a key nobody looked up (a typo) is reported
 // with the valid ones, and every type error names the dotted key and the line.
-#include <yaml-cpp/yaml.h>
-
 #include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <yaml-cpp/yaml.h>
 
 namespace bs {
 
@@ -24,14 +24,13 @@ class Section {
 
   bool has(const std::string& key) const;
   std::string str(const std::string& key, const std::string& def) const;
-  std::string choice(const std::string& key, const std::string& def,
-                     const std::vector<std::string>& valid) const;
+  std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& valid) const;
   int64_t integer(const std::string& key, int64_t def) const;
   double number(const std::string& key, double def) const;
   bool boolean(const std::string& key, bool def) const;
   std::vector<int64_t> int_list(const std::string& key) const;
   std::vector<double> number_list(const std::string& key) const;
-  Section sub(const std::string& key) const;  // an empty mapping if absent
+  Section sub(const std::string& key) const;             // an empty mapping if absent
   Section item(const std::string& key, size_t i) const;  // entry i of the list at key, named key[i]
   YAML::Node raw(const std::string& key) const;
 
@@ -50,8 +49,7 @@ class Section {
 
  private:
   Section(const YAML::Node& node, std::string path, std::string file,
-          std::shared_ptr<const std::set<std::string>> overridden,
-          std::shared_ptr<std::vector<std::string>> read);
+          std::shared_ptr<const std::set<std::string>> overridden, std::shared_ptr<std::vector<std::string>> read);
   // Whether the section is given; throws when it is given as something other
   // than a mapping. Checked on use, not on construction, so that sections taken
   // together are still reported in the order they are parsed.

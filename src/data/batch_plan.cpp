@@ -8,9 +8,11 @@
 
 namespace bs {
 
-BatchPlan::BatchPlan(int64_t train_size, std::vector<int64_t> batch_per_rank, uint64_t study_seed,
-                     uint64_t run_seed)
-    : train_size_(train_size), batch_per_rank_(std::move(batch_per_rank)), study_seed_(study_seed), run_seed_(run_seed) {
+BatchPlan::BatchPlan(int64_t train_size, std::vector<int64_t> batch_per_rank, uint64_t study_seed, uint64_t run_seed)
+    : train_size_(train_size),
+      batch_per_rank_(std::move(batch_per_rank)),
+      study_seed_(study_seed),
+      run_seed_(run_seed) {
   for (auto b : batch_per_rank_) {
     if (b <= 0) throw std::invalid_argument("per-rank batch sizes must be positive");
     prefix_.push_back(global_batch_);

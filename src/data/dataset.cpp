@@ -1,9 +1,9 @@
 #include "data/dataset.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
+
+#include <sys/stat.h>
 
 #include "data/idx.h"
 #include "util/errors.h"
@@ -69,16 +69,18 @@ std::vector<std::string> data_files(const std::string& study_file, const DataSpe
   std::vector<std::string> out;
   for (const char* n : names) {
     std::string base = spec.root + "/" + n;
-    if (exists(base + ".gz")) out.push_back(base + ".gz");
-    else if (exists(base)) out.push_back(base);
+    if (exists(base + ".gz"))
+      out.push_back(base + ".gz");
+    else if (exists(base))
+      out.push_back(base);
     else
-      throw ConfigError(study_file, "data.root",
-                        "'" + spec.root + "' has no " + n + "[.gz]; point data.root at a folder with the four " +
-                            spec.name + " IDX files" +
-                            (spec.name == "fashion-mnist"
-                                 ? " (Debian: apt-get install dataset-fashion-mnist puts them in "
-                                   "/usr/share/datasets/fashion-mnist)"
-                                 : ""));
+      throw ConfigError(
+          study_file, "data.root",
+          "'" + spec.root + "' has no " + n + "[.gz]; point data.root at a folder with the four " + spec.name +
+              " IDX files" +
+              (spec.name == "fashion-mnist" ? " (Debian: apt-get install dataset-fashion-mnist puts them in "
+                                              "/usr/share/datasets/fashion-mnist)"
+                                            : ""));
   }
   return out;
 }

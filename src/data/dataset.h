@@ -13,8 +13,8 @@ struct Dataset {
   int64_t size = 0;
   int64_t channels = 1, height = 28, width = 28;
   int64_t num_classes = 10;
-  std::vector<uint8_t> images;  // size * channels * height * width
-  std::vector<int64_t> labels;  // size
+  std::vector<uint8_t> images;    // size * channels * height * width
+  std::vector<int64_t> labels;    // size
   float mean = 0.f, stdev = 1.f;  // normalization of image / 255
 };
 

@@ -1,8 +1,8 @@
 #include "data/idx.h"
 
-#include <zlib.h>
-
 #include <memory>
+
+#include <zlib.h>
 
 #include "util/errors.h"
 

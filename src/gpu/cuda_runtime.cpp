@@ -1,15 +1,15 @@
 #include "gpu/cuda_runtime.h"
 
-#include <cuda_runtime_api.h>
-
 #include <cstdio>
+
+#include <cuda_runtime_api.h>
 
 #include "util/check.h"
 
-#define BS_CUDA_CHECK(call)                                                                       \
-  do {                                                                                            \
-    cudaError_t bs_rc_ = (call);                                                                  \
-    if (bs_rc_ != cudaSuccess)                                                                    \
+#define BS_CUDA_CHECK(call)                                                                             \
+  do {                                                                                                  \
+    cudaError_t bs_rc_ = (call);                                                                        \
+    if (bs_rc_ != cudaSuccess)                                                                          \
       ::bs::detail::throw_library_error("CUDA", #call, cudaGetErrorString(bs_rc_), __FILE__, __LINE__); \
   } while (0)
 
@@ -43,8 +43,8 @@ DeviceInfo device_info(int device) {
   info.name = p.name;
   const auto* u = reinterpret_cast<const unsigned char*>(p.uuid.bytes);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  std::snprintf(buf, sizeof buf, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
   info.uuid = buf;
   return info;
 }

@@ -2,12 +2,12 @@
 // Models as pure functions of one flat parameter buffer: each layer's weight
 // and bias are views into it, so one reduction, one norm and one optimizer
 // update cover the whole model (and a CUDA graph can capture the step later).
-#include <ATen/ATen.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <ATen/ATen.h>
 
 #include "config/study.h"
 

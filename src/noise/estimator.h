@@ -12,9 +12,9 @@ namespace bs {
 double finite_population_factor(double b, int64_t N);
 
 struct GnsEstimate {
-  double g2 = 0;       // |G|^2 estimate
-  double trsigma = 0;  // tr(Sigma) estimate
-  double b_simple = 0; // EMA(trsigma) / EMA(g2)
+  double g2 = 0;        // |G|^2 estimate
+  double trsigma = 0;   // tr(Sigma) estimate
+  double b_simple = 0;  // EMA(trsigma) / EMA(g2)
 };
 
 class GnsEstimator {

@@ -9,8 +9,8 @@
 namespace bs {
 
 std::string RankDevice::serialize() const {
-  return host + "\t" + std::to_string(local_rank) + "\t" + std::to_string(gpus) + "\t" + no_gpu_reason +
-         "\t" + gpu_name + "\t" + gpu_uuid;
+  return host + "\t" + std::to_string(local_rank) + "\t" + std::to_string(gpus) + "\t" + no_gpu_reason + "\t" +
+         gpu_name + "\t" + gpu_uuid;
 }
 
 RankDevice RankDevice::parse(const std::string& text) {
@@ -64,11 +64,12 @@ int first_rank_without_gpu(const std::vector<RankDevice>& ranks) {
 // The CPU plan: only MPI can reduce host buffers.
 void plan_cpu(const Study& st, const std::vector<RankDevice>& ranks, int first_without, DevicePlan& p) {
   if (st.comm == "nccl")
-    throw ConfigError(st.file, "comm",
-                      "'nccl' reduces GPU buffers, but this study trains on the CPU (device: " + st.device +
-                          (first_without >= 0 ? "; " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without)
-                                              : std::string()) +
-                          "); use comm: mpi or comm: auto");
+    throw ConfigError(
+        st.file, "comm",
+        "'nccl' reduces GPU buffers, but this study trains on the CPU (device: " + st.device +
+            (first_without >= 0 ? "; " + why_no_gpu(ranks[static_cast<size_t>(first_without)], first_without)
+                                : std::string()) +
+            "); use comm: mpi or comm: auto");
   p.comm = "mpi";
   p.summary = "device: cpu; communicator: mpi";
 }

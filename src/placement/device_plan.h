@@ -13,8 +13,8 @@ namespace bs {
 // What one rank sees, gathered from every rank before training.
 struct RankDevice {
   std::string host;
-  int local_rank = 0;       // among the ranks of its node (MPI_COMM_TYPE_SHARED)
-  int gpus = 0;             // CUDA devices this rank can train on (LibTorch and batchscope both see them)
+  int local_rank = 0;              // among the ranks of its node (MPI_COMM_TYPE_SHARED)
+  int gpus = 0;                    // CUDA devices this rank can train on (LibTorch and batchscope both see them)
   std::string no_gpu_reason;       // why gpus is 0, for the error message
   std::string gpu_name, gpu_uuid;  // of device gpu_for_local_rank(); empty without GPUs
 
@@ -27,10 +27,10 @@ int gpu_for_local_rank(int local_rank, int gpus);
 
 struct DevicePlan {
   bool cuda = false;
-  std::string comm = "mpi";         // "mpi" or "nccl", for every group
-  std::vector<int> gpu;             // per world rank: CUDA device, -1 on the CPU
-  std::vector<std::string> label;   // per world rank: "cpu" or "cuda:K NAME UUID"
-  std::string summary;              // one line for the console
+  std::string comm = "mpi";        // "mpi" or "nccl", for every group
+  std::vector<int> gpu;            // per world rank: CUDA device, -1 on the CPU
+  std::vector<std::string> label;  // per world rank: "cpu" or "cuda:K NAME UUID"
+  std::string summary;             // one line for the console
 };
 
 // device: auto picks CUDA when every rank sees a GPU, else the CPU.

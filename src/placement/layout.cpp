@@ -34,9 +34,8 @@ int check_enough_ranks(const SizeCount& runs, int world_size) {
   if (needed > world_size)
     throw LayoutError("the study needs at least " + std::to_string(needed) +
                       " ranks (one replica group for each run size: " + join(sizes, " + ") +
-                      " ranks), but the job has " + std::to_string(world_size) +
-                      "; start it with mpirun -np " + std::to_string(needed) +
-                      " or more, or give the runs fewer ranks");
+                      " ranks), but the job has " + std::to_string(world_size) + "; start it with mpirun -np " +
+                      std::to_string(needed) + " or more, or give the runs fewer ranks");
   return needed;
 }
 

@@ -1,14 +1,14 @@
 #include "trace/checkpoint.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <zlib.h>
-
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 namespace bs {
 namespace {
@@ -180,12 +180,14 @@ Checkpoint read_checkpoint(const std::string& path) {
   std::memcpy(&size, file.data() + sizeof kMagic, sizeof size);
   std::memcpy(&crc, file.data() + sizeof kMagic + sizeof size, sizeof crc);
   if (file.size() - head != size)
-    throw CheckpointError(path + ": torn checkpoint (" + std::to_string(file.size() - head) + " payload bytes, header says " +
-                          std::to_string(size) + "); remove it and its .done marker to restart the run");
+    throw CheckpointError(path + ": torn checkpoint (" + std::to_string(file.size() - head) +
+                          " payload bytes, header says " + std::to_string(size) +
+                          "); remove it and its .done marker to restart the run");
   const std::string payload = file.substr(head);
   if (crc_of(payload) != crc)
-    throw CheckpointError(path + ": checkpoint checksum mismatch (damaged file); remove it and its .done marker to "
-                                 "restart the run");
+    throw CheckpointError(path +
+                          ": checkpoint checksum mismatch (damaged file); remove it and its .done marker to "
+                          "restart the run");
   Reader r(payload, path);
   Checkpoint c;
   const auto n = r.pod<uint64_t>();

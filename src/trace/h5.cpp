@@ -7,10 +7,14 @@ namespace {
 
 hid_t mem_type(Type t) {
   switch (t) {
-    case Type::I32: return H5T_NATIVE_INT32;
-    case Type::I64: return H5T_NATIVE_INT64;
-    case Type::F32: return H5T_NATIVE_FLOAT;
-    case Type::F64: return H5T_NATIVE_DOUBLE;
+    case Type::I32:
+      return H5T_NATIVE_INT32;
+    case Type::I64:
+      return H5T_NATIVE_INT64;
+    case Type::F32:
+      return H5T_NATIVE_FLOAT;
+    case Type::F64:
+      return H5T_NATIVE_DOUBLE;
   }
   return H5T_NATIVE_DOUBLE;
 }
@@ -18,10 +22,14 @@ hid_t mem_type(Type t) {
 // Little-endian on disk regardless of the writer's host.
 hid_t file_type(Type t) {
   switch (t) {
-    case Type::I32: return H5T_STD_I32LE;
-    case Type::I64: return H5T_STD_I64LE;
-    case Type::F32: return H5T_IEEE_F32LE;
-    case Type::F64: return H5T_IEEE_F64LE;
+    case Type::I32:
+      return H5T_STD_I32LE;
+    case Type::I64:
+      return H5T_STD_I64LE;
+    case Type::F32:
+      return H5T_IEEE_F32LE;
+    case Type::F64:
+      return H5T_IEEE_F64LE;
   }
   return H5T_IEEE_F64LE;
 }
@@ -72,9 +80,9 @@ Handle create_extendable(hid_t parent, const std::string& name, Type type, int64
   Handle space(BS_H5_CHECK(H5Screate_simple(rank, dims, maxdims)), H5Sclose);
   Handle dcpl(BS_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
   BS_H5_CHECK(H5Pset_chunk(dcpl.id(), rank, chunk));
-  return Handle(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), file_type(type), space.id(), H5P_DEFAULT, dcpl.id(),
-                                       H5P_DEFAULT)),
-                H5Dclose);
+  return Handle(
+      BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), file_type(type), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT)),
+      H5Dclose);
 }
 
 void append(hid_t dset, Type type, const void* data, int64_t rows, int64_t cols) {
@@ -130,8 +138,7 @@ void write_attr(hid_t obj, const std::string& name, double value) {
 void write_dataset(hid_t parent, const std::string& name, const std::vector<int32_t>& values) {
   hsize_t n = values.size();
   Handle s(BS_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
-  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I32LE, s.id(), H5P_DEFAULT, H5P_DEFAULT,
-                                  H5P_DEFAULT)),
+  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I32LE, s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
            H5Dclose);
   BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
 }
@@ -150,8 +157,7 @@ void write_dataset(hid_t parent, const std::string& name, const std::vector<std:
 
 void write_scalar(hid_t parent, const std::string& name, int64_t value) {
   Handle s = scalar_space();
-  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT,
-                                  H5P_DEFAULT)),
+  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
            H5Dclose);
   BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
 }

@@ -1,11 +1,11 @@
 #pragma once
 // Thin RAII over the HDF5 C API (in the spirit of HighFive): each handle closes
 // itself, every C call is checked once in h5.cpp, failures become LibraryError.
-#include <hdf5.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <hdf5.h>
 
 namespace bs::h5 {
 

@@ -16,8 +16,7 @@ namespace {
 void check_width(int64_t values, int64_t width, const char* what, int64_t step) {
   if (values != width)
     throw std::invalid_argument(std::string("run file: step ") + std::to_string(step) + " has " +
-                                std::to_string(values) + " values of " + what + ", expected " +
-                                std::to_string(width));
+                                std::to_string(values) + " values of " + what + ", expected " + std::to_string(width));
 }
 
 RunFileHeader with_defaults(RunFileHeader hd) {
@@ -30,11 +29,16 @@ RunFileHeader with_defaults(RunFileHeader hd) {
 
 h5::Type h5_type(ColumnType t) {
   switch (t) {
-    case ColumnType::I32: return h5::Type::I32;
-    case ColumnType::I64: return h5::Type::I64;
-    case ColumnType::F32: return h5::Type::F32;
-    case ColumnType::F64: return h5::Type::F64;
-    case ColumnType::Str: break;
+    case ColumnType::I32:
+      return h5::Type::I32;
+    case ColumnType::I64:
+      return h5::Type::I64;
+    case ColumnType::F32:
+      return h5::Type::F32;
+    case ColumnType::F64:
+      return h5::Type::F64;
+    case ColumnType::Str:
+      break;
   }
   throw std::logic_error("run file: string columns are header datasets only");
 }
@@ -64,10 +68,14 @@ void write_single(hid_t dset, ColumnType type, int64_t value) {
 void write_header_dataset(hid_t group, const RunFileColumn& c, const RunFileHeader& hd) {
   ColumnValues v(c.type);
   c.from_header(hd, v);
-  if (c.type == ColumnType::Str) h5::write_dataset(group, c.name, v.strings());
-  else if (c.type == ColumnType::I32) h5::write_dataset(group, c.name, v.ints());
-  else if (c.type == ColumnType::I64 && c.width == ColumnWidth::None) h5::write_scalar(group, c.name, v.first_int64());
-  else throw std::logic_error(std::string("run file: cannot write header dataset ") + c.name);
+  if (c.type == ColumnType::Str)
+    h5::write_dataset(group, c.name, v.strings());
+  else if (c.type == ColumnType::I32)
+    h5::write_dataset(group, c.name, v.ints());
+  else if (c.type == ColumnType::I64 && c.width == ColumnWidth::None)
+    h5::write_scalar(group, c.name, v.first_int64());
+  else
+    throw std::logic_error(std::string("run file: cannot write header dataset ") + c.name);
 }
 }  // namespace
 

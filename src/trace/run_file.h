@@ -35,15 +35,15 @@ inline constexpr int64_t kSchemaVersion = 2;
 // runs that finished in an earlier job (resume, summary).
 struct RunFileSummary {
   RunStatus status = RunStatus::Running;
-  int64_t steps = 0;          // /status/step
-  int64_t target_step = -1;   // /target/step
+  int64_t steps = 0;         // /status/step
+  int64_t target_step = -1;  // /target/step
   // One NaN when the run never evaluated, so back() is always safe.
-  std::vector<double> val_acc;  // /eval/val_acc, every evaluation
+  std::vector<double> val_acc;            // /eval/val_acc, every evaluation
   double final_train_acc = std::nan("");  // last /eval/train_acc
-  double wall_s = 0;          // last /train/wall_s
+  double wall_s = 0;                      // last /train/wall_s
 };
 // Both throw LibraryError naming the file when it cannot be read.
-RunStatus read_run_status(const std::string& path);   // /status/code only
+RunStatus read_run_status(const std::string& path);  // /status/code only
 RunFileSummary read_run_summary(const std::string& path);
 
 // The HDF5 library that writes run files, for their provenance (version_hdf5).

@@ -120,10 +120,12 @@ std::vector<RunFileColumn> gns_columns() {
       // micro-batches.
       step_col("gns", "sqnorm_micro", T::F32, W::Micro, 256, "|g_k|^2 per micro-batch",
                [](St r, Out v) { v.add(r.sqnorm_micro.empty() ? r.sqnorm_local : r.sqnorm_micro); }),
-      step_col("gns", "sqnorm_layer_micro", T::F32, W::MicroLayers, 64, "|g_k|^2 per micro-batch and layer",
-               [](St r, Out v) { v.add(r.layer_micro); }, true),
-      step_col("gns", "sqnorm_layer_global", T::F32, W::Layers, 256, "|G|^2 per layer",
-               [](St r, Out v) { v.add(r.layer_global); }, true),
+      step_col(
+          "gns", "sqnorm_layer_micro", T::F32, W::MicroLayers, 64, "|g_k|^2 per micro-batch and layer",
+          [](St r, Out v) { v.add(r.layer_micro); }, true),
+      step_col(
+          "gns", "sqnorm_layer_global", T::F32, W::Layers, 256, "|G|^2 per layer",
+          [](St r, Out v) { v.add(r.layer_global); }, true),
       step_col("gns", "sqnorm_global", T::F32, W::None, 1024, "|G|^2 after reduction",
                [](St r, Out v) { v.add(r.sqnorm_global); }),
       step_col("gns", "g2_est", T::F64, W::None, 1024, "unbiased estimate of |G_true|^2",
@@ -144,8 +146,7 @@ std::vector<RunFileColumn> eval_columns() {
       eval_col("val_acc", T::F64, "accuracy over the test split", [](Ev r, Out v) { v.add(r.val_acc); }),
       eval_col("train_loss", T::F64, "mean loss over the fixed training subset",
                [](Ev r, Out v) { v.add(r.train_loss); }),
-      eval_col("train_acc", T::F64, "accuracy over the fixed training subset",
-               [](Ev r, Out v) { v.add(r.train_acc); }),
+      eval_col("train_acc", T::F64, "accuracy over the fixed training subset", [](Ev r, Out v) { v.add(r.train_acc); }),
   };
 }
 
@@ -169,23 +170,25 @@ const std::vector<RunFileColumn>& run_file_columns() {
 
 const std::vector<RunFileGroup>& run_file_groups() {
   static const std::vector<RunFileGroup> groups = {
-      {"layout", nullptr, nullptr},
-      {"status", "codes", "0 running, 1 completed, 2 diverged, 3 failed, 4 preempted"},
-      {"train", nullptr, nullptr},
-      {"gns", nullptr, nullptr},
-      {"eval", nullptr, nullptr},
-      {"target", nullptr, nullptr},
+      {"layout", nullptr, nullptr}, {"status", "codes", "0 running, 1 completed, 2 diverged, 3 failed, 4 preempted"},
+      {"train", nullptr, nullptr},  {"gns", nullptr, nullptr},
+      {"eval", nullptr, nullptr},   {"target", nullptr, nullptr},
   };
   return groups;
 }
 
 int64_t column_width(const RunFileColumn& c, const ColumnDims& d) {
   switch (c.width) {
-    case W::None: return 0;
-    case W::Ranks: return d.ranks;
-    case W::Micro: return d.micro;
-    case W::Layers: return d.layers;
-    case W::MicroLayers: return d.micro * d.layers;
+    case W::None:
+      return 0;
+    case W::Ranks:
+      return d.ranks;
+    case W::Micro:
+      return d.micro;
+    case W::Layers:
+      return d.layers;
+    case W::MicroLayers:
+      return d.micro * d.layers;
   }
   return 0;
 }
@@ -204,11 +207,16 @@ std::vector<std::string> column_shape(const RunFileColumn& c) {
 
 const char* column_type_name(ColumnType t) {
   switch (t) {
-    case T::I32: return "int32";
-    case T::I64: return "int64";
-    case T::F32: return "float32";
-    case T::F64: return "float64";
-    case T::Str: return "str";
+    case T::I32:
+      return "int32";
+    case T::I64:
+      return "int64";
+    case T::F32:
+      return "float32";
+    case T::F64:
+      return "float64";
+    case T::Str:
+      return "str";
   }
   return "?";
 }

@@ -4,9 +4,9 @@
 // into each launch as a double; here it lives in a device tensor, so a schedule
 // can change it without re-capturing a CUDA graph, and one fused update covers
 // the whole model.
-#include <ATen/ATen.h>
-
 #include <vector>
+
+#include <ATen/ATen.h>
 
 #include "config/study.h"
 
@@ -26,7 +26,7 @@ class FlatOptimizer {
 
  private:
   OptimizerSpec spec_;
-  at::Tensor neg_lr_;      // [1], on the parameters' device
+  at::Tensor neg_lr_;       // [1], on the parameters' device
   at::Tensor buf_, m_, v_;  // momentum buffer; Adam moments
   int64_t t_ = 0;
 };

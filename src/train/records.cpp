@@ -4,11 +4,16 @@ namespace bs {
 
 const char* status_name(RunStatus s) {
   switch (s) {
-    case RunStatus::Running: return "running";
-    case RunStatus::Completed: return "completed";
-    case RunStatus::Diverged: return "diverged";
-    case RunStatus::Failed: return "failed";
-    case RunStatus::Preempted: return "preempted";
+    case RunStatus::Running:
+      return "running";
+    case RunStatus::Completed:
+      return "completed";
+    case RunStatus::Diverged:
+      return "diverged";
+    case RunStatus::Failed:
+      return "failed";
+    case RunStatus::Preempted:
+      return "preempted";
   }
   return "unknown";
 }

@@ -37,7 +37,7 @@ class StatsLayout {
   // Offsets in extras (add params() for the offset in the whole buffer).
   int64_t loss(int rank) const { return rank; }
   int64_t sq_local(int rank) const { return n_ + rank; }
-  int64_t sq_micro(int64_t q) const { return 2 * n_ + q; }  // q = rank * m + j
+  int64_t sq_micro(int64_t q) const { return 2 * n_ + q; }               // q = rank * m + j
   int64_t layer_micro(int64_t q) const { return 2 * n_ + k_ + q * l_; }  // L slots from here
   int64_t stop_flag() const { return 2 * n_ + k_ + k_ * l_; }
   int64_t checkpoint_flag() const { return stop_flag() + 1; }

@@ -10,15 +10,15 @@
 namespace bs {
 
 struct TrainState {
-  int64_t step = 0;        // optimizer steps done; also /train rows written
-  int64_t eval_rows = 0;   // /eval rows written
-  double wall_s = 0;       // run time so far, so wall_s continues
+  int64_t step = 0;       // optimizer steps done; also /train rows written
+  int64_t eval_rows = 0;  // /eval rows written
+  double wall_s = 0;      // run time so far, so wall_s continues
   double best_val_acc = 0;
   int64_t target_step = -1;
   EvalRecord last_eval;
   std::vector<float> params;
-  int64_t opt_steps = 0;                     // Adam's t
-  std::vector<std::vector<float>> opt_bufs;  // momentum, or Adam's m and v
+  int64_t opt_steps = 0;                            // Adam's t
+  std::vector<std::vector<float>> opt_bufs;         // momentum, or Adam's m and v
   double ema_tr = 0, ema_g2 = 0, ema_beta_pow = 1;  // the noise estimator
 };
 

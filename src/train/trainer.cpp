@@ -1,13 +1,13 @@
 #include "train/trainer.h"
 
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/autograd/autograd.h>
-
-#include <chrono>
-#include <cmath>
-#include <stdexcept>
 
 #include "data/batch_plan.h"
 #include "gpu/cuda_runtime.h"
@@ -64,8 +64,7 @@ struct Trainer::Impl {
   at::Tensor train_eval_idx;
   std::unique_ptr<Model> model;
 
-  Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o)
-      : study(st), comm(c), options(o) {
+  Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o) : study(st), comm(c), options(o) {
     if (o.gpu >= 0) use_gpu(o.gpu);
     train = to_device(data.train, device);
     test = to_device(data.test, device);
@@ -129,11 +128,12 @@ struct Trainer::Impl {
     e.samples = step * B;
     e.epoch = static_cast<double>(e.samples) / static_cast<double>(N);
     std::tie(e.val_loss, e.val_acc) = evaluate(params, test, at::Tensor());
-    if (train_eval_idx.size(0) > 0) std::tie(e.train_loss, e.train_acc) = evaluate(params, train, train_eval_idx);
-    else e.train_loss = e.train_acc = std::nan("");
+    if (train_eval_idx.size(0) > 0)
+      std::tie(e.train_loss, e.train_acc) = evaluate(params, train, train_eval_idx);
+    else
+      e.train_loss = e.train_acc = std::nan("");
     return e;
   }
-
 };
 
 // One run of the group, as named steps in the shape of google/benchmark's
@@ -230,7 +230,7 @@ void RunLoop::start(const TrainState* resume) {
   if (resume) {
     if (static_cast<int64_t>(resume->params.size()) != P)
       throw CheckpointError("checkpoint holds " + std::to_string(resume->params.size()) +
-                                  " parameters, the model has " + std::to_string(P));
+                            " parameters, the model has " + std::to_string(P));
     params_.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
   }
   params_.set_requires_grad(true);
@@ -415,7 +415,8 @@ void RunLoop::on_eval(const EvalRecord& e) {
   result_.best_val_acc = std::max(result_.best_val_acc, e.val_acc);
   if (sink_) sink_->on_eval(e);
   // Eval numbers are reduced over the group, so every rank decides alike.
-  if (result_.target_step < 0 && study_.target.enabled() && study_.target.reached(e.val_loss, e.val_acc, e.train_loss)) {
+  if (result_.target_step < 0 && study_.target.enabled() &&
+      study_.target.reached(e.val_loss, e.val_acc, e.train_loss)) {
     result_.target_step = e.step;
     if (sink_) sink_->on_target(e.step, e.samples);
   }

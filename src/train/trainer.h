@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "config/study.h"
 #include "data/dataset.h"
-#include "comm/communicator.h"
 #include "train/records.h"
 #include "train/train_state.h"
 
@@ -33,7 +33,7 @@ struct RunResult {
   double samples_per_s = 0;
   EvalRecord final_eval;
   double best_val_acc = 0;
-  int64_t target_step = -1;  // first eval step that met the study's target; -1: never
+  int64_t target_step = -1;         // first eval step that met the study's target; -1: never
   std::vector<float> final_params;  // only with TrainerOptions::keep_final_params
 };
 

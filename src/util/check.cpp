@@ -15,10 +15,9 @@ int launcher_rank_or_minus1() {
   return -1;
 }
 
-void throw_library_error(const char* lib, const char* call, const std::string& detail, const char* file,
-                         int line) {
-  std::string msg = std::string(lib) + " call failed: " + call + (detail.empty() ? "" : " (" + detail + ")") +
-                    " at " + file + ":" + std::to_string(line);
+void throw_library_error(const char* lib, const char* call, const std::string& detail, const char* file, int line) {
+  std::string msg = std::string(lib) + " call failed: " + call + (detail.empty() ? "" : " (" + detail + ")") + " at " +
+                    file + ":" + std::to_string(line);
   const int r = launcher_rank_or_minus1();
   if (r >= 0) msg += " on world rank " + std::to_string(r);
   throw LibraryError(msg);

@@ -1,15 +1,15 @@
 #pragma once
 // Shared by the MPI tests: a small real study, communicators over chosen world
 // ranks, and a sink that keeps what the trainer measured.
-#include <gtest/gtest.h>
-#include <mpi.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "config/study.h"
+#include <gtest/gtest.h>
+#include <mpi.h>
+
 #include "comm/mpi_communicator.h"
+#include "config/study.h"
 #include "train/trainer.h"
 
 namespace bs::test {

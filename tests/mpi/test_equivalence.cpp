@@ -86,9 +86,10 @@ TEST(Equivalence, SplitSixteenFortyEightMatchesSixtyFourOnOneRank) {
       max_param = std::max(max_param, std::abs(single.params[k] - split_trace.params[k]));
       max_param_ranks = std::max(max_param_ranks, std::abs(rank1_params[k] - split_trace.params[k]));
     }
-    std::printf("[16,48] vs [64] over 40 steps: max loss rel diff %.3g, max |G|^2 rel diff %.3g, "
-                "max param abs diff %.3g\n",
-                max_rel, max_sq_rel, max_param);
+    std::printf(
+        "[16,48] vs [64] over 40 steps: max loss rel diff %.3g, max |G|^2 rel diff %.3g, "
+        "max param abs diff %.3g\n",
+        max_rel, max_sq_rel, max_param);
     EXPECT_LT(max_rel, kLossRelTol);
     EXPECT_LT(max_sq_rel, 100 * kLossRelTol);
     EXPECT_LT(max_param, kParamAbsTol);

@@ -28,8 +28,8 @@ TEST(Groups, ParallelGroupsDoNotInterfere) {
       Trainer trainer(st, data, *comm);
       KeepSink sink;
       // Different seeds and lrs: if the groups mixed gradients, A would change.
-      RunSpec spec = color == 0 ? run_spec("A", equal_split(64, half), 11, 0.05)
-                                : run_spec("B", equal_split(64, half), 12, 0.2);
+      RunSpec spec =
+          color == 0 ? run_spec("A", equal_split(64, half), 11, 0.05) : run_spec("B", equal_split(64, half), 12, 0.2);
       trainer.run(spec, comm->rank() == 0 ? &sink : nullptr);
       if (comm->rank() == 0)
         for (const auto& s : sink.steps) (color == 0 ? a_parallel : b_parallel).push_back(s.loss);

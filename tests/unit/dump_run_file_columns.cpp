@@ -19,10 +19,14 @@ std::string quoted(const std::string& s) {
 
 const char* rows_name(bs::ColumnRows r) {
   switch (r) {
-    case bs::ColumnRows::Header: return "header";
-    case bs::ColumnRows::Single: return "single";
-    case bs::ColumnRows::Step: return "step";
-    case bs::ColumnRows::Eval: return "eval";
+    case bs::ColumnRows::Header:
+      return "header";
+    case bs::ColumnRows::Single:
+      return "single";
+    case bs::ColumnRows::Step:
+      return "step";
+    case bs::ColumnRows::Eval:
+      return "eval";
   }
   return "?";
 }

@@ -1,11 +1,11 @@
 #pragma once
 // Helpers shared by the unit tests (as tests/mpi/mpi_helpers.h is for the MPI
 // suite).
-#include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace bs::test {
 

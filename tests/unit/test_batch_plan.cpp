@@ -1,12 +1,12 @@
 // The batch plan: which samples each rank trains on at each step.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <numeric>
 #include <set>
 #include <stdexcept>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "data/batch_plan.h"
 

@@ -1,10 +1,10 @@
 // Checkpoint files: round trip, atomic completion marker, and refusal of torn,
 // damaged or foreign checkpoints with a message that says what is wrong.
-#include <gtest/gtest.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 #include "helpers.h"
 #include "trace/checkpoint.h"

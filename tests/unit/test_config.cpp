@@ -1,15 +1,15 @@
 // Study parsing, defaults, --set overrides, resolved YAML, run budgets, the
 // error messages a researcher sees for a bad study file, and the README's list
 // of study-file keys against the parser's.
-#include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "config/study.h"
 #include "util/errors.h"
@@ -141,8 +141,8 @@ TEST(ParseStudy, AdamTakesBetasAndDefaultsMomentumToZero) {
 }
 
 TEST(ParseStudy, WeightedSplitInSweep) {
-  Study st = parse_study("study: s\nbudget: {steps: 5}\nsweep: {global_batch: [64], ranks: 2, split: [1, 3]}\n",
-                         kLabel);
+  Study st =
+      parse_study("study: s\nbudget: {steps: 5}\nsweep: {global_batch: [64], ranks: 2, split: [1, 3]}\n", kLabel);
   ASSERT_EQ(st.runs.size(), 1u);
   EXPECT_EQ(st.runs[0].batch_per_rank, (std::vector<int64_t>{16, 48}));
 }
@@ -512,7 +512,7 @@ TEST(LoadStudy, Quickstart) {
   RunBudget rb = run_budget(st, st.runs[1]);
   EXPECT_EQ(rb.steps_per_epoch, 60000 / 128);
   EXPECT_EQ(rb.total_steps, 60000 / 128);  // 1 epoch
-  EXPECT_NEAR(rb.peak_lr, 0.05, 1e-12);      // B == ref_batch
+  EXPECT_NEAR(rb.peak_lr, 0.05, 1e-12);    // B == ref_batch
 
   // Overrides on a loaded file; the file label is the path.
   Study small = load_study(std::string(BATCHSCOPE_SOURCE_DIR) + "/configs/quickstart.yaml",
@@ -552,18 +552,36 @@ const std::string kOk = "study: s\n" + kOkBudget + kOkSweep;
 
 std::vector<BadCase> bad_cases() {
   return {
-      {"unknown_top_level_key", kOk + "optimiser: {lr: 0.1}\n", {}, "optimiser",
+      {"unknown_top_level_key",
+       kOk + "optimiser: {lr: 0.1}\n",
+       {},
+       "optimiser",
        {"unknown key", "valid keys at the top level", "optimizer", "budget", "sweep"}},
-      {"unknown_nested_key", kOk + "optimizer: {lrr: 0.1}\n", {}, "optimizer.lrr",
+      {"unknown_nested_key",
+       kOk + "optimizer: {lrr: 0.1}\n",
+       {},
+       "optimizer.lrr",
        {"unknown key", "valid keys under 'optimizer'", "lr, ref_batch"}},
-      {"bad_data_name", kOk + "data: {name: cifar}\n", {}, "data.name",
+      {"bad_data_name",
+       kOk + "data: {name: cifar}\n",
+       {},
+       "data.name",
        {"'cifar' is not valid", "expected one of: fashion-mnist, mnist, synthetic"}},
       {"bad_model_name", kOk + "model: {name: resnet}\n", {}, "model.name", {"expected one of: mlp, cnn"}},
-      {"bad_optimizer_name", kOk + "optimizer: {name: rmsprop}\n", {}, "optimizer.name",
+      {"bad_optimizer_name",
+       kOk + "optimizer: {name: rmsprop}\n",
+       {},
+       "optimizer.name",
        {"expected one of: sgd, adam"}},
-      {"bad_scaling", kOk + "optimizer: {scaling: cubic}\n", {}, "optimizer.scaling",
+      {"bad_scaling",
+       kOk + "optimizer: {scaling: cubic}\n",
+       {},
+       "optimizer.scaling",
        {"expected one of: none, linear, sqrt"}},
-      {"bad_schedule", kOk + "optimizer: {schedule: step}\n", {}, "optimizer.schedule",
+      {"bad_schedule",
+       kOk + "optimizer: {schedule: step}\n",
+       {},
+       "optimizer.schedule",
        {"expected one of: constant, cosine"}},
       {"bad_device", kOk + "device: tpu\n", {}, "device", {"'tpu' is not valid", "expected one of: auto, cpu, cuda"}},
       {"bad_comm_timeout", kOk + "comm_timeout_s: 0\n", {}, "comm_timeout_s", {"must be > 0 seconds"}},
@@ -571,68 +589,149 @@ std::vector<BadCase> bad_cases() {
       {"lr_zero", kOk + "optimizer: {lr: 0}\n", {}, "optimizer.lr", {"must be > 0"}},
       {"lr_negative", kOk + "optimizer: {lr: -0.1}\n", {}, "optimizer.lr", {"must be > 0"}},
       {"momentum_one", kOk + "optimizer: {momentum: 1}\n", {}, "optimizer.momentum", {"must be in [0, 1)"}},
-      {"nesterov_without_momentum", kOk + "optimizer: {momentum: 0, nesterov: true}\n", {}, "optimizer.nesterov",
+      {"nesterov_without_momentum",
+       kOk + "optimizer: {momentum: 0, nesterov: true}\n",
+       {},
+       "optimizer.nesterov",
        {"nesterov needs momentum > 0"}},
-      {"betas_on_sgd", kOk + "optimizer: {name: sgd, betas: [0.9, 0.99]}\n", {}, "optimizer.betas",
+      {"betas_on_sgd",
+       kOk + "optimizer: {name: sgd, betas: [0.9, 0.99]}\n",
+       {},
+       "optimizer.betas",
        {"only adam takes betas"}},
-      {"momentum_on_adam", kOk + "optimizer: {name: adam, momentum: 0.9}\n", {}, "optimizer.momentum",
+      {"momentum_on_adam",
+       kOk + "optimizer: {name: adam, momentum: 0.9}\n",
+       {},
+       "optimizer.momentum",
        {"adam takes betas"}},
-      {"budget_both", "study: s\nbudget: {epochs: 1, steps: 10}\n" + kOkSweep, {}, "budget",
+      {"budget_both",
+       "study: s\nbudget: {epochs: 1, steps: 10}\n" + kOkSweep,
+       {},
+       "budget",
        {"set exactly one of budget.epochs (> 0) or budget.steps (> 0)"}},
       {"budget_missing", "study: s\n" + kOkSweep, {}, "budget", {"required", "budget: {epochs: E}"}},
       {"budget_empty", "study: s\nbudget: {}\n" + kOkSweep, {}, "budget", {"set exactly one of"}},
       {"seed_not_integer", kOk + "seed: abc\n", {}, "seed", {"expected an integer", "'abc'"}},
       {"seed_negative", kOk + "seed: -1\n", {}, "seed", {"must be >= 0"}},
       {"eval_every_steps_negative", kOk + "eval: {every_steps: -1}\n", {}, "eval.every_steps", {"must be >= 0"}},
-      {"eval_both", kOk + "eval: {every_epochs: 0.5, every_steps: 10}\n", {}, "eval.every_steps",
+      {"eval_both",
+       kOk + "eval: {every_epochs: 0.5, every_steps: 10}\n",
+       {},
+       "eval.every_steps",
        {"set either eval.every_epochs or eval.every_steps, not both"}},
       {"ema_beta_one", kOk + "gns: {ema_beta: 1}\n", {}, "gns.ema_beta", {"must be in [0, 1)"}},
-      {"sweep_global_batch_empty", "study: s\n" + kOkBudget + "sweep: {global_batch: []}\n", {},
-       "sweep.global_batch", {"required: a list of global batch sizes"}},
-      {"sweep_global_batch_missing", "study: s\n" + kOkBudget + "sweep: {lr: [0.1]}\n", {}, "sweep.global_batch",
+      {"sweep_global_batch_empty",
+       "study: s\n" + kOkBudget + "sweep: {global_batch: []}\n",
+       {},
+       "sweep.global_batch",
        {"required: a list of global batch sizes"}},
-      {"split_length_mismatch", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 2, split: [1, 2, 3]}\n",
-       {}, "sweep.split", {"has 3 weights but ranks is 2", "one weight per rank"}},
-      {"split_not_a_list", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 2, split: random}\n", {},
-       "sweep.split", {"expected 'equal' or a list of per-rank weights"}},
-      {"global_batch_smaller_than_ranks", "study: s\n" + kOkBudget + "sweep: {global_batch: [2], ranks: 4}\n", {},
-       "sweep.global_batch", {"global batch 2 split over 4 ranks", "no samples", "fewer ranks"}},
-      {"run_batch_zero", "study: s\n" + kOkBudget + "runs: [{name: a, batch: [16, 0]}]\n", {}, "runs[0].batch",
+      {"sweep_global_batch_missing",
+       "study: s\n" + kOkBudget + "sweep: {lr: [0.1]}\n",
+       {},
+       "sweep.global_batch",
+       {"required: a list of global batch sizes"}},
+      {"split_length_mismatch",
+       "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 2, split: [1, 2, 3]}\n",
+       {},
+       "sweep.split",
+       {"has 3 weights but ranks is 2", "one weight per rank"}},
+      {"split_not_a_list",
+       "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 2, split: random}\n",
+       {},
+       "sweep.split",
+       {"expected 'equal' or a list of per-rank weights"}},
+      {"global_batch_smaller_than_ranks",
+       "study: s\n" + kOkBudget + "sweep: {global_batch: [2], ranks: 4}\n",
+       {},
+       "sweep.global_batch",
+       {"global batch 2 split over 4 ranks", "no samples", "fewer ranks"}},
+      {"run_batch_zero",
+       "study: s\n" + kOkBudget + "runs: [{name: a, batch: [16, 0]}]\n",
+       {},
+       "runs[0].batch",
        {"per-rank batch sizes must be positive"}},
-      {"run_batch_missing", "study: s\n" + kOkBudget + "runs: [{name: a, lr: 0.1}]\n", {}, "runs[0].batch",
+      {"run_batch_missing",
+       "study: s\n" + kOkBudget + "runs: [{name: a, lr: 0.1}]\n",
+       {},
+       "runs[0].batch",
        {"required: the per-rank batch sizes"}},
-      {"run_unknown_key", "study: s\n" + kOkBudget + "runs: [{name: a, batch: [8], sed: 3}]\n", {}, "runs[0].sed",
+      {"run_unknown_key",
+       "study: s\n" + kOkBudget + "runs: [{name: a, batch: [8], sed: 3}]\n",
+       {},
+       "runs[0].sed",
        {"unknown key", "valid keys under 'runs[0]'", "seed"}},
-      {"duplicate_run_names", "study: s\n" + kOkBudget + "runs: [{name: a, batch: [8]}, {name: a, batch: [16]}]\n",
-       {}, "runs", {"two runs are named 'a'", "must be unique"}},
+      {"duplicate_run_names",
+       "study: s\n" + kOkBudget + "runs: [{name: a, batch: [8]}, {name: a, batch: [16]}]\n",
+       {},
+       "runs",
+       {"two runs are named 'a'", "must be unique"}},
       {"sweep_duplicates_explicit_run",
-       "study: s\n" + kOkBudget + "runs: [{batch: [64], lr: 0.05}]\n" + kOkSweep, {}, "runs",
+       "study: s\n" + kOkBudget + "runs: [{batch: [64], lr: 0.05}]\n" + kOkSweep,
+       {},
+       "runs",
        {"two runs are named 'b64_lr0.05_s1'"}},
       {"no_runs_no_sweep", "study: s\n" + kOkBudget, {}, "runs", {"the study has no runs", "sweep"}},
-      {"hidden_with_cnn", kOk + "model: {name: cnn, hidden: [128]}\n", {}, "model.hidden",
+      {"hidden_with_cnn",
+       kOk + "model: {name: cnn, hidden: [128]}\n",
+       {},
+       "model.hidden",
        {"only the mlp model takes hidden sizes"}},
-      {"hidden_negative", kOk + "model: {name: mlp, hidden: [128, -4]}\n", {}, "model.hidden",
+      {"hidden_negative",
+       kOk + "model: {name: mlp, hidden: [128, -4]}\n",
+       {},
+       "model.hidden",
        {"hidden sizes must be positive integers"}},
       {"global_batch_larger_than_train_size",
-       "study: s\n" + kOkBudget + "data: {name: synthetic, synthetic_train: 100}\nsweep: {global_batch: [128]}\n", {},
-       "sweep.global_batch", {"global batch 128 exceeds the training set", "data.train_size = 100", "<= 100"}},
+       "study: s\n" + kOkBudget + "data: {name: synthetic, synthetic_train: 100}\nsweep: {global_batch: [128]}\n",
+       {},
+       "sweep.global_batch",
+       {"global batch 128 exceeds the training set", "data.train_size = 100", "<= 100"}},
       {"microbatches_zero", kOk + "gns: {microbatches: 0}\n", {}, "gns.microbatches", {"must be between 1"}},
-      {"microbatches_larger_than_batch", "study: s\n" + kOkBudget + "gns: {microbatches: 8}\nruns: [{name: a, batch: [4, 60]}]\n",
-       {}, "gns.microbatches", {"8 micro-batches do not fit run 'a'", "smallest per-rank batch is 4"}},
-      {"target_bad_metric", kOk + "target: {metric: top5, value: 0.1}\n", {}, "target.metric",
+      {"microbatches_larger_than_batch",
+       "study: s\n" + kOkBudget + "gns: {microbatches: 8}\nruns: [{name: a, batch: [4, 60]}]\n",
+       {},
+       "gns.microbatches",
+       {"8 micro-batches do not fit run 'a'", "smallest per-rank batch is 4"}},
+      {"target_bad_metric",
+       kOk + "target: {metric: top5, value: 0.1}\n",
+       {},
+       "target.metric",
        {"'top5' is not valid", "val_error, val_acc, val_loss, train_loss"}},
-      {"target_value_missing", kOk + "target: {metric: val_error}\n", {}, "target.value", {"required with a target metric"}},
-      {"target_error_out_of_range", kOk + "target: {metric: val_error, value: 1.5}\n", {}, "target.value", {"must be in (0, 1)"}},
-      {"target_unknown_key", kOk + "target: {metric: val_loss, value: 0.3, stopp: true}\n", {}, "target.stopp",
+      {"target_value_missing",
+       kOk + "target: {metric: val_error}\n",
+       {},
+       "target.value",
+       {"required with a target metric"}},
+      {"target_error_out_of_range",
+       kOk + "target: {metric: val_error, value: 1.5}\n",
+       {},
+       "target.value",
+       {"must be in (0, 1)"}},
+      {"target_unknown_key",
+       kOk + "target: {metric: val_loss, value: 0.3, stopp: true}\n",
+       {},
+       "target.stopp",
        {"unknown key", "metric, value, stop"}},
-      {"checkpoint_negative_steps", kOk + "checkpoint: {every_steps: -1}\n", {}, "checkpoint.every_steps", {"must be >= 0"}},
-      {"checkpoint_unknown_key", kOk + "checkpoint: {every_hours: 1}\n", {}, "checkpoint.every_hours",
+      {"checkpoint_negative_steps",
+       kOk + "checkpoint: {every_steps: -1}\n",
+       {},
+       "checkpoint.every_steps",
+       {"must be >= 0"}},
+      {"checkpoint_unknown_key",
+       kOk + "checkpoint: {every_hours: 1}\n",
+       {},
+       "checkpoint.every_hours",
        {"unknown key", "every_steps, every_minutes"}},
       {"run_batch_larger_than_train_size",
        "study: s\n" + kOkBudget + "data: {name: synthetic, synthetic_train: 100}\nruns: [{name: a, batch: [60, 60]}]\n",
-       {}, "runs[0].batch", {"global batch 120 exceeds the training set", "<= 100"}},
-      {"train_size_larger_than_dataset", kOk + "data: {name: fashion-mnist, train_size: 70000}\n", {},
-       "data.train_size", {"must be between 1 and 60000"}},
+       {},
+       "runs[0].batch",
+       {"global batch 120 exceeds the training set", "<= 100"}},
+      {"train_size_larger_than_dataset",
+       kOk + "data: {name: fashion-mnist, train_size: 70000}\n",
+       {},
+       "data.train_size",
+       {"must be between 1 and 60000"}},
       {"yaml_syntax_error", "study: [unclosed\nbudget: {steps: 1}\n", {}, "", {"not valid YAML"}},
       {"top_level_not_mapping", "- study\n- budget\n", {}, "", {"expected a mapping at the top level"}},
       {"section_not_mapping", kOk + "optimizer: sgd\n", {}, "optimizer", {"expected a mapping of keys", "'sgd'"}},
@@ -641,23 +740,46 @@ std::vector<BadCase> bad_cases() {
       {"set_key_under_scalar", kOk, {"study.x=1"}, "study.x", {"'study' is not a mapping"}},
       {"set_key_deep_under_scalar", kOk, {"study.x.y=1"}, "study.x.y", {"'study' is not a mapping"}},
       {"mnist_without_root", kOk + "data: {name: mnist}\n", {}, "data.root", {"required for mnist"}},
-      {"sweep_ranks_zero", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 0}\n", {}, "sweep.ranks",
+      {"sweep_ranks_zero",
+       "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 0}\n",
+       {},
+       "sweep.ranks",
        {"must be between 1 and 4096"}},
       {"missing_study_name", kOkBudget + kOkSweep, {}, "study", {"required", "file-name-safe study name"}},
-      {"run_not_mapping", "study: s\n" + kOkBudget + "runs: [3]\n", {}, "runs[0]", {"expected a mapping of keys", "'3'"}},
+      {"run_not_mapping",
+       "study: s\n" + kOkBudget + "runs: [3]\n",
+       {},
+       "runs[0]",
+       {"expected a mapping of keys", "'3'"}},
       // A misspelt key is reported before the error its absence causes.
-      {"misspelt_budget", "study: s\nbudgett: {steps: 10}\n" + kOkSweep, {}, "budgett",
+      {"misspelt_budget",
+       "study: s\nbudgett: {steps: 10}\n" + kOkSweep,
+       {},
+       "budgett",
        {"unknown key", "valid keys at the top level", "budget"}},
       {"misspelt_study", "studdy: s\n" + kOkBudget + kOkSweep, {}, "studdy", {"unknown key"}},
-      {"misspelt_sweep_ranks", "study: s\n" + kOkBudget + "sweep: {global_batch: [64], rnks: 2, split: [1, 3]}\n", {},
-       "sweep.rnks", {"unknown key", "valid keys under 'sweep': global_batch, lr, seed, ranks, split"}},
-      {"misspelt_target_metric", kOk + "target: {metrc: val_loss, value: 3}\n", {}, "target.metrc",
+      {"misspelt_sweep_ranks",
+       "study: s\n" + kOkBudget + "sweep: {global_batch: [64], rnks: 2, split: [1, 3]}\n",
+       {},
+       "sweep.rnks",
+       {"unknown key", "valid keys under 'sweep': global_batch, lr, seed, ranks, split"}},
+      {"misspelt_target_metric",
+       kOk + "target: {metrc: val_loss, value: 3}\n",
+       {},
+       "target.metrc",
        {"unknown key", "metric, value, stop"}},
       // Keys that are optional and absent are still valid keys.
-      {"unknown_key_from_set", kOk, {"optimizer.lrr=3"}, "optimizer.lrr",
-       {"unknown key (from --set)", "name, lr, ref_batch, scaling, schedule, warmup_epochs, warmup_steps, momentum, "
-                                    "nesterov, weight_decay, betas, eps"}},
-      {"run_unknown_key_lists_all", "study: s\n" + kOkBudget + "runs: [{batch: [8], rank: 1}]\n", {}, "runs[0].rank",
+      {"unknown_key_from_set",
+       kOk,
+       {"optimizer.lrr=3"},
+       "optimizer.lrr",
+       {"unknown key (from --set)",
+        "name, lr, ref_batch, scaling, schedule, warmup_epochs, warmup_steps, momentum, "
+        "nesterov, weight_decay, betas, eps"}},
+      {"run_unknown_key_lists_all",
+       "study: s\n" + kOkBudget + "runs: [{batch: [8], rank: 1}]\n",
+       {},
+       "runs[0].rank",
        {"valid keys under 'runs[0]': name, batch, lr, seed, ranks"}},
   };
 }
@@ -724,10 +846,14 @@ std::vector<std::string> readme_example() {
   std::vector<std::string> lines;
   bool section = false, block = false;
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("## ", 0) == 0) section = line == "## A study file";
-    else if (section && !block && line == "```yaml") block = true;
-    else if (block && line == "```") break;
-    else if (block) lines.push_back(line);
+    if (line.rfind("## ", 0) == 0)
+      section = line == "## A study file";
+    else if (section && !block && line == "```yaml")
+      block = true;
+    else if (block && line == "```")
+      break;
+    else if (block)
+      lines.push_back(line);
   }
   return lines;
 }

@@ -1,12 +1,12 @@
 // Console text: progress lines, summary rows, table and CSV.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "app/console.h"
 
@@ -120,7 +120,8 @@ TEST(SummaryCsv, HeaderAndLines) {
   const auto lines = lines_of(summary_csv(rows));
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0],
-            "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,final_train_acc,"
+            "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,final_"
+            "train_acc,"
             "samples_per_s,wall_s");
   EXPECT_EQ(lines[1], "a,32,2,0.05,0.1,1,completed,1875,-1,0.86,0.87,0.95,32000,125");
   EXPECT_EQ(lines[2].rfind("b,64,2,0.1,0.2,2,completed,937,", 0), 0u) << lines[2];

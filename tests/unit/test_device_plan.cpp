@@ -1,9 +1,9 @@
 // plan_devices: which device each rank trains on and which backend its group
 // reduces with, from what the ranks reported. No GPU needed: the ranks are
 // described, not probed.
-#include <gtest/gtest.h>
-
 #include <functional>
+
+#include <gtest/gtest.h>
 
 #include "placement/device_plan.h"
 #include "util/errors.h"
@@ -125,8 +125,11 @@ TEST(DevicePlan, OneRankGroupsMayShareAGpuUnderNccl) {
 }
 
 TEST(DevicePlan, NcclOnSharedGpuSaysWhatToChange) {
-  expect_config_error([] { plan_devices(study("cuda", "nccl"), layout({1, 2}), ranks(1, 3, 1), true); }, "comm",
-                      "group 1 puts world ranks 1 and 2 on the same GPU (host node0");
+  expect_config_error(
+      [] {
+        plan_devices(study("cuda", "nccl"), layout({1, 2}), ranks(1, 3, 1), true);
+      },
+      "comm", "group 1 puts world ranks 1 and 2 on the same GPU (host node0");
   expect_config_error([] { plan_devices(study("cuda", "nccl"), layout({2}), ranks(1, 2, 1), true); }, "comm",
                       "use comm: mpi");
 }

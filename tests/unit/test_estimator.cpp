@@ -1,8 +1,8 @@
 // Gradient-noise-scale estimators (DESIGN.md "Gradient noise scale").
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "data/batch_plan.h"
 #include "noise/estimator.h"
@@ -24,7 +24,7 @@ TEST(FinitePopulationFactor, InfiniteNIsOneOverB) {
 TEST(FinitePopulationFactor, EdgeValues) {
   EXPECT_DOUBLE_EQ(finite_population_factor(60000, 60000), 0.0);  // the whole set: no noise
   EXPECT_DOUBLE_EQ(finite_population_factor(17, 17), 0.0);
-  EXPECT_DOUBLE_EQ(finite_population_factor(1, 60000), 1.0);      // one sample: full variance
+  EXPECT_DOUBLE_EQ(finite_population_factor(1, 60000), 1.0);  // one sample: full variance
   EXPECT_DOUBLE_EQ(finite_population_factor(1, 2), 1.0);
 }
 
@@ -348,7 +348,8 @@ Problem make(uint64_t seed, double r_scale = 0.25) {
 double sqnorm_of_mean(const Problem& p, const std::vector<int64_t>& perm, int64_t from, int64_t len) {
   std::vector<double> m(static_cast<size_t>(p.d), 0.0);
   for (int64_t i = from; i < from + len; ++i)
-    for (int k = 0; k < p.d; ++k) m[static_cast<size_t>(k)] += p.g[static_cast<size_t>(perm[static_cast<size_t>(i)])][static_cast<size_t>(k)];
+    for (int k = 0; k < p.d; ++k)
+      m[static_cast<size_t>(k)] += p.g[static_cast<size_t>(perm[static_cast<size_t>(i)])][static_cast<size_t>(k)];
   double s = 0;
   for (double v : m) s += (v / static_cast<double>(len)) * (v / static_cast<double>(len));
   return s;

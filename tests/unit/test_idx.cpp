@@ -2,13 +2,13 @@
 // four IDX files: small files written here, in the big-endian IDX format, and
 // read back; malformed files give a DataError that names the file and what is
 // wrong.
-#include <gtest/gtest.h>
-#include <zlib.h>
-
 #include <cstdint>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "data/dataset.h"
 #include "data/idx.h"
@@ -172,8 +172,7 @@ class LoadIdx : public ::testing::Test {
     auto write = gz ? write_gz : write_raw;
     const std::string ext = gz ? ".gz" : "";
     write(dir_.file(prefix + "-images-idx3-ubyte" + ext), idx_bytes({images, 28, 28}, iota_bytes(images * kPix)));
-    write(dir_.file(prefix + "-labels-idx1-ubyte" + ext),
-          idx_bytes({static_cast<uint32_t>(labels.size())}, labels));
+    write(dir_.file(prefix + "-labels-idx1-ubyte" + ext), idx_bytes({static_cast<uint32_t>(labels.size())}, labels));
   }
 };
 
@@ -241,8 +240,7 @@ TEST_F(LoadIdx, ImagesMustBe28By28) {
     FAIL() << "14x14 images were accepted";
   } catch (const DataError& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find(dir_.file("train-images-idx3-ubyte.gz") + ": expected 28x28 images, got 14x14"),
-              std::string::npos)
+    EXPECT_NE(m.find(dir_.file("train-images-idx3-ubyte.gz") + ": expected 28x28 images, got 14x14"), std::string::npos)
         << m;
   }
 }

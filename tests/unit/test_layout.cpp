@@ -1,10 +1,10 @@
 // Rank layout: replica groups and run queues.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <numeric>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "config/study.h"
 #include "placement/layout.h"

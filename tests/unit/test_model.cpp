@@ -2,13 +2,13 @@
 // several inputs and class counts; the slots tile the buffer exactly, in
 // PyTorch's shapes and parameter counts; every slot takes part in the forward
 // pass; init is deterministic for a seed and within PyTorch's default bounds.
-#include <ATen/ATen.h>
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include "models/model.h"
 
@@ -54,8 +54,8 @@ std::vector<std::string> names(const Model& m) {
 
 TEST(Mlp, SlotsInPyTorchShapes) {
   auto m = make_model(mlp({32, 16}), 1, 28, 28, 10);
-  EXPECT_EQ(names(*m), (std::vector<std::string>{"fc0.weight", "fc0.bias", "fc1.weight", "fc1.bias", "out.weight",
-                                                  "out.bias"}));
+  EXPECT_EQ(names(*m),
+            (std::vector<std::string>{"fc0.weight", "fc0.bias", "fc1.weight", "fc1.bias", "out.weight", "out.bias"}));
   const auto& s = m->slots();
   EXPECT_EQ(s[0].shape, (std::vector<int64_t>{32, 784}));  // nn.Linear: [out, in]
   EXPECT_EQ(s[1].shape, (std::vector<int64_t>{32}));
@@ -81,7 +81,7 @@ TEST(Mlp, NoHiddenLayerIsLogisticRegression) {
 TEST(Cnn, SlotsInPyTorchShapes) {
   auto m = make_model(cnn(), 1, 28, 28, 10);
   EXPECT_EQ(names(*m), (std::vector<std::string>{"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
-                                                  "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}));
+                                                 "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}));
   const auto& s = m->slots();
   EXPECT_EQ(s[0].shape, (std::vector<int64_t>{32, 1, 5, 5}));
   EXPECT_EQ(s[2].shape, (std::vector<int64_t>{64, 32, 5, 5}));
@@ -112,9 +112,9 @@ class ForwardShape : public ::testing::TestWithParam<int> {};
 
 const std::vector<ShapeCase>& shape_cases() {
   static const std::vector<ShapeCase> cases = {
-      {mlp({32, 16}), 1, 28, 28, 10, 1},  {mlp({32, 16}), 1, 28, 28, 10, 5}, {mlp({64}), 1, 28, 28, 3, 4},
-      {mlp({}), 3, 8, 8, 2, 7},           {mlp({8, 8, 8}), 2, 6, 5, 7, 3},   {cnn(), 1, 28, 28, 10, 1},
-      {cnn(), 1, 28, 28, 10, 3},          {cnn(), 3, 32, 32, 5, 2},          {cnn(), 1, 12, 12, 2, 2},
+      {mlp({32, 16}), 1, 28, 28, 10, 1}, {mlp({32, 16}), 1, 28, 28, 10, 5}, {mlp({64}), 1, 28, 28, 3, 4},
+      {mlp({}), 3, 8, 8, 2, 7},          {mlp({8, 8, 8}), 2, 6, 5, 7, 3},   {cnn(), 1, 28, 28, 10, 1},
+      {cnn(), 1, 28, 28, 10, 3},         {cnn(), 3, 32, 32, 5, 2},          {cnn(), 1, 12, 12, 2, 2},
   };
   return cases;
 }
@@ -202,8 +202,8 @@ TEST(Init, PinnedValues) {
       // fc0.bias [4]
       0.0693856925f, 0.0618149191f, 0.205106333f, 0.0101617686f,
       // out.weight [3, 4]
-      0.220500901f, -0.212282956f, 0.139716595f, -0.12283133f, 0.230787665f, 0.304446429f, -0.0526718944f,
-      0.173598588f, -0.214049876f, -0.0598682687f, -0.0998281613f, 0.216491714f,
+      0.220500901f, -0.212282956f, 0.139716595f, -0.12283133f, 0.230787665f, 0.304446429f, -0.0526718944f, 0.173598588f,
+      -0.214049876f, -0.0598682687f, -0.0998281613f, 0.216491714f,
       // out.bias [3]
       -0.154104918f, 0.442520678f, 0.29488343f};
   ASSERT_EQ(p.size(), want.size());

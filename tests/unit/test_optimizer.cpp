@@ -5,15 +5,15 @@
 // tests/tools/optimizer_golden.py; regenerate them with
 //     /usr/bin/python3 tests/tools/optimizer_golden.py
 // (it rewrites tests/unit/golden/optimizer_golden.h).
-#include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <gtest/gtest.h>
 
 #include "golden/optimizer_golden.h"
 #include "train/optimizer.h"
@@ -74,8 +74,7 @@ struct Deviation {
 
 // Compares `got` with torch's values, records the deviation, and reports
 // every element beyond tolerance with its case, step and index.
-void expect_close(const at::Tensor& got_t, const float* want, double floor, const std::string& what,
-                  Deviation& dev) {
+void expect_close(const at::Tensor& got_t, const float* want, double floor, const std::string& what, Deviation& dev) {
   at::Tensor g = got_t.contiguous();
   ASSERT_EQ(g.numel(), kParams) << what;
   const float* got = g.data_ptr<float>();

@@ -8,14 +8,14 @@
 // changes every run's data order and initial parameters; if that is intended,
 // say so in the commit and update the pins, knowing that old runs no longer
 // reproduce.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
 #include <set>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "util/rng.h"
 
@@ -78,8 +78,7 @@ TEST(Rng, PinnedBelowUniformNormal) {
 
 TEST(Permutation, PinnedValues) {
   EXPECT_EQ(permutation(10, 1), (std::vector<int64_t>{3, 6, 1, 5, 0, 9, 2, 8, 4, 7}));
-  EXPECT_EQ(permutation(16, 0xdeadbeef),
-            (std::vector<int64_t>{15, 1, 0, 10, 14, 8, 13, 7, 2, 9, 6, 11, 3, 4, 5, 12}));
+  EXPECT_EQ(permutation(16, 0xdeadbeef), (std::vector<int64_t>{15, 1, 0, 10, 14, 8, 13, 7, 2, 9, 6, 11, 3, 4, 5, 12}));
   EXPECT_EQ(permutation(5, 42), (std::vector<int64_t>{4, 3, 2, 1, 0}));
 }
 

@@ -1,10 +1,4 @@
 // The HDF5 run file: layout, round trip, and a concurrent SWMR reader.
-#include <gtest/gtest.h>
-#include <hdf5.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,9 +6,15 @@
 #include <filesystem>
 #include <map>
 #include <set>
-#include <system_error>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "trace/run_file.h"
 #include "trace/run_file_columns.h"
@@ -53,13 +53,21 @@ std::vector<hsize_t> dims_of(hid_t f, const char* name) {
 template <typename T>
 hid_t native();
 template <>
-hid_t native<int32_t>() { return H5T_NATIVE_INT32; }
+hid_t native<int32_t>() {
+  return H5T_NATIVE_INT32;
+}
 template <>
-hid_t native<int64_t>() { return H5T_NATIVE_INT64; }
+hid_t native<int64_t>() {
+  return H5T_NATIVE_INT64;
+}
 template <>
-hid_t native<float>() { return H5T_NATIVE_FLOAT; }
+hid_t native<float>() {
+  return H5T_NATIVE_FLOAT;
+}
 template <>
-hid_t native<double>() { return H5T_NATIVE_DOUBLE; }
+hid_t native<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
 
 // Reads a whole numeric dataset (flattened, row-major); empty on failure.
 template <typename T>
@@ -553,7 +561,6 @@ TEST(RunFile, UnreadableRunFileIsALibraryErrorNamingIt) {
   H5Eset_auto2(H5E_DEFAULT, func, data);
 }
 
-
 // ------------------------------------------------------------ the column table
 
 TEST(RunFileColumns, WidthsFollowTheSymbols) {
@@ -599,8 +606,7 @@ TEST(RunFileColumns, TableIsWellFormed) {
 
 // The file holds exactly the table's datasets, each with the table's shape.
 void expect_file_matches_table(const std::string& path, bool per_layer, hsize_t T, hsize_t E) {
-  const std::map<std::string, hsize_t> size = {{"T", T}, {"E", E}, {"1", 1}, {"n", 2},
-                                               {"K", 4}, {"L", 3}, {"K*L", 12}};
+  const std::map<std::string, hsize_t> size = {{"T", T}, {"E", E}, {"1", 1}, {"n", 2}, {"K", 4}, {"L", 3}, {"K*L", 12}};
   File f(path);
   ASSERT_GE(f.id, 0);
   std::set<std::string> want_groups;

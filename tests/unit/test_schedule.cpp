@@ -1,8 +1,8 @@
 // Learning-rate schedule: linear warmup to the batch-scaled peak, then
 // constant or cosine to zero.
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 
 #include "train/schedule.h"
 

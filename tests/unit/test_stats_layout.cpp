@@ -1,11 +1,11 @@
 // The step's one reduction buffer (train/stats_layout.h): every slot has its
 // own place, the parts tile the buffer in the documented order, and a ring
 // row decodes into the record the run file stores.
-#include <gtest/gtest.h>
-
 #include <set>
 #include <stdexcept>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "train/stats_layout.h"
 

@@ -1,11 +1,11 @@
 // Sweep expansion and batch splitting.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "config/sweep.h"
 
@@ -96,9 +96,16 @@ TEST(SplitBatch, Weighted) {
 }
 
 TEST(SplitBatch, LargestRemainderAlwaysSumsToBAndStaysWithinOneOfExact) {
-  const std::vector<std::vector<double>> weight_sets{
-      {1},          {1, 1},         {1, 3},       {1, 1, 1},           {0.3, 0.7},
-      {1, 2, 3, 4}, {5, 1, 1, 1, 1}, {0.1, 0.2, 0.7}, {1, 1, 1, 1, 1, 1, 1}, {3.14159, 2.71828, 1.41421}};
+  const std::vector<std::vector<double>> weight_sets{{1},
+                                                     {1, 1},
+                                                     {1, 3},
+                                                     {1, 1, 1},
+                                                     {0.3, 0.7},
+                                                     {1, 2, 3, 4},
+                                                     {5, 1, 1, 1, 1},
+                                                     {0.1, 0.2, 0.7},
+                                                     {1, 1, 1, 1, 1, 1, 1},
+                                                     {3.14159, 2.71828, 1.41421}};
   int checked = 0;
   for (const auto& w : weight_sets) {
     const double total = std::accumulate(w.begin(), w.end(), 0.0);

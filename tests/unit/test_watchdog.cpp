@@ -1,7 +1,7 @@
 // watch(): the waiting loop behind the NCCL communicator, tested without NCCL.
-#include <gtest/gtest.h>
-
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 #include "comm/watchdog.h"
 
@@ -36,8 +36,12 @@ TEST(Watchdog, DoneWinsOverALateError) {
 TEST(Watchdog, ReportsTheLibrarysErrorAtOnce) {
   int polls = 0;
   try {
-    watch([&] { ++polls; return false; }, [&] { return polls >= 3 ? std::string("unhandled system error") : ""; },
-          thrower, quick(60));
+    watch(
+        [&] {
+          ++polls;
+          return false;
+        },
+        [&] { return polls >= 3 ? std::string("unhandled system error") : ""; }, thrower, quick(60));
     FAIL() << "expected the error to be reported";
   } catch (const Failed& e) {
     EXPECT_STREQ(e.what(), "unhandled system error");
@@ -48,7 +52,12 @@ TEST(Watchdog, ReportsTheLibrarysErrorAtOnce) {
 TEST(Watchdog, HungPeerTimesOutWithAMessageNotAHang) {
   int polls = 0;
   try {
-    watch([&] { ++polls; return false; }, [] { return std::string(); }, thrower, quick(0.05));
+    watch(
+        [&] {
+          ++polls;
+          return false;
+        },
+        [] { return std::string(); }, thrower, quick(0.05));
     FAIL() << "expected a timeout";
   } catch (const Failed& e) {
     const std::string m = e.what();
