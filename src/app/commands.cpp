@@ -121,36 +121,38 @@ int cmd_bench(int argc, char** argv, const BenchOptions& bo) {
 
 }  // namespace
 
-int main_entry(int argc, char** argv) {
-  CLI::App app{"batchscope: batch-size studies of neural-network training under MPI"};
-  app.require_subcommand(1);
+namespace {
+
+// What the command line sets, whichever subcommand it names.
+struct CliArgs {
   std::string file;
   std::vector<std::string> sets;
   int ranks = 1;
-  RunOptions ropt;
+  RunOptions run;
+  BenchOptions bench;
+};
 
-  auto add_common = [&](CLI::App* sub) {
-    sub->add_option("study", file, "study file (YAML)")->required();
-    sub->add_option("--set", sets, "override a study key, e.g. --set budget.steps=50 (repeatable)")
-        ->take_all()
-        ->allow_extra_args(false);
-  };
-  CLI::App* check = app.add_subcommand("check", "validate a study file (and its data paths) without training");
-  add_common(check);
-  CLI::App* plan = app.add_subcommand("plan", "print which world ranks train which runs, batches and lrs");
-  add_common(plan);
-  plan->add_option("--ranks", ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
+void add_study_args(CLI::App* sub, CliArgs& a) {
+  sub->add_option("study", a.file, "study file (YAML)")->required();
+  sub->add_option("--set", a.sets, "override a study key, e.g. --set budget.steps=50 (repeatable)")
+      ->take_all()
+      ->allow_extra_args(false);
+}
+
+CLI::App* add_run(CLI::App& app, CliArgs& a) {
   CLI::App* run = app.add_subcommand("run", "train the study (start it with mpirun -np N)");
-  add_common(run);
+  add_study_args(run, a);
   auto* overwrite =
-      run->add_flag("--overwrite", ropt.overwrite, "replace run files left by an earlier run of this study");
-  run->add_flag("--resume", ropt.resume,
+      run->add_flag("--overwrite", a.run.overwrite, "replace run files left by an earlier run of this study");
+  run->add_flag("--resume", a.run.resume,
                 "continue an earlier job: finished runs are skipped, unfinished ones continue from their checkpoints")
       ->excludes(overwrite);
-  run->add_option("--threads", ropt.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
+  run->add_option("--threads", a.run.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
       ->check(CLI::Range(0, 1024));
-  CLI::App* version = app.add_subcommand("version", "print versions");
-  BenchOptions bo;
+  return run;
+}
+
+CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
   CLI::App* bench = app.add_subcommand(
       "bench", "time training steps of one model and per-rank batch; prints a JSON line (tests/bench/compare.py)");
   bench->add_option("--model", bo.model, "mlp (784-512-256-10) or cnn")->check(CLI::IsMember({"mlp", "cnn"}));
@@ -164,22 +166,40 @@ int main_entry(int argc, char** argv) {
   bench->add_option("--comm", bo.comm, "auto | mpi | nccl")->check(CLI::IsMember({"auto", "mpi", "nccl"}));
   bench->add_option("--threads", bo.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
       ->check(CLI::Range(0, 1024));
+  return bench;
+}
 
+int cmd_version() {
+  std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch " << torch_version()
+            << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main_entry(int argc, char** argv) {
+  CLI::App app{"batchscope: batch-size studies of neural-network training under MPI"};
+  app.require_subcommand(1);
+  CliArgs a;
+  CLI::App* check = app.add_subcommand("check", "validate a study file (and its data paths) without training");
+  add_study_args(check, a);
+  CLI::App* plan = app.add_subcommand("plan", "print which world ranks train which runs, batches and lrs");
+  add_study_args(plan, a);
+  plan->add_option("--ranks", a.ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
+  add_run(app, a);
+  CLI::App* version = app.add_subcommand("version", "print versions");
+  CLI::App* bench = add_bench(app, a.bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  if (*version) {
-    std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch " << torch_version()
-              << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n";
-    return 0;
-  }
-  if (*check) return cmd_check(file, sets);
-  if (*plan) return cmd_plan(file, sets, ranks);
-  if (*bench) return cmd_bench(argc, argv, bo);
-  return cmd_run(argc, argv, file, sets, ropt);
+  if (*version) return cmd_version();
+  if (*check) return cmd_check(a.file, a.sets);
+  if (*plan) return cmd_plan(a.file, a.sets, a.ranks);
+  if (*bench) return cmd_bench(argc, argv, a.bench);
+  return cmd_run(argc, argv, a.file, a.sets, a.run);
 }
 
 }  // namespace bs
