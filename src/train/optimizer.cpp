@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "util/errors.h"
+
 namespace bs {
 
 FlatOptimizer::FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params) : spec_(spec) {
@@ -26,10 +28,13 @@ std::vector<at::Tensor> FlatOptimizer::buffers() const {
 void FlatOptimizer::restore(int64_t steps, const std::vector<at::Tensor>& bufs) {
   auto mine = buffers();
   if (mine.size() != bufs.size())
-    throw std::invalid_argument("optimizer state has " + std::to_string(bufs.size()) + " buffers, expected " +
-                                std::to_string(mine.size()));
+    throw CheckpointError("checkpoint holds " + std::to_string(bufs.size()) + " optimizer buffers, " + spec_.name +
+                          " keeps " + std::to_string(mine.size()));
   for (size_t i = 0; i < mine.size(); ++i) {
-    if (mine[i].numel() != bufs[i].numel()) throw std::invalid_argument("optimizer buffer size differs");
+    if (mine[i].numel() != bufs[i].numel())
+      throw CheckpointError("checkpoint's optimizer buffer " + std::to_string(i) + " holds " +
+                            std::to_string(bufs[i].numel()) + " values, the model has " +
+                            std::to_string(mine[i].numel()));
     mine[i].copy_(bufs[i]);
   }
   t_ = steps;

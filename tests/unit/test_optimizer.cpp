@@ -17,6 +17,7 @@
 
 #include "golden/optimizer_golden.h"
 #include "train/optimizer.h"
+#include "util/errors.h"
 
 namespace bs {
 namespace {
@@ -145,14 +146,16 @@ INSTANTIATE_TEST_SUITE_P(Golden, TorchParity,
                          ::testing::Range(0, static_cast<int>(sizeof(kOptimizerCases) / sizeof(kOptimizerCases[0]))),
                          case_name);
 
+// A checkpoint whose optimizer state does not fit is refused as a checkpoint
+// error (exit 6), not an internal one.
 TEST(FlatOptimizer, RestoreRefusesStateOfAnotherShape) {
   at::NoGradGuard no_grad;
   OptimizerSpec adam;
   adam.name = "adam";
   at::Tensor p = at::zeros({4});
   FlatOptimizer opt(adam, p);
-  EXPECT_THROW(opt.restore(1, {at::zeros({4})}), std::invalid_argument) << "Adam keeps two buffers";
-  EXPECT_THROW(opt.restore(1, {at::zeros({4}), at::zeros({5})}), std::invalid_argument) << "wrong size";
+  EXPECT_THROW(opt.restore(1, {at::zeros({4})}), CheckpointError) << "Adam keeps two buffers";
+  EXPECT_THROW(opt.restore(1, {at::zeros({4}), at::zeros({5})}), CheckpointError) << "wrong size";
   OptimizerSpec plain;
   plain.momentum = 0;
   FlatOptimizer sgd(plain, p);
