@@ -245,8 +245,14 @@ auto reading(const std::string& path, F&& read) {
   }
 }
 
-int64_t first_int(hid_t file, const char* name) {
-  h5::Handle d = h5::open_dataset(file, name);
+// A column's dataset path from the table: the reader spells no path itself,
+// so it cannot drift from what the writer creates.
+std::string path_of(const char* group, const char* name) {
+  return run_file_columns()[column_index(group, name)].path();
+}
+
+int64_t first_int(hid_t file, const char* group, const char* name) {
+  h5::Handle d = h5::open_dataset(file, path_of(group, name));
   int64_t v = -1;
   h5::read_rows(d.id(), h5::Type::I64, 1, 0, &v);
   return v;
@@ -254,8 +260,8 @@ int64_t first_int(hid_t file, const char* name) {
 
 // Every value of a 1-d dataset as doubles; one NaN when it is empty, so that
 // "the last value" of a run that never got there reads as NaN.
-std::vector<double> all_values(hid_t file, const char* name) {
-  h5::Handle d = h5::open_dataset(file, name);
+std::vector<double> all_values(hid_t file, const char* group, const char* name) {
+  h5::Handle d = h5::open_dataset(file, path_of(group, name));
   const int64_t n = h5::rows_of(d.id());
   std::vector<double> v(static_cast<size_t>(std::max<int64_t>(n, 1)), std::nan(""));
   h5::read_rows(d.id(), h5::Type::F64, n, 0, v.data());
@@ -263,7 +269,7 @@ std::vector<double> all_values(hid_t file, const char* name) {
 }
 
 RunStatus status_code(hid_t file) {
-  h5::Handle d = h5::open_dataset(file, "/status/code");
+  h5::Handle d = h5::open_dataset(file, path_of("status", "code"));
   int32_t code = -1;
   h5::read_rows(d.id(), h5::Type::I32, 1, 0, &code);
   return static_cast<RunStatus>(code);
@@ -278,11 +284,11 @@ RunFileSummary read_run_summary(const std::string& path) {
   return reading(path, [](hid_t f) {
     RunFileSummary s;
     s.status = status_code(f);
-    s.steps = first_int(f, "/status/step");
-    s.target_step = first_int(f, "/target/step");
-    s.val_acc = all_values(f, "/eval/val_acc");
-    s.final_train_acc = all_values(f, "/eval/train_acc").back();
-    s.wall_s = all_values(f, "/train/wall_s").back();
+    s.steps = first_int(f, "status", "step");
+    s.target_step = first_int(f, "target", "step");
+    s.val_acc = all_values(f, "eval", "val_acc");
+    s.final_train_acc = all_values(f, "eval", "train_acc").back();
+    s.wall_s = all_values(f, "train", "wall_s").back();
     return s;
   });
 }
