@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include <yaml-cpp/yaml.h>
 
 #include "config/sweep.h"
@@ -22,6 +24,11 @@ const char* const kDebianFashionRoot = "/usr/share/datasets/fashion-mnist";
 // reject_unread(), then checks values: the lookups are the section's list of
 // valid keys, and a misspelt key is reported before any error that its
 // absence causes.
+
+bool file_exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
 
 void require(bool ok, const Section& s, const std::string& key, const std::string& what) {
   if (!ok) s.fail(key, what);
@@ -51,13 +58,23 @@ DataSpec parse_data(const Section& s) {
 
 ModelSpec parse_model(const Section& s) {
   ModelSpec m;
-  m.name = s.choice("name", m.name, {"mlp", "cnn"});
+  m.name = s.choice("name", m.name, {"mlp", "cnn", "torchscript"});
   const bool custom_hidden = s.has("hidden");
+  m.path = s.str("path", "");
+  m.init = s.choice("init", m.init, {"file", "seeded"});
+  m.loss = s.choice("loss", m.loss, {"cross_entropy", "mse"});
   s.reject_unread();
   if (custom_hidden) {
     if (m.name != "mlp") s.fail("hidden", "only the mlp model takes hidden sizes (the cnn is fixed)");
     m.hidden = s.int_list("hidden");
     for (auto h : m.hidden) require(h > 0, s, "hidden", "hidden sizes must be positive integers, e.g. [512, 256]");
+  }
+  if (m.name == "torchscript") {
+    require(!m.path.empty(), s, "path", "required for torchscript: the file torch.jit.save wrote");
+    require(file_exists(m.path), s, "path", "'" + m.path + "' does not exist or is not a file");
+  } else {
+    require(!s.has("path"), s, "path", "only model name torchscript takes a path (mlp and cnn are built in)");
+    require(!s.has("init"), s, "init", "only model name torchscript takes init (file | seeded)");
   }
   return m;
 }
@@ -385,6 +402,11 @@ void emit_model(YAML::Emitter& out, const ModelSpec& m) {
   begin_map(out, "model");
   entry(out, "name", m.name);
   if (m.name == "mlp") flow_ints(out, "hidden", m.hidden);
+  if (m.name == "torchscript") {
+    entry(out, "path", m.path);
+    entry(out, "init", m.init);
+  }
+  entry(out, "loss", m.loss);
   out << YAML::EndMap;
 }
 

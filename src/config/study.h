@@ -2,14 +2,23 @@
 // The study: one YAML file, resolved (defaults filled, --set applied, sweep
 // expanded) into plain structs. Nothing here knows about MPI or LibTorch.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 namespace bs {
 
 struct DataSpec {
-  std::string name = "fashion-mnist";  // fashion-mnist | mnist | synthetic
+  std::string name = "fashion-mnist";  // fashion-mnist | mnist | synthetic | hdf5
   std::string root;                    // folder with the IDX files (.gz or raw)
+  // hdf5 only: the file, its four datasets, and the standardization of uint8
+  // inputs (x / 255 - mean) / stdev; NaN: computed from the training split.
+  std::string path;
+  std::string train_x = "/train/x", train_y = "/train/y", test_x = "/test/x", test_y = "/test/y";
+  double mean = std::numeric_limits<double>::quiet_NaN();
+  double stdev = std::numeric_limits<double>::quiet_NaN();
+  // hdf5 only: the rows of train_x and test_x, read from the file by the parser.
+  int64_t hdf5_train_rows = 0, hdf5_test_rows = 0;
   int64_t train_size = 0;              // 0: the whole split; else the first N samples
   int64_t test_size = 0;
   // synthetic only: sizes and the class-separating noise level
@@ -24,8 +33,11 @@ struct DataSpec {
 };
 
 struct ModelSpec {
-  std::string name = "mlp";  // mlp | cnn
+  std::string name = "mlp";  // mlp | cnn | torchscript
   std::vector<int64_t> hidden{512, 256};
+  std::string path;                    // torchscript: the saved module (torch.jit.save)
+  std::string init = "file";           // torchscript: file (the saved weights) | seeded
+  std::string loss = "cross_entropy";  // cross_entropy (int64 labels) | mse (float targets)
 };
 
 struct OptimizerSpec {

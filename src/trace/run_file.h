@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "trace/h5.h"
+#include "hdf5/h5.h"
 #include "trace/run_file_columns.h"
 #include "train/records.h"
 

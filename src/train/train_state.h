@@ -1,7 +1,8 @@
 #pragma once
 // Everything a run needs to continue exactly where it stopped. The data order
-// is a pure function of (study seed, run seed, epoch) and the step, and the
-// models have no dropout, so no RNG state beyond those is needed.
+// is a pure function of (study seed, run seed, epoch) and the step, and a
+// model's randomness (dropout) is seeded from (study seed, run seed, rank,
+// step), so no RNG state beyond those is needed.
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,10 @@ struct TrainState {
   int64_t opt_steps = 0;                            // Adam's t
   std::vector<std::vector<float>> opt_bufs;         // momentum, or Adam's m and v
   double ema_tr = 0, ema_g2 = 0, ema_beta_pow = 1;  // the noise estimator
+  // The model's buffers (BatchNorm running statistics), concatenated in
+  // Model::buffers() order, as doubles (exact for float32 and for counters
+  // below 2^53); averaged over the group's ranks before being saved.
+  std::vector<double> buffers;
 };
 
 }  // namespace bs

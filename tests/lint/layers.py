@@ -15,6 +15,7 @@ from pathlib import Path
 
 LAYERS = {
     "util": 1,
+    "hdf5": 1,
     "config": 2,
     "data": 3,
     "models": 3,

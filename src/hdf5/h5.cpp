@@ -1,4 +1,4 @@
-#include "trace/h5.h"
+#include "hdf5/h5.h"
 
 #include "util/check.h"
 
