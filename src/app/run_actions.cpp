@@ -4,10 +4,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <system_error>
 
 #include "app/study_runner.h"
 #include "trace/run_file.h"
+#include "util/digest.h"
 #include "util/errors.h"
 
 namespace bs {
@@ -35,33 +37,8 @@ bool file_exists(const std::string& path) {
   return fs::exists(path, ec);
 }
 
-// One run's action; throws when its run file may not be touched.
-RunAction plan_run(const Study& st, const RunSpec& r, const RunOptions& opt) {
-  const std::string path = run_path(st, r), ck = checkpoint_path(st.output, r.name);
-  if (!file_exists(path) || opt.overwrite) return RunAction::Fresh;
-  if (!opt.resume)
-    throw OutputError("run file " + path +
-                      " already exists; pass --resume to continue the study, --overwrite to replace its run files, "
-                      "or set another output (--set output=DIR)");
-  const RunStatus status = read_run_status(path);
-  if (status == RunStatus::Completed || status == RunStatus::Diverged) return RunAction::Done;
-  if (checkpoint_exists(ck)) {
-    require_same(ck, read_checkpoint(ck).fingerprint, fingerprint(st, r));
-    return RunAction::Resume;
-  }
-  std::cout << "run " << r.name << ": no checkpoint, starting it again" << std::endl;
-  return RunAction::Fresh;
-}
-
-// How rank 0's planning ended, as broadcast: the error's type, not its exit
-// code, which commands.cpp maps in one place.
-enum Outcome : int { kPlanned = 0, kOutputRefused = 1, kCheckpointRefused = 2 };
-
-}  // namespace
-
-std::string run_path(const Study& st, const RunSpec& r) { return st.output + "/runs/" + r.name + ".h5"; }
-
-Fingerprint fingerprint(const Study& st, const RunSpec& r) {
+// Everything but the files: the study's settings that shape the run.
+Fingerprint settings_keys(const Study& st, const RunSpec& r) {
   auto list = [](const std::vector<int64_t>& v) {
     std::string out = "[";
     for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
@@ -89,16 +66,67 @@ Fingerprint fingerprint(const Study& st, const RunSpec& r) {
           {"gns.per_layer", std::to_string(st.gns.per_layer)}};
 }
 
+// One run's action; throws when its run file may not be touched. `files` is
+// the study's file_fingerprint, taken at the first checkpoint that needs it
+// and kept for the other runs (hashing a large data file once per study).
+RunAction plan_run(const Study& st, const RunSpec& r, const RunOptions& opt, std::optional<Fingerprint>& files) {
+  const std::string path = run_path(st, r), ck = checkpoint_path(st.output, r.name);
+  if (!file_exists(path) || opt.overwrite) return RunAction::Fresh;
+  if (!opt.resume)
+    throw OutputError("run file " + path +
+                      " already exists; pass --resume to continue the study, --overwrite to replace its run files, "
+                      "or set another output (--set output=DIR)");
+  const RunStatus status = read_run_status(path);
+  if (status == RunStatus::Completed || status == RunStatus::Diverged) return RunAction::Done;
+  if (checkpoint_exists(ck)) {
+    const Checkpoint saved = read_checkpoint(ck);
+    if (!files) files = file_fingerprint(st);
+    require_same(ck, saved.fingerprint, fingerprint(st, r, *files));
+    return RunAction::Resume;
+  }
+  std::cout << "run " << r.name << ": no checkpoint, starting it again" << std::endl;
+  return RunAction::Fresh;
+}
+
+// How rank 0's planning ended, as broadcast: the error's type, not its exit
+// code, which commands.cpp maps in one place.
+enum Outcome : int { kPlanned = 0, kOutputRefused = 1, kCheckpointRefused = 2, kDataRefused = 3 };
+
+}  // namespace
+
+std::string run_path(const Study& st, const RunSpec& r) { return st.output + "/runs/" + r.name + ".h5"; }
+
+Fingerprint file_fingerprint(const Study& st) {
+  Fingerprint keys;
+  auto add = [&keys](const std::string& key, const std::string& path) {
+    keys[key] = path + " (" + file_digest(path) + ")";
+  };
+  if (st.model.name == "torchscript") add("model.file", st.model.path);
+  if (st.data.name == "hdf5") add("data.file", st.data.path);
+  return keys;
+}
+
+Fingerprint fingerprint(const Study& st, const RunSpec& r, const Fingerprint& files) {
+  Fingerprint keys = settings_keys(st, r);
+  keys.insert(files.begin(), files.end());
+  return keys;
+}
+
+Fingerprint fingerprint(const Study& st, const RunSpec& r) { return fingerprint(st, r, file_fingerprint(st)); }
+
 std::vector<RunAction> plan_run_actions(const Study& st, const RunOptions& opt) {
   try {
     make_dirs(st.output + "/runs");
     make_dirs(st.output + "/checkpoints");
     std::vector<RunAction> actions;
-    for (const RunSpec& r : st.runs) actions.push_back(plan_run(st, r, opt));
+    std::optional<Fingerprint> files;
+    for (const RunSpec& r : st.runs) actions.push_back(plan_run(st, r, opt, files));
     std::ofstream(st.output + "/study.yaml") << st.resolved_yaml << "\n";
     return actions;
   } catch (const CheckpointError&) {
     throw;
+  } catch (const DataError&) {
+    throw;  // a model or data file that cannot be read for its digest
   } catch (const OutputError&) {
     throw;
   } catch (const std::exception& e) {
@@ -120,11 +148,15 @@ std::vector<RunAction> agree_run_actions(const Study& st, const RunOptions& opt,
     } catch (const OutputError& e) {
       outcome = kOutputRefused;
       text = e.what();
+    } catch (const DataError& e) {
+      outcome = kDataRefused;
+      text = e.what();
     }
   }
   env.broadcast(outcome, text, 0);
   if (outcome == kCheckpointRefused) throw CheckpointError(text);
   if (outcome == kOutputRefused) throw OutputError(text);
+  if (outcome == kDataRefused) throw DataError(text);
   std::vector<RunAction> actions;
   for (char c : text) actions.push_back(static_cast<RunAction>(c));
   return actions;

@@ -13,7 +13,10 @@
 namespace bs {
 namespace {
 
-constexpr char kMagic[8] = {'B', 'S', 'C', 'K', 'P', 'T', '0', '1'};
+// "BSCKPT" and a two-digit format version. 02 added the model's buffers; a
+// checkpoint of another version is refused, naming both versions.
+constexpr char kMagic[8] = {'B', 'S', 'C', 'K', 'P', 'T', '0', '2'};
+constexpr size_t kVersionAt = 6;  // where the version digits start in kMagic
 
 // A flat little-endian byte stream of typed fields, in a fixed order.
 class Writer {
@@ -27,14 +30,18 @@ class Writer {
     pod<uint64_t>(s.size());
     bytes_.insert(bytes_.end(), s.begin(), s.end());
   }
-  void floats(const std::vector<float>& v) {
-    pod<uint64_t>(v.size());
-    const auto* p = reinterpret_cast<const char*>(v.data());
-    bytes_.insert(bytes_.end(), p, p + v.size() * sizeof(float));
-  }
+  void floats(const std::vector<float>& v) { array(v); }
+  void doubles(const std::vector<double>& v) { array(v); }
   const std::string& bytes() const { return bytes_; }
 
  private:
+  // A count, then the values.
+  template <typename T>
+  void array(const std::vector<T>& v) {
+    pod<uint64_t>(v.size());
+    const auto* p = reinterpret_cast<const char*>(v.data());
+    bytes_.insert(bytes_.end(), p, p + v.size() * sizeof(T));
+  }
   std::string bytes_;
 };
 
@@ -56,19 +63,27 @@ class Reader {
     pos_ += n;
     return s;
   }
-  std::vector<float> floats() {
-    auto n = pod<uint64_t>();
-    need(n * sizeof(float));
-    std::vector<float> v(n);
-    std::memcpy(v.data(), b_.data() + pos_, n * sizeof(float));
-    pos_ += n * sizeof(float);
-    return v;
-  }
+  std::vector<float> floats() { return array<float>(); }
+  std::vector<double> doubles() { return array<double>(); }
   bool done() const { return pos_ == b_.size(); }
 
  private:
+  // A count, then that many values; a count larger than the bytes left is
+  // refused before anything is allocated.
+  template <typename T>
+  std::vector<T> array() {
+    const auto n = pod<uint64_t>();
+    if (n > (b_.size() - pos_) / sizeof(T)) ends_early();
+    std::vector<T> v(n);
+    std::memcpy(v.data(), b_.data() + pos_, n * sizeof(T));
+    pos_ += n * sizeof(T);
+    return v;
+  }
   void need(uint64_t n) {
-    if (n > b_.size() - pos_) throw CheckpointError(path_ + ": checkpoint payload ends early (damaged file)");
+    if (n > b_.size() - pos_) ends_early();
+  }
+  [[noreturn]] void ends_early() const {
+    throw CheckpointError(path_ + ": checkpoint payload ends early (damaged file, or written by another format)");
   }
   const std::string& b_;
   std::string path_;
@@ -150,6 +165,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
   w.pod(s.ema_tr);
   w.pod(s.ema_g2);
   w.pod(s.ema_beta_pow);
+  w.doubles(s.buffers);
 
   const std::string& payload = w.bytes();
   std::string file(kMagic, sizeof kMagic);
@@ -173,8 +189,12 @@ Checkpoint read_checkpoint(const std::string& path) {
     throw CheckpointError(path + ": no completion marker " + path + ".done (the checkpoint was never finished)");
   const std::string file = read_all(path);
   const size_t head = sizeof kMagic + sizeof(uint64_t) + sizeof(uint32_t);
-  if (file.size() < head || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
+  if (file.size() < head || std::memcmp(file.data(), kMagic, kVersionAt) != 0)
     throw CheckpointError(path + ": not a batchscope checkpoint (bad magic)");
+  if (std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
+    throw CheckpointError(path + ": checkpoint format version " + file.substr(kVersionAt, 2) +
+                          ", this batchscope reads version " + std::string(kMagic + kVersionAt, 2) +
+                          "; remove it and its .done marker to restart the run");
   uint64_t size = 0;
   uint32_t crc = 0;
   std::memcpy(&size, file.data() + sizeof kMagic, sizeof size);
@@ -210,6 +230,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   s.ema_tr = r.pod<double>();
   s.ema_g2 = r.pod<double>();
   s.ema_beta_pow = r.pod<double>();
+  s.buffers = r.doubles();
   if (!r.done()) throw CheckpointError(path + ": trailing bytes after the checkpoint payload (damaged file)");
   return c;
 }
@@ -222,9 +243,10 @@ void require_same(const std::string& path, const Fingerprint& saved, const Finge
     if (was != kv.second) diff += "\n  " + kv.first + ": checkpoint has " + was + ", the study now has " + kv.second;
   }
   if (!diff.empty())
-    throw CheckpointError(path + ": checkpoint was written for a different study or rank layout:" + diff +
-                          "\nresume with the original study and layout, or remove the checkpoint (and the run file) "
-                          "to start this run again");
+    throw CheckpointError(
+        path + ": checkpoint was written for a different study, rank layout or input file:" + diff +
+        "\nresume with the original study, layout and files, or remove the checkpoint (and the run file) "
+        "to start this run again");
 }
 
 void remove_checkpoint(const std::string& path) {

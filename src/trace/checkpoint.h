@@ -1,8 +1,9 @@
 #pragma once
 // Per-run checkpoints: <output>/checkpoints/<run>.ckpt plus <run>.ckpt.done.
 // Written atomically (temporary file, fsync, rename, then the completion
-// marker); the file carries its payload size and CRC-32, so a torn or damaged
-// checkpoint is refused instead of silently continuing a wrong run.
+// marker); the file carries a format version, its payload size and CRC-32, so
+// a torn, damaged or older-format checkpoint is refused instead of silently
+// continuing a wrong run.
 #include <map>
 #include <string>
 

@@ -1,10 +1,12 @@
 // Checkpoint files: round trip, atomic completion marker, and refusal of torn,
 // damaged or foreign checkpoints with a message that says what is wrong.
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "helpers.h"
 #include "trace/checkpoint.h"
@@ -31,7 +33,34 @@ Checkpoint sample() {
   s.ema_tr = 30.0;
   s.ema_g2 = 0.5;
   s.ema_beta_pow = 0.25;
+  // BatchNorm running mean and variance, and its batch counter.
+  s.buffers = {0.125, -0.0078125, 1.0000001192092896, 0.97, 4096.0};
   return c;
+}
+
+std::string read_bytes(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// The file's layout: 8 bytes of magic and version, the payload size (8), its
+// CRC-32 (4), the payload.
+constexpr size_t kHead = 8 + 8 + 4;
+
+// Replaces the payload, with a header that matches it (size and CRC), so only
+// the payload's contents can be refused.
+void rewrite_payload(const std::string& p, const std::string& payload) {
+  std::string file = read_bytes(p).substr(0, 8);
+  const uint64_t size = payload.size();
+  const auto crc = static_cast<uint32_t>(
+      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(size)));
+  file.append(reinterpret_cast<const char*>(&size), sizeof size);
+  file.append(reinterpret_cast<const char*>(&crc), sizeof crc);
+  write_bytes(p, file + payload);
 }
 
 TEST(Checkpoint, RoundTripsEveryField) {
@@ -55,10 +84,23 @@ TEST(Checkpoint, RoundTripsEveryField) {
   EXPECT_EQ(s.ema_tr, 30.0);
   EXPECT_EQ(s.ema_g2, 0.5);
   EXPECT_EQ(s.ema_beta_pow, 0.25);
+  EXPECT_EQ(s.buffers, sample().state.buffers) << "the model's buffers, bit for bit";
   std::ifstream marker(p + ".done");
   int64_t step = 0;
   marker >> step;
   EXPECT_EQ(step, 120) << "the completion marker names the step";
+}
+
+TEST(Checkpoint, RoundTripsAModelWithoutBuffers) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  Checkpoint c = sample();
+  c.state.buffers.clear();
+  write_checkpoint(p, c);
+  const TrainState s = read_checkpoint(p).state;
+  EXPECT_TRUE(s.buffers.empty());
+  EXPECT_EQ(s.params, c.state.params) << "the fields before the buffers are unchanged";
+  EXPECT_EQ(s.ema_beta_pow, 0.25);
 }
 
 TEST(Checkpoint, WithoutCompletionMarkerItDoesNotExist) {
@@ -91,6 +133,61 @@ TEST(Checkpoint, TornFileIsRefused) {
   write_checkpoint(p, sample());
   std::filesystem::resize_file(p, std::filesystem::file_size(p) - 7);
   expect_refused(p, "torn checkpoint");
+}
+
+TEST(Checkpoint, FileCutShortOfItsHeaderIsRefused) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  write_checkpoint(p, sample());
+  std::filesystem::resize_file(p, 11);
+  expect_refused(p, "not a batchscope checkpoint");
+  std::filesystem::resize_file(p, 0);
+  expect_refused(p, "not a batchscope checkpoint");
+}
+
+TEST(Checkpoint, OlderFormatVersionIsRefusedNamingBothVersions) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  write_checkpoint(p, sample());
+  std::string bytes = read_bytes(p);
+  ASSERT_EQ(bytes.substr(0, 8), "BSCKPT02");
+  bytes[7] = '1';
+  write_bytes(p, bytes);
+  expect_refused(p, "checkpoint format version 01, this batchscope reads version 02");
+}
+
+// A payload laid out as before the buffers existed, under the current header
+// (size and CRC match it): refused as short, not read past its end.
+TEST(Checkpoint, PayloadWithoutTheBuffersIsRefused) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  Checkpoint c = sample();
+  c.state.buffers.clear();
+  write_checkpoint(p, c);
+  const std::string payload = read_bytes(p).substr(kHead);
+  rewrite_payload(p, payload.substr(0, payload.size() - sizeof(uint64_t)));  // drop the count
+  expect_refused(p, "checkpoint payload ends early");
+}
+
+TEST(Checkpoint, BufferCountBeyondThePayloadIsRefused) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  write_checkpoint(p, sample());
+  std::string payload = read_bytes(p).substr(kHead);
+  // The buffers are last: their count sits 5 doubles before the end. Claim
+  // 2^61 of them (a byte count that wraps around 64 bits).
+  const uint64_t huge = uint64_t{1} << 61;
+  std::memcpy(payload.data() + payload.size() - 5 * sizeof(double) - sizeof(uint64_t), &huge, sizeof huge);
+  rewrite_payload(p, payload);
+  expect_refused(p, "checkpoint payload ends early");
+}
+
+TEST(Checkpoint, TrailingBytesAreRefused) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  write_checkpoint(p, sample());
+  rewrite_payload(p, read_bytes(p).substr(kHead) + std::string(8, '\0'));
+  expect_refused(p, "trailing bytes");
 }
 
 TEST(Checkpoint, FlippedByteIsRefusedByTheChecksum) {
@@ -130,6 +227,39 @@ TEST(Checkpoint, FingerprintMismatchNamesEveryDifference) {
     EXPECT_NE(m.find("batch_per_rank: checkpoint has [16, 48], the study now has [32, 32]"), std::string::npos) << m;
     EXPECT_NE(m.find("optimizer: checkpoint has sgd lr 0.1, the study now has sgd lr 0.2"), std::string::npos) << m;
     EXPECT_EQ(m.find("study:"), std::string::npos) << "only differing keys are listed: " << m;
+  }
+}
+
+TEST(Checkpoint, ChangedModelFileIsNamedWithBothDigests) {
+  Fingerprint saved = sample().fingerprint;
+  saved["model.file"] = "/data/net.pt (1048576 bytes, fnv1a64 00112233445566aa)";
+  Fingerprint now = saved;
+  now["model.file"] = "/data/net.pt (1048580 bytes, fnv1a64 99887766554433bb)";
+  try {
+    require_same("x.ckpt", saved, now);
+    FAIL() << "accepted a checkpoint of a different model file";
+  } catch (const CheckpointError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("x.ckpt: checkpoint was written for a different study"), std::string::npos) << m;
+    EXPECT_NE(m.find("\n  model.file: checkpoint has /data/net.pt (1048576 bytes, fnv1a64 00112233445566aa), "
+                     "the study now has /data/net.pt (1048580 bytes, fnv1a64 99887766554433bb)"),
+              std::string::npos)
+        << m;
+    EXPECT_EQ(m.find("optimizer:"), std::string::npos) << "only the file is listed: " << m;
+  }
+}
+
+TEST(Checkpoint, FileKeyAbsentFromTheCheckpointIsListed) {
+  Fingerprint saved = sample().fingerprint;
+  Fingerprint now = saved;
+  now["data.file"] = "/data/set.h5 (4096 bytes, fnv1a64 0123456789abcdef)";
+  try {
+    require_same("x.ckpt", saved, now);
+    FAIL() << "accepted a checkpoint without the data file's digest";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.file: checkpoint has (absent), the study now has /data/set.h5"),
+              std::string::npos)
+        << e.what();
   }
 }
 
