@@ -5,19 +5,22 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <sys/stat.h>
-
 #include <yaml-cpp/yaml.h>
 
 #include "config/sweep.h"
 #include "config/yaml_tree.h"
+#include "hdf5/h5.h"
 #include "util/errors.h"
 
 namespace bs {
 namespace {
 
-const std::vector<std::string> kDatasets{"fashion-mnist", "mnist", "synthetic"};
+const std::vector<std::string> kDatasets{"fashion-mnist", "mnist", "synthetic", "hdf5"};
+// The keys only data.name hdf5 takes.
+const std::vector<std::string> kHdf5Keys{"path", "train_x", "train_y", "test_x", "test_y", "mean", "stdev"};
 const char* const kDebianFashionRoot = "/usr/share/datasets/fashion-mnist";
 
 // Each parse_* below looks up every key of its section first, then calls
@@ -34,16 +37,58 @@ void require(bool ok, const Section& s, const std::string& key, const std::strin
   if (!ok) s.fail(key, what);
 }
 
+// data.name hdf5: the file and its four datasets exist; the rows of train_x
+// and test_x become the full split sizes. What the arrays hold is checked
+// where they are read (data/hdf5_data.cpp). A missing dataset is a DataError
+// (exit 3), like a missing IDX file, naming the datasets the file has.
+void probe_hdf5(const Section& s, DataSpec& d) {
+  if (s.has("root")) s.fail("root", "hdf5 reads data.path; root is for the IDX data sets (fashion-mnist, mnist)");
+  require(!d.path.empty(), s, "path", "required for hdf5: the HDF5 file that holds the training and test arrays");
+  require(file_exists(d.path), s, "path", "'" + d.path + "' does not exist or is not a file");
+  const std::pair<const char*, std::string*> arrays[] = {
+      {"train_x", &d.train_x}, {"train_y", &d.train_y}, {"test_x", &d.test_x}, {"test_y", &d.test_y}};
+  for (const auto& [key, path] : arrays)
+    require(!path->empty(), s, key, "must name a dataset in data.path, e.g. /train/x");
+  require(std::isnan(d.stdev) || d.stdev > 0, s, "stdev", "must be > 0");
+  if (!h5::is_hdf5_file(d.path)) throw DataError(d.path + " (data.path) is not an HDF5 file (no HDF5 signature)");
+  const h5::Handle file = h5::open_file_readonly(d.path);
+  for (const auto& [key, path] : arrays)
+    if (!h5::has_dataset(file.id(), *path))
+      throw DataError(d.path + " has no dataset '" + *path + "' (" + s.key(key) + "); set " + s.key(key) +
+                      " to one of its datasets: " + h5::describe_datasets(file.id()));
+  auto rows = [&](const char* key, const std::string& path) -> int64_t {
+    const std::vector<int64_t> dims = h5::dims_of(h5::open_dataset(file.id(), path).id());
+    if (dims.empty())
+      throw DataError(d.path + ": " + s.key(key) + " ('" + path + "') is a scalar; expected one row per sample");
+    if (dims[0] == 0) throw DataError(d.path + ": " + s.key(key) + " ('" + path + "') has no rows");
+    return dims[0];
+  };
+  d.hdf5_train_rows = rows("train_x", d.train_x);
+  d.hdf5_test_rows = rows("test_x", d.test_x);
+}
+
 DataSpec parse_data(const Section& s) {
   DataSpec d;
   d.name = s.choice("name", d.name, kDatasets);
   d.root = s.str("root", d.name == "fashion-mnist" ? kDebianFashionRoot : "");
+  d.path = s.str("path", "");
+  d.train_x = s.str("train_x", d.train_x);
+  d.train_y = s.str("train_y", d.train_y);
+  d.test_x = s.str("test_x", d.test_x);
+  d.test_y = s.str("test_y", d.test_y);
+  d.mean = s.number("mean", d.mean);
+  d.stdev = s.number("stdev", d.stdev);
   d.train_size = s.integer("train_size", 0);
   d.test_size = s.integer("test_size", 0);
   d.synthetic_train = s.integer("synthetic_train", d.synthetic_train);
   d.synthetic_test = s.integer("synthetic_test", d.synthetic_test);
   d.synthetic_noise = s.number("synthetic_noise", d.synthetic_noise);
   s.reject_unread();
+  if (d.name == "hdf5")
+    probe_hdf5(s, d);
+  else
+    for (const auto& k : kHdf5Keys)
+      if (s.has(k)) s.fail(k, "only data.name hdf5 takes " + k + " (data.name is " + d.name + ")");
   if (d.name == "mnist" && d.root.empty())
     s.fail("root", "required for mnist: a folder with train-images-idx3-ubyte[.gz] and the other 3 IDX files");
   require(d.synthetic_train >= 2, s, "synthetic_train", "must be >= 2");
@@ -387,7 +432,17 @@ void flow_ints(YAML::Emitter& out, const char* key, const std::vector<int64_t>& 
 void emit_data(YAML::Emitter& out, const DataSpec& d) {
   begin_map(out, "data");
   entry(out, "name", d.name);
-  entry(out, "root", d.root);
+  if (d.name == "hdf5") {
+    entry(out, "path", d.path);
+    entry(out, "train_x", d.train_x);
+    entry(out, "train_y", d.train_y);
+    entry(out, "test_x", d.test_x);
+    entry(out, "test_y", d.test_y);
+    if (!std::isnan(d.mean)) entry(out, "mean", d.mean);
+    if (!std::isnan(d.stdev)) entry(out, "stdev", d.stdev);
+  } else {
+    entry(out, "root", d.root);
+  }
   entry(out, "train_size", d.effective_train_size());
   entry(out, "test_size", d.effective_test_size());
   if (d.name == "synthetic") {
@@ -517,8 +572,17 @@ const char* const kEverySection = "study: keys\nbudget: {steps: 1}\nruns: [{batc
 
 }  // namespace
 
-int64_t DataSpec::full_train_size() const { return name == "synthetic" ? synthetic_train : 60000; }
-int64_t DataSpec::full_test_size() const { return name == "synthetic" ? synthetic_test : 10000; }
+int64_t DataSpec::full_train_size() const {
+  if (name == "synthetic") return synthetic_train;
+  if (name == "hdf5") return hdf5_train_rows;
+  return 60000;
+}
+
+int64_t DataSpec::full_test_size() const {
+  if (name == "synthetic") return synthetic_test;
+  if (name == "hdf5") return hdf5_test_rows;
+  return 10000;
+}
 int64_t DataSpec::effective_train_size() const { return train_size > 0 ? train_size : full_train_size(); }
 int64_t DataSpec::effective_test_size() const { return test_size > 0 ? test_size : full_test_size(); }
 

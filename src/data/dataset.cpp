@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include <sys/stat.h>
 
+#include "data/hdf5_data.h"
 #include "data/idx.h"
 #include "util/errors.h"
 #include "util/rng.h"
@@ -27,12 +29,11 @@ Dataset from_idx(const std::string& images_path, const std::string& labels_path,
                     std::to_string(lb.dims[0]) + " labels");
   Dataset d;
   d.size = limit > 0 ? std::min(limit, im.dims[0]) : im.dims[0];
-  d.height = im.dims[1];
-  d.width = im.dims[2];
-  if (d.height != 28 || d.width != 28)
-    throw DataError(images_path + ": expected 28x28 images, got " + std::to_string(d.height) + "x" +
-                    std::to_string(d.width));
-  im.data.resize(static_cast<size_t>(d.size * d.height * d.width));
+  if (im.dims[1] != 28 || im.dims[2] != 28)
+    throw DataError(images_path + ": expected 28x28 images, got " + std::to_string(im.dims[1]) + "x" +
+                    std::to_string(im.dims[2]));
+  d.sample_shape = {1, 28, 28};
+  im.data.resize(static_cast<size_t>(d.size * d.sample_numel()));
   d.images = std::move(im.data);
   d.labels.assign(lb.data.begin(), lb.data.begin() + d.size);
   for (auto l : d.labels)
@@ -45,6 +46,7 @@ Dataset from_idx(const std::string& images_path, const std::string& labels_path,
 Dataset synthetic(int64_t n, const std::vector<std::vector<float>>& templates, double noise, uint64_t seed) {
   Dataset d;
   d.size = n;
+  d.sample_shape = {1, 28, 28};
   const size_t pix = size_t{28} * 28;
   d.images.resize(static_cast<size_t>(n) * pix);
   d.labels.resize(static_cast<size_t>(n));
@@ -62,8 +64,27 @@ Dataset synthetic(int64_t n, const std::vector<std::vector<float>>& templates, d
 
 }  // namespace
 
+int64_t Dataset::sample_numel() const {
+  int64_t n = 1;
+  for (auto d : sample_shape) n *= d;
+  return n;
+}
+
+int64_t Dataset::target_numel() const {
+  if (target_type == TargetType::Class) return 1;
+  int64_t n = 1;
+  for (auto d : target_shape) n *= d;
+  return n;
+}
+
+int64_t Dataset::bytes() const {
+  return static_cast<int64_t>(images.size() * sizeof(uint8_t) + features.size() * sizeof(float) +
+                              labels.size() * sizeof(int64_t) + targets.size() * sizeof(float));
+}
+
 std::vector<std::string> data_files(const std::string& study_file, const DataSpec& spec) {
   if (spec.name == "synthetic") return {};
+  if (spec.name == "hdf5") return hdf5_data_files(study_file, spec);
   const char* names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                          "t10k-labels-idx1-ubyte"};
   std::vector<std::string> out;
@@ -86,6 +107,7 @@ std::vector<std::string> data_files(const std::string& study_file, const DataSpe
 }
 
 DataSplits load_data(const std::string& study_file, const DataSpec& spec, uint64_t study_seed) {
+  if (spec.name == "hdf5") return load_hdf5(study_file, spec);
   DataSplits s;
   if (spec.name == "synthetic") {
     Rng rng(mix_seed({study_seed, 0x5e7u}));
@@ -107,6 +129,22 @@ DataSplits load_data(const std::string& study_file, const DataSpec& spec, uint64
   s.train.mean = s.test.mean = mean;
   s.train.stdev = s.test.stdev = stdev;
   return s;
+}
+
+void check_loss_fits(const std::string& study_file, const std::string& loss, const DataSplits& d) {
+  const Dataset& t = d.train;
+  const bool labels = t.target_type == TargetType::Class;
+  if (loss == "cross_entropy" && labels) return;
+  if (loss == "mse" && !labels) return;
+  if (loss != "cross_entropy" && loss != "mse") throw std::invalid_argument("check_loss_fits: unknown loss " + loss);
+  std::string per_sample = "one per sample";
+  if (!t.target_shape.empty()) per_sample = "[" + std::to_string(t.target_shape[0]) + "] per sample";
+  const std::string holds =
+      labels ? "data.train_y holds int64 class labels (" + std::to_string(t.num_classes) + " classes)"
+             : "data.train_y holds float targets (" + per_sample + ")";
+  const std::string fits = labels ? "cross_entropy (for class labels)" : "mse (for float targets)";
+  throw ConfigError(study_file, "model.loss",
+                    "'" + loss + "' does not fit the data: " + holds + "; use model.loss: " + fits);
 }
 
 }  // namespace bs

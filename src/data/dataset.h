@@ -21,14 +21,14 @@ struct Dataset {
   int64_t size = 0;
   std::vector<int64_t> sample_shape{1, 28, 28};  // x is [size, sample_shape...]
   InputType input_type = InputType::U8;
-  std::vector<uint8_t> images;  // U8: size * sample_numel()
-  std::vector<float> features;  // F32: size * sample_numel()
+  std::vector<uint8_t> images;    // U8: size * sample_numel()
+  std::vector<float> features;    // F32: size * sample_numel()
   float mean = 0.f, stdev = 1.f;  // U8 only: normalization of x / 255
   TargetType target_type = TargetType::Class;
-  int64_t num_classes = 10;            // Class: labels are in [0, num_classes)
-  std::vector<int64_t> labels;         // Class: size
-  std::vector<int64_t> target_shape;   // Float: per sample, [] or [k]
-  std::vector<float> targets;          // Float: size * target_numel()
+  int64_t num_classes = 10;           // Class: labels are in [0, num_classes)
+  std::vector<int64_t> labels;        // Class: size
+  std::vector<int64_t> target_shape;  // Float: per sample, [] or [k]
+  std::vector<float> targets;         // Float: size * target_numel()
 
   int64_t sample_numel() const;
   int64_t target_numel() const;
@@ -49,5 +49,10 @@ std::vector<std::string> data_files(const std::string& study_file, const DataSpe
 // shapes; num_classes is 1 + the largest label of either split. Throws
 // DataError naming the file, the dataset and the config key.
 DataSplits load_data(const std::string& study_file, const DataSpec& spec, uint64_t study_seed);
+
+// The loss against the targets the data holds: cross_entropy needs class
+// labels, mse float targets. Throws ConfigError(study_file, "model.loss")
+// naming what the data holds and the loss that fits it.
+void check_loss_fits(const std::string& study_file, const std::string& loss, const DataSplits& d);
 
 }  // namespace bs

@@ -1,5 +1,8 @@
 #include "hdf5/h5.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 #include "util/check.h"
 
 namespace bs::h5 {
@@ -42,6 +45,36 @@ Handle vlen_string_type() {
 }
 
 Handle scalar_space() { return Handle(BS_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose); }
+
+hid_t native_type(Native t) {
+  switch (t) {
+    case Native::U8:
+      return H5T_NATIVE_UINT8;
+    case Native::I64:
+      return H5T_NATIVE_INT64;
+    case Native::F32:
+      return H5T_NATIVE_FLOAT;
+  }
+  return H5T_NATIVE_FLOAT;
+}
+
+// H5Lvisit's callback: collects the datasets among the links it visits. It
+// must not throw through HDF5's C frames, and a link it cannot follow (a
+// dangling soft link, an external one) is skipped.
+herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t* info, void* out) noexcept {
+  if (info->type != H5L_TYPE_HARD && info->type != H5L_TYPE_SOFT) return 0;
+  if (H5Oexists_by_name(group, name, H5P_DEFAULT) <= 0) return 0;
+  const hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+  if (obj < 0) return 0;
+  const bool is_dataset = H5Iget_type(obj) == H5I_DATASET;
+  H5Oclose(obj);
+  try {
+    if (is_dataset) static_cast<std::vector<std::string>*>(out)->push_back("/" + std::string(name));
+  } catch (...) {
+    return -1;
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -200,6 +233,142 @@ std::string read_str_attr(hid_t obj, const std::string& name) {
   std::string out = p ? p : "";
   H5free_memory(p);
   return out;
+}
+
+bool is_hdf5_file(const std::string& path) {
+  htri_t r = -1;
+  H5E_BEGIN_TRY { r = H5Fis_hdf5(path.c_str()); }
+  H5E_END_TRY;
+  return r > 0;
+}
+
+Handle open_file_readonly(const std::string& path) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0)
+    throw LibraryError("HDF5 cannot open " + path +
+                       " for reading (if a program has it open for writing, close it first, or set "
+                       "HDF5_USE_FILE_LOCKING=FALSE)");
+  return Handle(f, H5Fclose);
+}
+
+bool has_dataset(hid_t file, const std::string& path) {
+  std::vector<std::string> parts;
+  for (size_t at = 0; at <= path.size();) {
+    size_t slash = path.find('/', at);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > at) parts.push_back(path.substr(at, slash - at));
+    at = slash + 1;
+  }
+  // Each step only after the one above it is known to be a group: HDF5 fails
+  // (and prints its error stack) on a path through a missing link.
+  std::string here;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    here += "/" + parts[i];
+    if (!BS_H5_CHECK(H5Lexists(file, here.c_str(), H5P_DEFAULT))) return false;
+    if (!BS_H5_CHECK(H5Oexists_by_name(file, here.c_str(), H5P_DEFAULT))) return false;  // a dangling soft link
+    Handle obj(BS_H5_CHECK(H5Oopen(file, here.c_str(), H5P_DEFAULT)), H5Oclose);
+    const H5I_type_t type = H5Iget_type(obj.id());
+    if (i + 1 == parts.size()) return type == H5I_DATASET;
+    if (type != H5I_GROUP) return false;
+  }
+  return false;
+}
+
+std::vector<std::string> dataset_paths(hid_t file) {
+  std::vector<std::string> out;
+  herr_t rc = 0;
+  H5E_BEGIN_TRY { rc = H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &out); }
+  H5E_END_TRY;
+  if (rc < 0) detail::throw_library_error("HDF5", "H5Lvisit", "", __FILE__, __LINE__);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<int64_t> dims_of(hid_t dset) {
+  Handle space(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  const int rank = BS_H5_CHECK(H5Sget_simple_extent_ndims(space.id()));
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0) BS_H5_CHECK(H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr));
+  return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
+ElementType element_type(hid_t dset) {
+  Handle t(BS_H5_CHECK(H5Dget_type(dset)), H5Tclose);
+  const H5T_class_t c = H5Tget_class(t.id());
+  if (c == H5T_NO_CLASS) detail::throw_library_error("HDF5", "H5Tget_class", "", __FILE__, __LINE__);
+  ElementType e;
+  e.bytes = H5Tget_size(t.id());
+  if (e.bytes == 0) detail::throw_library_error("HDF5", "H5Tget_size", "", __FILE__, __LINE__);
+  const std::string bits = std::to_string(e.bytes * 8);
+  switch (c) {
+    case H5T_INTEGER:
+      e.cls = ElementType::Integer;
+      e.is_signed = BS_H5_CHECK(H5Tget_sign(t.id())) == H5T_SGN_2;
+      e.name = (e.is_signed ? "int" : "uint") + bits;
+      break;
+    case H5T_FLOAT:
+      e.cls = ElementType::Float;
+      e.is_signed = true;
+      e.name = "float" + bits;
+      break;
+    case H5T_STRING:
+      e.name = "string";
+      break;
+    case H5T_COMPOUND:
+      e.name = "compound";
+      break;
+    case H5T_ENUM:
+      e.name = "enum (h5py stores bool as one)";
+      break;
+    case H5T_BITFIELD:
+      e.name = "bitfield";
+      break;
+    case H5T_OPAQUE:
+      e.name = "opaque";
+      break;
+    case H5T_REFERENCE:
+      e.name = "reference";
+      break;
+    case H5T_VLEN:
+      e.name = "variable-length";
+      break;
+    case H5T_ARRAY:
+      e.name = "array";
+      break;
+    default:
+      e.name = "time";
+      break;
+  }
+  return e;
+}
+
+std::string describe(hid_t dset) {
+  std::vector<std::string> dims;
+  for (int64_t d : dims_of(dset)) dims.push_back(std::to_string(d));
+  return element_type(dset).name + " [" + join(dims, ", ") + "]";
+}
+
+std::string describe_datasets(hid_t file) {
+  std::vector<std::string> items;
+  for (const auto& p : dataset_paths(file)) {
+    Handle d = open_dataset(file, p);
+    items.push_back(p + " (" + describe(d.id()) + ")");
+  }
+  return items.empty() ? "no datasets" : join(items, ", ");
+}
+
+void read_leading_rows(hid_t dset, Native mem, int64_t rows, void* out) {
+  const std::vector<int64_t> dims = dims_of(dset);
+  if (dims.empty() || rows < 0 || rows > dims[0])
+    throw std::invalid_argument("h5::read_leading_rows: " + std::to_string(rows) + " rows of a dataset of rank " +
+                                std::to_string(dims.size()));
+  if (rows == 0) return;
+  std::vector<hsize_t> start(dims.size(), 0), count(dims.begin(), dims.end());
+  count[0] = static_cast<hsize_t>(rows);
+  Handle space(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+  BS_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+  Handle mspace(BS_H5_CHECK(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr)), H5Sclose);
+  BS_H5_CHECK(H5Dread(dset, native_type(mem), mspace.id(), space.id(), H5P_DEFAULT, out));
 }
 
 void start_swmr(hid_t file) { BS_H5_CHECK(H5Fstart_swmr_write(file)); }

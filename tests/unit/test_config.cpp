@@ -9,9 +9,11 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <yaml-cpp/yaml.h>
 
 #include "config/study.h"
+#include "helpers.h"
 #include "util/errors.h"
 
 namespace bs {
@@ -292,6 +294,7 @@ data:
 model:
   name: mlp
   hidden: [256, 128]
+  loss: cross_entropy
 optimizer:
   name: sgd
   lr: 0.050000000000000003
@@ -362,6 +365,7 @@ data:
   synthetic_noise: 0.5
 model:
   name: cnn
+  loss: cross_entropy
 optimizer:
   name: adam
   lr: 0.001
@@ -740,6 +744,28 @@ std::vector<BadCase> bad_cases() {
       {"set_key_under_scalar", kOk, {"study.x=1"}, "study.x", {"'study' is not a mapping"}},
       {"set_key_deep_under_scalar", kOk, {"study.x.y=1"}, "study.x.y", {"'study' is not a mapping"}},
       {"mnist_without_root", kOk + "data: {name: mnist}\n", {}, "data.root", {"required for mnist"}},
+      {"hdf5_without_path", kOk + "data: {name: hdf5}\n", {}, "data.path", {"required for hdf5"}},
+      {"hdf5_path_missing",
+       kOk + "data: {name: hdf5, path: /nonexistent/batchscope.h5}\n",
+       {},
+       "data.path",
+       {"'/nonexistent/batchscope.h5' does not exist or is not a file"}},
+      {"hdf5_path_is_a_folder", kOk + "data: {name: hdf5, path: /}\n", {}, "data.path", {"is not a file"}},
+      {"hdf5_with_root",
+       kOk + "data: {name: hdf5, root: /data, path: d.h5}\n",
+       {},
+       "data.root",
+       {"hdf5 reads data.path"}},
+      {"hdf5_key_with_idx_data",
+       kOk + "data: {name: fashion-mnist, train_x: /x}\n",
+       {},
+       "data.train_x",
+       {"only data.name hdf5 takes train_x", "data.name is fashion-mnist"}},
+      {"hdf5_mean_with_synthetic",
+       kOk + "data: {name: synthetic, mean: 0.5}\n",
+       {},
+       "data.mean",
+       {"only data.name hdf5 takes mean"}},
       {"sweep_ranks_zero",
        "study: s\n" + kOkBudget + "sweep: {global_batch: [64], ranks: 0}\n",
        {},
@@ -836,6 +862,162 @@ TEST(BadInputLines, ErrorNamesTheLineOfTheOffendingValue) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("(line 5)"), std::string::npos) << e.what();
   }
+}
+
+// ---------------------------------------------------------------- data.name: hdf5
+
+// An HDF5 file with the four default datasets: x uint8 [rows, 4], y int64
+// [rows] (unwritten: the parser reads only the headers).
+void write_hdf5(const std::string& path, hsize_t train_rows, hsize_t test_rows) {
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(f, 0) << path;
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  auto put = [&](const char* name, hid_t type, std::vector<hsize_t> dims) {
+    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    H5Dclose(H5Dcreate2(f, name, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(space);
+  };
+  put("/train/x", H5T_STD_U8LE, {train_rows, 4});
+  put("/train/y", H5T_STD_I64LE, {train_rows});
+  put("/test/x", H5T_STD_U8LE, {test_rows, 4});
+  put("/test/y", H5T_STD_I64LE, {test_rows});
+  H5Pclose(lcpl);
+  H5Fclose(f);
+}
+
+std::string hdf5_study(const std::string& data) {
+  return "study: h\ndata: " + data + "\nbudget: {steps: 5}\nsweep: {global_batch: [100]}\n";
+}
+
+TEST(Hdf5Data, ParserReadsTheRowsOfTheFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("d.h5");
+  write_hdf5(path, 300, 50);
+  Study st = parse_study(hdf5_study("{name: hdf5, path: " + path + "}"), kLabel);
+  EXPECT_EQ(st.data.path, path);
+  EXPECT_EQ(st.data.train_x, "/train/x");
+  EXPECT_EQ(st.data.test_y, "/test/y");
+  EXPECT_TRUE(std::isnan(st.data.mean));
+  EXPECT_EQ(st.data.hdf5_train_rows, 300);
+  EXPECT_EQ(st.data.hdf5_test_rows, 50);
+  EXPECT_EQ(st.data.full_train_size(), 300);
+  EXPECT_EQ(st.data.effective_test_size(), 50);
+  EXPECT_EQ(run_budget(st, st.runs[0]).steps_per_epoch, 3);
+  // The resolved YAML names the file and its datasets (no root), not mean and
+  // stdev when they are computed, and resolves to itself.
+  EXPECT_NE(st.resolved_yaml.find("data:\n  name: hdf5\n  path: " + path +
+                                  "\n  train_x: /train/x\n  train_y: /train/y\n  test_x: /test/x\n"
+                                  "  test_y: /test/y\n  train_size: 300\n  test_size: 50\nmodel:"),
+            std::string::npos)
+      << st.resolved_yaml;
+  EXPECT_EQ(parse_study(st.resolved_yaml, "resolved.yaml").resolved_yaml, st.resolved_yaml);
+}
+
+TEST(Hdf5Data, GivenKeysAreKeptAndRoundTrip) {
+  test::TempDir dir;
+  const std::string path = dir.file("d.h5");
+  {
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {200, 3};
+    hid_t space = H5Screate_simple(2, dims, nullptr);
+    for (const char* name : {"xa", "ya", "xb", "yb"})
+      H5Dclose(H5Dcreate2(f, name, H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  Study st = parse_study(hdf5_study("{name: hdf5, path: " + path +
+                                    ", train_x: xa, train_y: /ya, test_x: /xb, test_y: yb, mean: 0.25, stdev: 0.5, "
+                                    "train_size: 150, test_size: 20}"),
+                         kLabel);
+  EXPECT_EQ(st.data.train_x, "xa");
+  EXPECT_DOUBLE_EQ(st.data.mean, 0.25);
+  EXPECT_DOUBLE_EQ(st.data.stdev, 0.5);
+  EXPECT_EQ(st.data.full_train_size(), 200);
+  EXPECT_EQ(st.data.effective_train_size(), 150);
+  EXPECT_NE(st.resolved_yaml.find("  train_x: xa\n  train_y: /ya\n  test_x: /xb\n  test_y: yb\n  mean: 0.25\n"
+                                  "  stdev: 0.5\n  train_size: 150\n  test_size: 20\n"),
+            std::string::npos)
+      << st.resolved_yaml;
+  EXPECT_EQ(parse_study(st.resolved_yaml, "resolved.yaml").resolved_yaml, st.resolved_yaml);
+}
+
+// A ConfigError from parse_study: its key, and words of its message.
+void expect_config_error(const std::string& yaml, const std::string& key, const std::vector<std::string>& words) {
+  try {
+    parse_study(yaml, kLabel);
+    ADD_FAILURE() << "parsed: " << yaml;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), key) << e.what();
+    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << w << " in " << e.what();
+  }
+}
+
+TEST(Hdf5Data, SizesAreBoundedByTheFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("d.h5");
+  write_hdf5(path, 300, 50);
+  expect_config_error(hdf5_study("{name: hdf5, path: " + path + ", train_size: 301}"), "data.train_size",
+                      {"must be between 1 and 300"});
+  expect_config_error(hdf5_study("{name: hdf5, path: " + path + ", test_size: 51}"), "data.test_size",
+                      {"must be between 1 and 50"});
+  expect_config_error(
+      "study: h\ndata: {name: hdf5, path: " + path + "}\nbudget: {steps: 5}\nsweep: {global_batch: [512]}\n",
+      "sweep.global_batch", {"global batch 512 exceeds the training set", "<= 300"});
+}
+
+TEST(Hdf5Data, StdevMustBePositive) {
+  test::TempDir dir;
+  const std::string path = dir.file("d.h5");
+  write_hdf5(path, 300, 50);
+  expect_config_error(hdf5_study("{name: hdf5, path: " + path + ", stdev: 0}"), "data.stdev", {"must be > 0"});
+  expect_config_error(hdf5_study("{name: hdf5, path: " + path + ", train_y: ''}"), "data.train_y",
+                      {"must name a dataset"});
+}
+
+TEST(Hdf5Data, MissingDatasetIsADataErrorListingTheFilesDatasets) {
+  test::TempDir dir;
+  const std::string path = dir.file("d.h5");
+  write_hdf5(path, 300, 50);
+  try {
+    parse_study(hdf5_study("{name: hdf5, path: " + path + ", test_y: /test/labels}"), kLabel);
+    FAIL();
+  } catch (const DataError& e) {
+    const std::string m = e.what();
+    for (const std::string w : {path, std::string("data.test_y"), std::string("'/test/labels'"),
+                                std::string("/test/x (uint8 [50, 4])"), std::string("/test/y (int64 [50])"),
+                                std::string("/train/x (uint8 [300, 4])"), std::string("/train/y (int64 [300])")})
+      EXPECT_NE(m.find(w), std::string::npos) << w << " in " << m;
+  }
+}
+
+TEST(Hdf5Data, FileThatIsNotHdf5IsADataError) {
+  test::TempDir dir;
+  const std::string path = dir.file("d.csv");
+  std::ofstream(path) << "1,2,3\n";
+  try {
+    parse_study(hdf5_study("{name: hdf5, path: " + path + "}"), kLabel);
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + " (data.path) is not an HDF5 file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Hdf5Data, Hdf5KeysAreRefusedWithOtherData) {
+  for (const char* name : {"fashion-mnist", "mnist", "synthetic"})
+    for (const char* key : {"path", "train_x", "train_y", "test_x", "test_y", "mean", "stdev"}) {
+      SCOPED_TRACE(std::string(name) + " " + key);
+      const std::string value = std::string(key) == "mean" || std::string(key) == "stdev" ? "0.5" : "/a";
+      expect_config_error(kOk + "data: {name: " + name + ", root: /r, " + key + ": " + value + "}\n",
+                          std::string("data.") + key, {std::string("only data.name hdf5 takes ") + key});
+    }
+}
+
+TEST(StudyKeys, ListsTheHdf5Keys) {
+  const auto keys = study_keys();
+  for (const char* k :
+       {"data.path", "data.train_x", "data.train_y", "data.test_x", "data.test_y", "data.mean", "data.stdev"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
 }
 
 // ---------------------------------------------------------------- README key list

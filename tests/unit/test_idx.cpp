@@ -186,8 +186,11 @@ TEST_F(LoadIdx, ReadsBothSplits) {
   EXPECT_EQ(s.test.labels, (std::vector<int64_t>{5, 1}));
   EXPECT_EQ(s.train.images, iota_bytes(3 * kPix));
   EXPECT_EQ(s.test.images.size(), 2 * kPix);
-  EXPECT_EQ(s.train.height, 28);
-  EXPECT_EQ(s.train.width, 28);
+  EXPECT_EQ(s.train.sample_shape, (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(s.train.sample_numel(), int64_t{kPix});
+  EXPECT_EQ(s.train.input_type, InputType::U8);
+  EXPECT_EQ(s.train.target_type, TargetType::Class);
+  EXPECT_EQ(s.train.bytes(), 3 * (int64_t{kPix} + 8)) << "bytes of x and int64 labels";
   EXPECT_FLOAT_EQ(s.train.mean, 0.1307f) << "MNIST's usual normalization";
   EXPECT_FLOAT_EQ(s.test.stdev, 0.3081f);
 }
@@ -269,6 +272,23 @@ TEST_F(LoadIdx, MissingFileNamesTheKeyAndTheFile) {
     EXPECT_EQ(e.key(), "data.root");
     EXPECT_NE(std::string(e.what()).find("t10k-labels-idx1-ubyte[.gz]"), std::string::npos) << e.what();
   }
+}
+
+TEST(LoadSynthetic, SamplesAreOneChannel28x28Bytes) {
+  DataSpec spec;
+  spec.name = "synthetic";
+  spec.synthetic_train = 20;
+  spec.synthetic_test = 5;
+  DataSplits s = load_data("study.yaml", spec, 3);
+  for (const Dataset* d : {&s.train, &s.test}) {
+    EXPECT_EQ(d->sample_shape, (std::vector<int64_t>{1, 28, 28}));
+    EXPECT_EQ(d->input_type, InputType::U8);
+    EXPECT_EQ(d->images.size(), static_cast<size_t>(d->size * d->sample_numel()));
+    EXPECT_EQ(d->labels.size(), static_cast<size_t>(d->size));
+    EXPECT_EQ(d->num_classes, 10);
+  }
+  EXPECT_EQ(s.train.size, 20);
+  EXPECT_EQ(s.test.size, 5);
 }
 
 }  // namespace
