@@ -16,10 +16,11 @@ import pandas as pd
 
 from batchscope_analysis import __version__
 from batchscope_analysis.errors import RunFileError
-from batchscope_analysis.load import RUNS_TABLE_COLUMNS, find_runs, load_study, runs_table
+from batchscope_analysis.load import REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, find_runs, load_study, runs_table
 from batchscope_analysis.plots import plot_all
-from batchscope_analysis.report import write_report
+from batchscope_analysis.report import buffers_note, write_report
 from batchscope_analysis.schema import check_run_file
+from batchscope_analysis.score import LOSS, Score, study_score
 from batchscope_analysis.target import Target, parse_target, study_target
 
 PROG: str = "batchscope-analysis"
@@ -123,16 +124,30 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "run", "study", "global_batch", "ranks", "microbatches", "base_lr", "seed", "status", "steps", "final_val_acc",
     "best_val_acc", "gap", "steps_to_target", "b_simple_median", "b_simple_final", "samples_per_s",
 )
+# A study of mse runs has no accuracy: losses take the accuracy columns' place.
+REGRESSION_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "run", "study", "global_batch", "ranks", "microbatches", "base_lr", "seed", "status", "steps", "final_val_loss",
+    "best_val_loss", "loss_gap", "steps_to_target", "b_simple_median", "b_simple_final", "samples_per_s",
+)
+
+
+def summary_columns(score: Score) -> tuple[str, ...]:
+    return REGRESSION_SUMMARY_COLUMNS if score == LOSS else SUMMARY_COLUMNS
 
 
 def _summary(args: argparse.Namespace) -> int:
     runs = load_study(args.dirs)
     target, note = study_target(runs, args.target)
-    table = runs_table(runs, target)
+    # A --target the runs cannot meet (accuracy of mse runs) is still what
+    # was asked: its steps are "-", not those of the runs' own targets.
+    table = runs_table(runs, target if args.target is None else args.target)
     table = table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
-    print(format_table(table[list(SUMMARY_COLUMNS)]))
+    print(format_table(table[list(summary_columns(study_score(runs)))]))
     print(f"steps_to_target: first evaluated step with {target.describe()}" if target is not None
           else f"steps_to_target: {note}")
+    caveat = buffers_note(runs)
+    if caveat:
+        print(f"note: {caveat}")
     return EXIT_OK
 
 
@@ -150,7 +165,9 @@ def format_table(table: pd.DataFrame) -> str:
         "samples_to_target": whole,
         "b_simple_final": one,
         "b_simple_median": one,
-        **{name: four for name in RUNS_TABLE_COLUMNS if "acc" in name or "loss" in name or name == "gap"},
+        **{name: four for name in RUNS_TABLE_COLUMNS if "acc" in name or name == "gap"},
+        # Four significant digits: mse losses span decades (0.0001234 .. 1234).
+        **{name: "{:.4g}".format for name in REGRESSION_TABLE_COLUMNS if "loss" in name},
     }
     # NaN (target not reached, no noise estimate, diverged) prints as "-".
     text: str = table.to_string(

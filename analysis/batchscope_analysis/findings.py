@@ -4,7 +4,8 @@ Which batch generalizes best at equal epochs, the measured gradient noise
 scale, the critical batch size from steps-to-target, and how the
 generalization gap moves with batch size (docs/DESIGN "Who uses it"). The
 report renders these; they are computed here so they can be tested and
-reused without HTML.
+reused without HTML. A study of mse runs (no accuracy) is judged by
+validation loss instead (score.LOSS).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from batchscope_analysis.generalization import EqualEpochs, GapTrend, equal_epoc
 from batchscope_analysis.load import Run
 from batchscope_analysis.noise import b_simple_summary
 from batchscope_analysis.scaling import StepsFit, fit_study
+from batchscope_analysis.score import Score
 from batchscope_analysis.target import Target, study_target
-from batchscope_analysis.textfmt import fmt, pct, points
+from batchscope_analysis.textfmt import fmt
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,10 @@ def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Fi
     equal = equal_epochs(runs)
     noise_per_batch, noise_overall = b_simple_summary(runs)
     steps_table, steps_best, fit = fit_study(runs, resolved)
-    gap = gap_trend(equal.by_batch)
+    gap = gap_trend(equal.by_batch, equal.score)
     answers = [
         Answer("Best batch at equal epochs", _best_batch_text(equal)),
-        Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall)),
+        Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall) + _buffers_text(runs)),
         Answer("Critical batch size", _b_crit_text(fit, steps_best, resolved, note, noise_overall)),
         Answer("Generalization gap", _gap_text(gap, equal)),
     ]
@@ -77,37 +79,46 @@ def _excluded_text(equal: EqualEpochs) -> str:
 
 
 def _best_batch_text(equal: EqualEpochs) -> str:
-    table = equal.by_batch
+    table, score = equal.by_batch, equal.score
+    col = f"{score.column}_mean"
     if table.empty:
         return "No completed run to compare." + _excluded_text(equal)
     epochs = f"{equal.epoch:.3g} epoch{'s' if equal.epoch != 1 else ''}"
-    best = table.loc[table["val_acc_mean"].astype(float).idxmax()]
+    values = table[col].astype(float)
+    best = table.loc[values.idxmax() if score.higher_is_better else values.idxmin()]
     largest = table.loc[table["global_batch"].idxmax()]
 
     def detail(row: pd.Series) -> str:
         seeds = int(row["seeds"])
-        spread = (f"; seeds {pct(row['val_acc_min'])} to {pct(row['val_acc_max'])}" if seeds > 1 else "")
+        low, high = score.value(row[f"{score.column}_min"]), score.value(row[f"{score.column}_max"])
+        spread = f"; seeds {low} to {high}" if seeds > 1 else ""
         return f"mean of {seeds} seed{'s' if seeds != 1 else ''} at base lr {row['base_lr']:g}{spread}"
+
+    def ahead(row: pd.Series, other: pd.Series) -> str:
+        """How far `row` is ahead of `other`, as a positive difference."""
+        diff = float(row[col]) - float(other[col])
+        return score.difference(diff if score.higher_is_better else -diff)
 
     if len(table) == 1:
         return (
             f"Only one global batch, B={int(best['global_batch'])}, has completed runs: "
-            f"{pct(best['val_acc_mean'])} validation accuracy after {epochs} ({detail(best)}); "
+            f"{score.value(best[col])} {score.noun} after {epochs} ({detail(best)}); "
             "nothing to compare it with." + _excluded_text(equal)
         )
     if int(best["global_batch"]) == int(largest["global_batch"]):
         rest = table[table["global_batch"] != best["global_batch"]]
-        runner = rest.loc[rest["val_acc_mean"].astype(float).idxmax()]
+        rest_values = rest[col].astype(float)
+        runner = rest.loc[rest_values.idxmax() if score.higher_is_better else rest_values.idxmin()]
         return (
-            f"The largest batch, B={int(best['global_batch'])}, reached the best validation accuracy at equal epochs "
-            f"({epochs}): {pct(best['val_acc_mean'])} ({detail(best)}), "
-            f"{points(best['val_acc_mean'] - runner['val_acc_mean'])} above the next best, "
-            f"B={int(runner['global_batch'])} ({pct(runner['val_acc_mean'])})." + _excluded_text(equal)
+            f"The largest batch, B={int(best['global_batch'])}, reached {score.best_word} at equal epochs "
+            f"({epochs}): {score.value(best[col])} ({detail(best)}), "
+            f"{ahead(best, runner)} {score.better_word} the next best, "
+            f"B={int(runner['global_batch'])} ({score.value(runner[col])})." + _excluded_text(equal)
         )
     return (
-        f"B={int(best['global_batch'])} reached the best validation accuracy at equal epochs ({epochs}): "
-        f"{pct(best['val_acc_mean'])} ({detail(best)}), {points(best['val_acc_mean'] - largest['val_acc_mean'])} "
-        f"above the largest batch, B={int(largest['global_batch'])} ({pct(largest['val_acc_mean'])})."
+        f"B={int(best['global_batch'])} reached {score.best_word} at equal epochs ({epochs}): "
+        f"{score.value(best[col])} ({detail(best)}), {ahead(best, largest)} "
+        f"{score.better_word} the largest batch, B={int(largest['global_batch'])} ({score.value(largest[col])})."
         + _excluded_text(equal)
     )
 
@@ -151,14 +162,31 @@ def _b_crit_text(fit: StepsFit, best: pd.DataFrame, target: Optional[Target], no
 def _gap_text(trend: GapTrend, equal: EqualEpochs) -> str:
     if len(trend.batches) < 2:
         return "Not enough completed batch sizes to see a trend in the generalization gap."
+    score: Score = equal.score
     first, last = trend.gaps[0], trend.gaps[-1]
     lo_b, hi_b = trend.batches[0], trend.batches[-1]
-    what = f"The generalization gap (train minus validation accuracy after {equal.epoch:.3g} epochs)"
-    ends = f"{points(first)} at B={lo_b}, {points(last)} at B={hi_b}"
+    what = f"The generalization gap ({score.gap_words} after {equal.epoch:.3g} epochs)"
+    ends = f"{score.difference(first)} at B={lo_b}, {score.difference(last)} at B={hi_b}"
     if trend.direction == "flat":
         return f"{what} stays about flat across batch sizes: {ends}."
     sign = "+" if trend.per_doubling > 0 else "-"
+    if score.higher_is_better:
+        rate = f"{100 * abs(trend.per_doubling):.2g} percentage points"
+    else:
+        rate = f"{abs(trend.per_doubling):.2g}"
     return (
-        f"{what} {trend.direction} with batch size: {ends} ({sign}{100 * abs(trend.per_doubling):.2g} "
-        f"percentage points per doubling of B, least squares over {len(trend.batches)} batch sizes)."
+        f"{what} {trend.direction} with batch size: {ends} ({sign}{rate} "
+        f"per doubling of B, least squares over {len(trend.batches)} batch sizes)."
+    )
+
+
+def _buffers_text(runs: list[Run]) -> str:
+    """A caveat for models with buffers (BatchNorm running statistics), empty when none has any."""
+    with_buffers = [run for run in runs if run.buffers]
+    if not with_buffers:
+        return ""
+    return (
+        f" Caveat: {len(with_buffers)} of {len(runs)} runs train a model with buffers (BatchNorm): each "
+        "batch's gradient depends on its own batch statistics, so the estimator's premise (a batch gradient "
+        "is the mean of per-sample gradients) holds only approximately, and the noise scale is approximate."
     )

@@ -3,7 +3,12 @@
 Files of schema version 1 (before micro-batches, per-layer norms and
 /target) still load: the missing parts are filled with what they meant then
 (one micro-batch per rank, no target), so older studies stay analysable.
-`check` still reports them as out of date.
+`check` still reports them as out of date. Files written before the model
+attributes (`model_loss`, `model_init`, `model_buffers`) get their defaults
+(score.MODEL_ATTR_DEFAULTS): a built-in model trained with cross-entropy.
+
+Runs trained with `model.loss: mse` have no accuracy; their study's runs
+table has loss columns in place of the accuracy ones (runs_table_columns).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pandas as pd
 
 from batchscope_analysis import h5io
 from batchscope_analysis.errors import RunFileError
+from batchscope_analysis.score import ACCURACY, LOSS, LOSS_MSE, MODEL_ATTR_DEFAULTS, Score, study_score
 from batchscope_analysis.status import status_name
 from batchscope_analysis.target import NO_TARGET, Target, stored_target, steps_to_target
 
@@ -43,6 +49,33 @@ RUNS_TABLE_COLUMNS: tuple[str, ...] = (
     "gap",
     "final_val_loss",
     "final_train_loss",
+    "samples_per_s",
+    "target_metric",
+    "target_value",
+    "steps_to_target",
+    "samples_to_target",
+    "b_simple_final",
+    "b_simple_median",
+)
+# The accuracy columns, and what replaces them in a study of mse runs
+# (no accuracy): best (lowest) validation loss and the loss gap.
+ACCURACY_COLUMNS: tuple[str, ...] = ("final_val_acc", "best_val_acc", "final_train_acc", "gap")
+REGRESSION_TABLE_COLUMNS: tuple[str, ...] = (
+    "run",
+    "study",
+    "global_batch",
+    "ranks",
+    "microbatches",
+    "base_lr",
+    "peak_lr",
+    "seed",
+    "status",
+    "steps",
+    "samples",
+    "final_val_loss",
+    "best_val_loss",
+    "final_train_loss",
+    "loss_gap",
     "samples_per_s",
     "target_metric",
     "target_value",
@@ -129,6 +162,32 @@ class Run:
     def own_target(self) -> Optional[Target]:
         return stored_target(self.attrs)
 
+    @property
+    def model_loss(self) -> str:
+        """`cross_entropy` or `mse` (root attribute `model_loss`)."""
+        return str(self.attrs.get("model_loss", MODEL_ATTR_DEFAULTS["model_loss"]))
+
+    @property
+    def has_accuracy(self) -> bool:
+        """False for mse runs: their val_acc and train_acc are NaN by definition."""
+        return self.model_loss != LOSS_MSE
+
+    @property
+    def model_init(self) -> str:
+        """`builtin` (mlp, cnn), `file` (a TorchScript module's saved weights) or `seeded`."""
+        return str(self.attrs.get("model_init", MODEL_ATTR_DEFAULTS["model_init"]))
+
+    @property
+    def buffers(self) -> list[str]:
+        """The model's buffers (root attribute `model_buffers`), e.g. BatchNorm running statistics.
+
+        Non-empty means per-rank running statistics: each rank normalizes its
+        own slice of the batch, so the split of a global batch over ranks is
+        no longer exactly invisible (docs/run-file.md).
+        """
+        text = str(self.attrs.get("model_buffers", MODEL_ATTR_DEFAULTS["model_buffers"]))
+        return [name.strip() for name in text.split(",") if name.strip()]
+
 
 def find_runs(paths: Union[PathLike, Iterable[PathLike]]) -> list[Path]:
     """Run files named by `paths`: .h5 files as given, folders searched.
@@ -189,6 +248,8 @@ def _read_run(path: Path, f: h5py.File) -> Run:
             raise KeyError(f"missing root attribute '{name}'")
     layout = {name: h5io.read_dataset(ds) for name, ds in f["layout"].items()}
     _fill_version_1(attrs, layout)
+    for name, default in MODEL_ATTR_DEFAULTS.items():
+        attrs.setdefault(name, default)
     status = Status(status_name(int(f["status/code"][0])), int(f["status/step"][0]))
     train = _read_rows(f["train"], ["step", "samples", "epoch", "lr", "loss", "loss_rank", "wall_s", "step_ms"])
     gns_names = ["sqnorm_local", "sqnorm_global", "g2_est", "trsigma_est", "b_simple"]
@@ -256,8 +317,18 @@ def _read_rows(group: h5py.Group, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def runs_table_columns(score: Score) -> tuple[str, ...]:
+    """The runs table's columns for a study judged by `score` (score.study_score)."""
+    return REGRESSION_TABLE_COLUMNS if score == LOSS else RUNS_TABLE_COLUMNS
+
+
 def runs_table(runs: Iterable[Run], target: Optional[Target] = None) -> pd.DataFrame:
     """One row per run with its configuration and final results.
+
+    Columns: RUNS_TABLE_COLUMNS, or REGRESSION_TABLE_COLUMNS when every run
+    is an mse run (no accuracy): the accuracy columns are left out, and the
+    lowest validation loss and the loss gap (val_loss - train_loss at the
+    last evaluation) take their place.
 
     "final" is the last row written, so for a run still going it is the
     latest value, not the end result; the status column says which.
@@ -268,7 +339,9 @@ def runs_table(runs: Iterable[Run], target: Optional[Target] = None) -> pd.DataF
     second half of the rows written (steps > last step / 2): early training
     has a much smaller noise scale, and the EMA needs time to settle.
     """
-    return pd.DataFrame([_run_row(run, target) for run in runs], columns=list(RUNS_TABLE_COLUMNS))
+    runs = list(runs)
+    columns = runs_table_columns(study_score(runs))
+    return pd.DataFrame([_run_row(run, target) for run in runs], columns=list(columns))
 
 
 def train_table(runs: Iterable[Run]) -> pd.DataFrame:
@@ -282,13 +355,22 @@ def train_table(runs: Iterable[Run]) -> pd.DataFrame:
 
 
 def eval_table(runs: Iterable[Run]) -> pd.DataFrame:
-    """Tidy per-evaluation table of all runs, with gap = train_acc - val_acc."""
+    """Tidy per-evaluation table of all runs, with gap = train_acc - val_acc and
+    loss_gap = val_loss - train_loss. When no run has accuracy (all mse), the
+    accuracy columns (val_acc, train_acc, gap) are left out."""
+    runs = list(runs)
     frames = []
     for run in runs:
         frame = run.eval.copy()
         frame["gap"] = frame["train_acc"] - frame["val_acc"]
+        frame["loss_gap"] = frame["val_loss"] - frame["train_loss"]
         frames.append(_with_run_keys(frame, run))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    if study_score(runs) == LOSS:
+        table = table.drop(columns=["val_acc", "train_acc", "gap"])
+    return table
 
 
 def _with_run_keys(frame: pd.DataFrame, run: Run) -> pd.DataFrame:
@@ -326,6 +408,8 @@ def _run_row(run: Run, target: Optional[Target]) -> dict[str, Any]:
     last = evals.iloc[-1] if len(evals) else None
     final_val_acc = float(last["val_acc"]) if last is not None else nan
     final_train_acc = float(last["train_acc"]) if last is not None else nan
+    final_val_loss = float(last["val_loss"]) if last is not None else nan
+    final_train_loss = float(last["train_loss"]) if last is not None else nan
     used = target if target is not None else run.own_target
     hit = steps_to_target(run, used)
     b_final, b_median = b_simple_stats(run)
@@ -341,11 +425,13 @@ def _run_row(run: Run, target: Optional[Target]) -> dict[str, Any]:
         "steps": steps,
         "samples": samples,
         "final_val_acc": final_val_acc,
-        "best_val_acc": float(np.nanmax(evals["val_acc"])) if evals["val_acc"].notna().any() else nan,
+        "best_val_acc": _best(evals, ACCURACY),
         "final_train_acc": final_train_acc,
-        "gap": final_train_acc - final_val_acc,
-        "final_val_loss": float(last["val_loss"]) if last is not None else nan,
-        "final_train_loss": float(last["train_loss"]) if last is not None else nan,
+        "gap": ACCURACY.gap_of(final_val_acc, final_train_acc),
+        "final_val_loss": final_val_loss,
+        "best_val_loss": _best(evals, LOSS),
+        "final_train_loss": final_train_loss,
+        "loss_gap": LOSS.gap_of(final_val_loss, final_train_loss),
         "samples_per_s": samples / wall if wall > 0 else nan,
         "microbatches": run.microbatches,
         "target_metric": used.metric if used is not None else NO_TARGET,
@@ -355,3 +441,12 @@ def _run_row(run: Run, target: Optional[Target]) -> dict[str, Any]:
         "b_simple_final": b_final,
         "b_simple_median": b_median,
     }
+
+
+def _best(evals: pd.DataFrame, score: Score) -> float:
+    """Best finite value of score.column over the evaluations (max accuracy, min loss); NaN if none."""
+    values = evals[score.column].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return float("nan")
+    return float(values.max() if score.higher_is_better else values.min())

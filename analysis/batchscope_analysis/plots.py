@@ -29,6 +29,7 @@ from batchscope_analysis.generalization import final_by_batch
 from batchscope_analysis.load import Run, runs_table
 from batchscope_analysis.noise import CI_PERCENTILES, N_BOOT, b_simple_summary, default_window, fit_noise
 from batchscope_analysis.scaling import fit_study
+from batchscope_analysis.score import study_score
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.textfmt import fmt
 
@@ -112,12 +113,17 @@ def plot_final_vs_batch(runs: Iterable[Run], out: PathLike) -> list[Path]:
     """Final and best validation accuracy and generalization gap vs global batch, per base lr.
 
     Points are seed means, bars min..max over seeds. "best" is the highest
-    val accuracy at any evaluation of the run, "final" the last one.
+    val accuracy at any evaluation of the run, "final" the last one. A study
+    of mse runs (no accuracy) shows validation loss instead: best is the
+    lowest, and the gap is val_loss - train_loss.
     """
     runs = list(runs)
-    stats = final_by_batch(runs_table(runs))
+    score = study_score(runs)
+    accuracy = score.higher_is_better
+    stats = final_by_batch(runs_table(runs), score)
     path = Path(out) / FINAL_FIGURE
-    title = f"Accuracy and generalization gap vs global batch: {_study_names(runs)}"
+    what = "Accuracy" if accuracy else "Validation loss"
+    title = f"{what} and generalization gap vs global batch: {_study_names(runs)}"
     if not len(stats):
         return [_no_data_figure(path, title, "no finished runs (all are still running)")]
     fig = _new_figure((15.0, 4.8))
@@ -126,7 +132,7 @@ def plot_final_vs_batch(runs: Iterable[Run], out: PathLike) -> list[Path]:
         group = group.sort_values("global_batch")
         seeds = int(group["seeds"].max())
         label = f"base lr {lr:g} ({seeds} seed{'s' if seeds != 1 else ''})"
-        for ax, column in ((ax_final, "val_acc"), (ax_best, "best_val_acc"), (ax_gap, "gap")):
+        for ax, column in ((ax_final, score.column), (ax_best, f"best_{score.column}"), (ax_gap, "gap")):
             mean = group[f"{column}_mean"].to_numpy(dtype=float)
             spread = np.vstack([mean - group[f"{column}_min"], group[f"{column}_max"] - mean])
             # Rounding can put the mean a hair outside min..max; matplotlib rejects negative bars.
@@ -149,10 +155,16 @@ def plot_final_vs_batch(runs: Iterable[Run], out: PathLike) -> list[Path]:
     highs = [ax.get_ylim()[1] for ax in (ax_final, ax_best)]
     for ax in (ax_final, ax_best):
         ax.set_ylim(min(lows), max(highs))
-    ax_final.set_ylabel("validation accuracy (fraction)")
-    ax_final.set_title("Final validation accuracy (last eval)")
-    ax_best.set_title("Best validation accuracy (any eval)")
-    ax_gap.set_ylabel("train acc - val acc at the last eval (fraction)")
+    if accuracy:
+        ax_final.set_ylabel("validation accuracy (fraction)")
+        ax_final.set_title("Final validation accuracy (last eval)")
+        ax_best.set_title("Best validation accuracy (any eval)")
+        ax_gap.set_ylabel("train acc - val acc at the last eval (fraction)")
+    else:
+        ax_final.set_ylabel("validation loss (mean per sample)")
+        ax_final.set_title("Final validation loss (last eval)")
+        ax_best.set_title("Lowest validation loss (any eval)")
+        ax_gap.set_ylabel("val loss - train loss at the last eval")
     ax_gap.set_title("Generalization gap")
     ax_final.legend(fontsize="small", title="mean over seeds, bars = min..max")
     fig.suptitle(title)

@@ -30,6 +30,7 @@ from batchscope_analysis.plots import (
     STEPS_FIGURE,
     plot_all,
 )
+from batchscope_analysis.score import ACCURACY, LOSS, LOSS_MSE, Score
 from batchscope_analysis.target import Target
 
 PathLike = Union[str, Path]
@@ -94,6 +95,7 @@ def write_report(
 
 def render_html(runs: list[Run], findings: Findings, figures: list[Path], sources: Sequence[PathLike] = ()) -> str:
     esc = html.escape
+    score = findings.equal.score
     title = f"Batch-size study: {', '.join(findings.studies) or 'unnamed study'}"
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     where = ", ".join(str(s) for s in sources) or "run files"
@@ -103,8 +105,8 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f'<p class="meta">{findings.runs} runs from {esc(where)}; target: {esc(target)}; '
-        f"written {esc(when)} by batchscope-analysis {esc(__version__)}.</p>",
+        f'<p class="meta">{findings.runs} runs from {esc(where)}; {esc(model_summary(runs))}; '
+        f"target: {esc(target)}; written {esc(when)} by batchscope-analysis {esc(__version__)}.</p>",
         '<section id="answers"><h2>Answers</h2><dl>',
     ]
     for answer in findings.answers:
@@ -114,7 +116,7 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     parts.append('<section id="figures"><h2>Figures</h2>')
     for path in figures:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        caption = CAPTIONS.get(path.name, path.stem)
+        caption = caption_for(path.name, score)
         parts.append(
             f'<figure id="{esc(path.stem)}"><img alt="{esc(path.stem)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>"
@@ -124,8 +126,9 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     parts.append('<section id="tables"><h2>Tables</h2>')
     parts.append("<h3>Per global batch</h3>")
     parts.append(_html_table(batch_table(runs, findings)))
+    best = "the best seed-mean accuracy" if score.higher_is_better else "the lowest seed-mean validation loss"
     parts.append(
-        '<p class="note">Equal-epoch columns: each batch at the base lr with the best seed-mean accuracy, at '
+        f'<p class="note">Equal-epoch columns: each batch at the base lr with {best}, at '
         f"epoch {findings.equal.epoch:.3g}. Steps/samples to target: the fewest over lrs and seeds. "
         "B_simple: median over runs of the median over the second half of training.</p>"
     )
@@ -137,7 +140,10 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
         parts.append(f'<p class="note">{esc(findings.target_note)}.</p>')
     parts.append("<h3>Runs</h3>")
     table = runs_table(runs, findings.target).sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
-    parts.append(_html_table(table[list(REPORT_RUN_COLUMNS)]))
+    parts.append(_html_table(table[list(report_run_columns(score))]))
+    caveat = buffers_note(runs)
+    if caveat:
+        parts.append(f'<p class="note" id="buffers">{esc(caveat)}</p>')
     parts.append("</section></body></html>")
     return "\n".join(parts)
 
@@ -147,18 +153,74 @@ REPORT_RUN_COLUMNS: tuple[str, ...] = (
     "best_val_acc", "gap", "steps_to_target", "samples_to_target", "b_simple_median", "b_simple_final",
     "samples_per_s",
 )
+# The runs table of a study of mse runs: losses in place of the accuracy columns.
+REPORT_REGRESSION_RUN_COLUMNS: tuple[str, ...] = (
+    "run", "global_batch", "ranks", "microbatches", "base_lr", "seed", "status", "steps", "final_val_loss",
+    "best_val_loss", "loss_gap", "steps_to_target", "samples_to_target", "b_simple_median", "b_simple_final",
+    "samples_per_s",
+)
+
+
+def report_run_columns(score: Score) -> tuple[str, ...]:
+    return REPORT_REGRESSION_RUN_COLUMNS if score == LOSS else REPORT_RUN_COLUMNS
+
+
+def caption_for(figure: str, score: Score = ACCURACY) -> str:
+    if figure == FINAL_FIGURE and score == LOSS:
+        return ("Final and lowest validation loss and the generalization gap (validation minus training loss) "
+                "per global batch; points are seed means, bars span the seeds.")
+    return CAPTIONS.get(figure, Path(figure).stem)
+
+
+def model_summary(runs: list[Run]) -> str:
+    """The models and losses of the runs in words, e.g. "model torchscript (mean squared error,
+    init file)"; the built-in models' init is not mentioned."""
+    kinds = sorted({(str(r.attrs.get("model", "?")), r.model_loss, r.model_init) for r in runs})
+    parts = []
+    for model, loss, init in kinds:
+        loss_text = "mean squared error" if loss == LOSS_MSE else "cross-entropy"
+        init_text = "" if init == "builtin" else f", init {init}"
+        parts.append(f"{model} ({loss_text}{init_text})")
+    if not parts:
+        return "no model"
+    return f"model{'s' if len(parts) != 1 else ''} " + "; ".join(parts)
+
+
+def buffers_note(runs: list[Run]) -> str:
+    """Which runs' models have buffers (BatchNorm running statistics) and what that changes; "" if none."""
+    with_buffers = [r for r in runs if r.buffers]
+    if not with_buffers:
+        return ""
+    names = sorted({name for r in with_buffers for name in r.buffers})
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    which = "All runs" if len(with_buffers) == len(runs) else (
+        "Runs " + ", ".join(r.name for r in sorted(with_buffers, key=lambda r: r.name)))
+    return (
+        f"{which} train a model with buffers ({shown}): BatchNorm running statistics are kept per rank "
+        "and averaged over the group's ranks, weighted by samples, before every evaluation and checkpoint. "
+        "In training, each rank normalizes its own slice of the batch, so how a global batch is split over "
+        "ranks (e.g. [16, 48] against [64]) changes the run: split invisibility does not hold for these runs."
+    )
 
 
 def batch_table(runs: list[Run], findings: Findings) -> pd.DataFrame:
-    """One row per global batch joining the equal-epoch, final/best, target and noise numbers."""
+    """One row per global batch joining the equal-epoch, final/best, target and noise numbers.
+
+    Accuracy columns (equal_epoch_val_acc, final_val_acc, best_val_acc), or for
+    a study of mse runs the loss ones (equal_epoch_val_loss, final_val_loss,
+    best_val_loss: the lowest) and equal_epoch_loss_gap."""
+    score = findings.equal.score
+    col = score.column
+    gap = f"equal_epoch_{score.gap}"  # equal_epoch_gap, or equal_epoch_loss_gap
     equal = findings.equal.by_batch.rename(columns={
-        "base_lr": "best_lr", "val_acc_mean": "equal_epoch_val_acc", "gap_mean": "equal_epoch_gap",
-        "seeds": "seeds",
-    })[["global_batch", "best_lr", "equal_epoch_val_acc", "equal_epoch_gap", "seeds"]]
-    final = final_by_batch(runs_table(runs))
-    final = final.groupby("global_batch").agg(
-        final_val_acc=("val_acc_mean", "max"), best_val_acc=("best_val_acc_mean", "max")
-    ).reset_index()
+        "base_lr": "best_lr", f"{col}_mean": f"equal_epoch_{col}", "gap_mean": gap, "seeds": "seeds",
+    })[["global_batch", "best_lr", f"equal_epoch_{col}", gap, "seeds"]]
+    final = final_by_batch(runs_table(runs), score)
+    # The best over lrs: the highest accuracy, or the lowest loss.
+    pick = "max" if score.higher_is_better else "min"
+    final = final.groupby("global_batch").agg(**{
+        f"final_{col}": (f"{col}_mean", pick), f"best_{col}": (f"best_{col}_mean", pick),
+    }).reset_index()
     steps = findings.steps_best[["global_batch", "steps_to_target", "samples_to_target", "reached", "runs"]]
     noise = findings.noise_per_batch[["global_batch", "b_simple_median"]]
     table = pd.DataFrame({"global_batch": sorted({r.global_batch for r in runs})})
@@ -197,6 +259,8 @@ def _formatter(column: str) -> Callable[[object], str]:
             return fmt.format(value)
         return apply
 
+    if "loss" in column:
+        return number("{:.4g}")  # mse losses span decades
     if "acc" in column or column.endswith("gap"):
         return number("{:.4f}")
     if column in ("steps_to_target", "samples_to_target"):

@@ -19,8 +19,9 @@ import pandas as pd
 
 from batchscope_analysis import h5io
 from batchscope_analysis.errors import RunFileError
+from batchscope_analysis.score import LOSS_MSE, MODEL_INITS, MODEL_LOSSES
 from batchscope_analysis.status import STATUS_NAMES
-from batchscope_analysis.target import METRICS, NO_TARGET, stored_target
+from batchscope_analysis.target import METRICS, NO_TARGET, is_accuracy_metric, stored_target
 
 SCHEMA_NAME: str = "batchscope-run"
 SCHEMA_VERSION: int = 2
@@ -59,6 +60,15 @@ ROOT_ATTRS: dict[str, str] = {
     "target_metric": "str",
     "target_value": "float",
     "target_stop": "int",
+}
+
+# Root attributes describing the model; files written before they existed
+# lack them and mean a built-in model with cross-entropy (score.MODEL_ATTR_DEFAULTS),
+# so they are checked only when present.
+OPTIONAL_ROOT_ATTRS: dict[str, str] = {
+    "model_loss": "str",
+    "model_init": "str",
+    "model_buffers": "str",
 }
 
 # Shape entries are fixed sizes or symbols: "n" = ranks, "K" = micro-batches
@@ -174,6 +184,7 @@ class _Checker:
         self._check_micro_values()
         self._check_layer_values()
         self._check_target_values()
+        self._check_model_values()
         return self.problems
 
     def _report(self, message: str) -> None:
@@ -189,6 +200,18 @@ class _Checker:
                 self._report(f"root attribute '{name}' should be a scalar {kind}, got {_describe(value)}")
                 continue
             self.attrs[name] = h5io.to_python(value)
+        for name, kind in OPTIONAL_ROOT_ATTRS.items():
+            if name not in self.f.attrs:
+                continue
+            value = self.f.attrs[name]
+            if not _value_has_kind(value, kind):
+                self._report(f"root attribute '{name}' should be a scalar {kind}, got {_describe(value)}")
+                continue
+            self.attrs[name] = h5io.to_python(value)
+        allowed = {"model_loss": MODEL_LOSSES, "model_init": MODEL_INITS}
+        for name, values in allowed.items():
+            if name in self.attrs and self.attrs[name] not in values:
+                self._report(f"root attribute '{name}' is {self.attrs[name]!r}, expected one of {', '.join(values)}")
 
         if "schema" in self.attrs and self.attrs["schema"] != SCHEMA_NAME:
             self._report(f"root attribute 'schema' is {self.attrs['schema']!r}, expected {SCHEMA_NAME!r}")
@@ -507,6 +530,25 @@ class _Checker:
             self._report(
                 f"'/target/step' is {step}, but {target.metric} already met {target.describe()} "
                 f"at evaluated step {int(steps[first])} ({values[first]:.6g})"
+            )
+
+
+    def _check_model_values(self) -> None:
+        """An mse run has no accuracy: NaN in /eval/val_acc and /eval/train_acc, no accuracy target."""
+        if self.attrs.get("model_loss") != LOSS_MSE:
+            return
+        for name in ("/eval/val_acc", "/eval/train_acc"):
+            ds = self.good.get(name)
+            if ds is None:
+                continue
+            finite = int(np.isfinite(np.asarray(ds[()], dtype=float)).sum())
+            if finite:
+                self._report(f"'{name}' has {finite} finite values, expected NaN for an mse run ('model_loss' mse)")
+        metric = self.attrs.get("target_metric")
+        if metric in METRICS and is_accuracy_metric(str(metric)):
+            self._report(
+                f"root attribute 'target_metric' is {metric!r}, but an mse run has no accuracy "
+                "(expected val_loss, train_loss or none)"
             )
 
 

@@ -161,10 +161,15 @@ def study_target(runs: Iterable["Run"], override: Optional[Target] = None) -> tu
     from their /eval rows: a study that set the target on some runs only is
     still comparable). Disagreeing stored targets give no target, with a note
     asking for one, since steps-to-target for different targets cannot share
-    one S(B) fit.
+    one S(B) fit. An accuracy or error target for a study of mse runs (which
+    have no accuracy) gives no target either, with a note naming the loss
+    targets that work.
     """
     runs = list(runs)
     if override is not None:
+        unusable = _needs_accuracy(runs, override)
+        if unusable:
+            return None, unusable
         return override, f"{override.describe()} (given on the command line)"
     declared = [t for t in (stored_target(r.attrs) for r in runs) if t is not None]
     if not declared:
@@ -176,4 +181,22 @@ def study_target(runs: Iterable["Run"], override: Optional[Target] = None) -> tu
         )
         return None, f"run files declare different targets ({listed}); choose one with --target METRIC=VALUE"
     target = declared[0]
+    unusable = _needs_accuracy(runs, target)
+    if unusable:
+        return None, unusable
     return target, f"{target.describe()} (declared in {len(declared)} of {len(runs)} run files)"
+
+
+def is_accuracy_metric(metric: str) -> bool:
+    """val_acc, val_error, train_acc, train_error: derived from an accuracy column."""
+    return METRICS[metric][0].endswith("_acc")
+
+
+def _needs_accuracy(runs: list["Run"], target: Target) -> str:
+    """Why `target` cannot be measured on `runs` (every run an mse run, none with accuracy), or ""."""
+    if not is_accuracy_metric(target.metric) or not runs or any(run.has_accuracy for run in runs):
+        return ""
+    return (
+        f"target {target.describe()} needs accuracy, which mse runs do not have (model.loss: mse); "
+        "use a loss target, e.g. --target val_loss=VALUE or train_loss=VALUE"
+    )

@@ -16,7 +16,7 @@ for _dir in (ANALYSIS_DIR, TESTS_DIR):
     if str(_dir) not in sys.path:
         sys.path.insert(0, str(_dir))
 
-from synthetic_runs import STUDY_SPECS, RunSpec, write_run_file, write_study  # noqa: E402
+from synthetic_runs import MSE_SPECS, STUDY_SPECS, RunSpec, write_run_file, write_study  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,22 @@ def _pristine_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def study_dir(_pristine_study: Path, tmp_path: Path) -> Path:
     """A fresh copy per test, so tests may corrupt or add files freely."""
     return Path(shutil.copytree(_pristine_study, tmp_path / "study"))
+
+
+@pytest.fixture(scope="session")
+def _pristine_mse_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_study(tmp_path_factory.mktemp("pristine-mse") / "study", MSE_SPECS, study="synthetic-mse")
+
+
+@pytest.fixture
+def mse_study_dir(_pristine_mse_study: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the regression study (MSE_SPECS: no accuracy, BatchNorm buffers)."""
+    return Path(shutil.copytree(_pristine_mse_study, tmp_path / "mse-study"))
+
+
+@pytest.fixture
+def mse_specs() -> dict[str, RunSpec]:
+    return {spec.name: spec for spec in MSE_SPECS}
 
 
 @pytest.fixture

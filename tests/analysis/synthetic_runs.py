@@ -11,6 +11,13 @@ built around known truths:
   TRSIGMA_TRUE, times small multiplicative noise, and the stored /gns
   estimates are computed from them by `reference_estimates`, a plain
   step-by-step transcription of docs/metrics.md (independent of the package).
+
+Regression (`model.loss: mse`) runs, MSE_SPECS, follow the same curves with
+no accuracy: /eval/val_acc and /eval/train_acc are NaN, val_loss is
+MSE_SCALE x the classification runs' validation error and train_loss
+MSE_SCALE x their training error, so the same batch (B=64) wins, on the
+lowest validation loss, and the target val_loss <= MSE_TARGET_VALUE is met
+at the same steps as val_error <= TARGET_VALUE (B_crit = 128 again).
 """
 
 from __future__ import annotations
@@ -44,6 +51,13 @@ TARGET_VALUE: float = 0.15
 TRSIGMA_TRUE: float = 20.0
 NORM_NOISE: float = 0.02
 
+# Regression runs: losses are MSE_SCALE x errors (x 2 is exact in floating
+# point, so the target step is the classification runs' one).
+MSE_SCALE: float = 2.0
+MSE_TARGET_VALUE: float = MSE_SCALE * TARGET_VALUE
+# A TorchScript model with BatchNorm: its buffers, as `model_buffers` lists them.
+BN_BUFFERS: tuple[str, ...] = ("bn0.running_mean", "bn0.running_var", "bn0.num_batches_tracked")
+
 LAYERS: tuple[str, ...] = ("fc0.weight", "fc0.bias", "fc1.weight")
 LAYER_NUMEL: tuple[int, ...] = (100, 10, 50)
 # Share of each squared norm per layer; sums to 1 so the layers add up.
@@ -67,6 +81,15 @@ class RunSpec:
     target_stop: bool = False
     # Row whose global norm is NaN: the writer skips that step in its EMAs.
     nan_row: Optional[int] = None
+    # Root attributes model_loss ("cross_entropy" | "mse"), model_init
+    # ("builtin" for mlp/cnn, "file" | "seeded" for torchscript), model_buffers.
+    loss: str = "cross_entropy"
+    init: str = "builtin"
+    buffers: tuple[str, ...] = ()
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.loss != "mse"
 
     @property
     def global_batch(self) -> int:
@@ -150,6 +173,27 @@ def gap_at(spec: RunSpec, samples: float) -> float:
     return float(train_acc(spec, samples) - val_acc(spec, samples))
 
 
+def mse_val_loss(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
+    """Validation loss of a regression run: MSE_SCALE x the validation error."""
+    return MSE_SCALE * val_error(spec, samples)
+
+
+def mse_train_loss(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
+    """Training-subset loss of a regression run: MSE_SCALE x the training error."""
+    return MSE_SCALE * (1.0 - train_acc(spec, samples))
+
+
+def eval_columns(spec: RunSpec, samples: np.ndarray) -> dict[str, np.ndarray]:
+    """/eval val_loss, val_acc, train_loss, train_acc at `samples`, as the run's loss defines them."""
+    samples = np.asarray(samples, dtype=float)
+    if not spec.has_accuracy:
+        nan = np.full(samples.shape, np.nan)
+        return {"val_loss": mse_val_loss(spec, samples), "val_acc": nan,
+                "train_loss": mse_train_loss(spec, samples), "train_acc": nan.copy()}
+    return {"val_loss": val_loss(spec, samples), "val_acc": val_acc(spec, samples),
+            "train_loss": train_loss_eval(spec, samples), "train_acc": train_acc(spec, samples)}
+
+
 def val_loss(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
     return 2.5 - 2.0 * val_acc(spec, samples)
 
@@ -185,10 +229,11 @@ def first_target_step(spec: RunSpec, eval_steps: list[int], target: Optional[tup
     if target is None:
         return -1
     metric, value = target
-    assert metric == "val_error", "the synthetic writer only knows val_error targets"
+    assert metric in ("val_error", "val_loss"), "the synthetic writer knows val_error and val_loss targets"
     for step in eval_steps:
-        acc = float(val_acc(spec, np.float64(step * spec.global_batch)))
-        if 1.0 - acc <= value:
+        columns = eval_columns(spec, np.float64(step * spec.global_batch))
+        current = 1.0 - float(columns["val_acc"]) if metric == "val_error" else float(columns["val_loss"])
+        if current <= value:
             return step
     return -1
 
@@ -302,9 +347,9 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             "run_yaml": f"name: {spec.name}\nseed: {spec.seed}\n",
             "seed": np.int64(spec.seed),
             "study_seed": np.int64(7),
-            "model": "mlp",
+            "model": "mlp" if spec.init == "builtin" else "torchscript",
             "optimizer": "sgd",
-            "dataset": "fashion-mnist",
+            "dataset": "fashion-mnist" if spec.init == "builtin" else "hdf5",
             "comm": "mpi",
             "device": "cpu",
             "base_lr": float(spec.base_lr),
@@ -318,6 +363,9 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             "target_metric": spec.target[0] if spec.target else "none",
             "target_value": float(spec.target[1]) if spec.target else float("nan"),
             "target_stop": np.int64(1 if spec.target_stop else 0),
+            "model_loss": spec.loss,
+            "model_init": spec.init,
+            "model_buffers": ",".join(spec.buffers),
         }
         for key, value in attrs.items():
             f.attrs[key] = value
@@ -393,11 +441,8 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             gns_values["sqnorm_layer_global"] = (sq_global.astype(float)[:, None] * share[None, :]).astype(np.float32)
         append(gns, gns_values)
         es = eval_samples.astype(float)
-        append(evals, {
-            "step": eval_steps, "samples": eval_samples, "epoch": es / TRAIN_SIZE,
-            "val_loss": val_loss(spec, es), "val_acc": val_acc(spec, es),
-            "train_loss": train_loss_eval(spec, es), "train_acc": train_acc(spec, es),
-        })
+        append(evals, {"step": eval_steps, "samples": eval_samples, "epoch": es / TRAIN_SIZE,
+                       **eval_columns(spec, es)})
         target_step_ds[0] = target_step
         target_samples_ds[0] = target_step * batch if target_step >= 0 else -1
         code[0] = STATUS_CODES[spec.status]
@@ -427,6 +472,19 @@ STUDY_SPECS: tuple[RunSpec, ...] = (
 # a run that stops at its target.
 SINGLE_SPEC: RunSpec = RunSpec("b32-single", (32,), 0, 0.1)
 STOP_SPEC: RunSpec = RunSpec("b64-stop", (32, 32), 0, 0.1, target=TARGET, target_stop=True)
+
+
+MSE_TARGET: tuple[str, float] = ("val_loss", MSE_TARGET_VALUE)
+
+# A regression study: a TorchScript model with BatchNorm trained with mse
+# (no accuracy), 4 global batches x 2 seeds, every run declaring the target
+# val_loss <= MSE_TARGET_VALUE. B=64 is split unevenly, [16, 48].
+MSE_SPECS: tuple[RunSpec, ...] = tuple(
+    RunSpec(f"m{sum(split)}-s{seed}", split, seed, 0.1, microbatches=2, target=MSE_TARGET, loss="mse",
+            init="file", buffers=BN_BUFFERS)
+    for split in ((32,), (16, 48), (64, 64), (128, 128))
+    for seed in (0, 1)
+)
 
 
 def write_study(root: Path, specs: tuple[RunSpec, ...] = STUDY_SPECS, study: str = "synthetic") -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +12,7 @@ import pytest
 from synthetic_runs import SINGLE_SPEC, STOP_SPEC, STUDY_SPECS, TARGET, RunSpec, write_run_file
 
 from batchscope_analysis.errors import RunFileError
-from batchscope_analysis.schema import check_run_file
+from batchscope_analysis.schema import OPTIONAL_ROOT_ATTRS, ROOT_ATTRS, check_run_file
 
 
 def test_every_synthetic_run_is_valid(study_dir: Path) -> None:
@@ -241,3 +242,29 @@ def test_run_that_should_have_stopped_at_target(tmp_path: Path) -> None:
         "run stops at its target ('target_stop' 1) and completed, but '/train/step' ends at 128, "
         "'/target/step' is 60"
     ]
+
+
+def _doc_root_attrs() -> dict[str, str]:
+    """Root attribute -> type cell, from the "## Root attributes" table of docs/run-file.md."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "run-file.md"
+    rows: dict[str, str] = {}
+    in_table = False
+    for line in docs.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            in_table = line.strip() == "## Root attributes"
+            continue
+        if not in_table or not line.startswith("|") or line.startswith("|---"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == "attribute":
+            continue
+        for name in re.findall(r"`([^`]+)`", cells[0]):
+            rows[name] = cells[1]
+    return rows
+
+
+def test_docs_list_every_root_attribute_with_its_type() -> None:
+    documented = _doc_root_attrs()
+    checked = {**ROOT_ATTRS, **OPTIONAL_ROOT_ATTRS}
+    assert set(documented) == set(checked)
+    assert {name: documented[name] for name in checked} == checked
