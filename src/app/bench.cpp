@@ -26,7 +26,9 @@ std::string bench_yaml(const BenchOptions& o, int world, int total_steps) {
     << "device: " << o.device << "\ncomm: " << o.comm << "\n"
     << "data: {name: fashion-mnist" << (o.data_root.empty() ? "" : ", root: '" + o.data_root + "'")
     << ", test_size: 1000}\n";
-  if (o.model == "mlp")
+  if (!o.model_file.empty())
+    y << "model: {name: torchscript, path: '" << o.model_file << "'}\n";
+  else if (o.model == "mlp")
     y << "model: {name: mlp, hidden: [512, 256]}\n";
   else
     y << "model: {name: " << o.model << "}\n";
@@ -84,7 +86,8 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
   DevicePlan devices = select_devices(st, layout, env);
   const int threads = threads_per_rank(o.threads, env);
   set_torch_threads(threads);
-  std::unique_ptr<ReplicaGroup> group = make_group(st, devices, env, 0);  // every rank
+  std::unique_ptr<ReplicaGroup> group =
+      make_group(st, devices, env, 0, load_data(st.file, st.data, st.seed));  // every rank
   TimingSink sink(warmup, warmup + timed);
   RunResult res = group->trainer.run(st.runs[0], env.rank() == 0 ? &sink : nullptr);
   if (env.rank() == 0) {
@@ -96,8 +99,9 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
                   "\"threads\": %d, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
                   "\"status\": \"%s\"}",
                   torch_version().c_str(), json_escape(devices.label[0]).c_str(), group->comm.backend().c_str(),
-                  o.model.c_str(), env.size(), o.batch, timed, warmup, threads, 1e3 * dt / timed,
-                  static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(), status_name(res.status));
+                  o.model_file.empty() ? o.model.c_str() : "torchscript", env.size(), o.batch, timed, warmup, threads,
+                  1e3 * dt / timed, static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(),
+                  status_name(res.status));
     std::cout << buf << std::endl;
   }
   return res.status == RunStatus::Completed ? 0 : 1;

@@ -13,6 +13,7 @@ namespace bs {
 
 struct BenchOptions {
   std::string model = "mlp";    // mlp (784-512-256-10, the baseline's) | cnn
+  std::string model_file;       // a TorchScript module instead (model name torchscript)
   std::string data_root;        // Fashion-MNIST IDX folder; empty: Debian's
   std::string device = "auto";  // auto | cpu | cuda
   std::string comm = "auto";    // auto | mpi | nccl

@@ -18,6 +18,7 @@
 #include "gpu/cuda_runtime.h"
 #include "placement/layout.h"
 #include "trace/checkpoint.h"
+#include "train/model_check.h"
 #include "train/torch_env.h"
 #include "util/build_info.h"
 #include "util/errors.h"
@@ -44,12 +45,14 @@ int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
   try {
     Study st = load_study(file, sets);
     data_files(st.file, st.data);
+    const std::string model_and_data = check_model(st, load_data(st.file, st.data, st.seed));
     int64_t steps = 0;
     for (const auto& r : st.runs) steps += run_budget(st, r).total_steps;
     int max_ranks = 0;
     for (const auto& r : st.runs) max_ranks = std::max(max_ranks, r.ranks());
     std::cout << file << ": OK: study '" << st.name << "', " << st.runs.size() << " runs, " << steps
-              << " training steps in all, up to " << max_ranks << " ranks per run, output " << st.output << "\n";
+              << " training steps in all, up to " << max_ranks << " ranks per run, output " << st.output << "\n"
+              << model_and_data;
     return 0;
   } catch (const std::exception& e) {
     return report(e);
@@ -78,11 +81,16 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   Layout layout;
   DevicePlan devices;
   std::vector<RunAction> actions;
+  DataSplits data;
   // Everything before training fails alike on every rank: rank 0 reports,
   // all exit with the error's code cleanly, no MPI_Abort noise.
   try {
     st = load_study(file, sets);
     data_files(st.file, st.data);
+    // Data and model are checked (one forward pass on two samples) before
+    // anything is written: a model that does not fit is refused here.
+    data = load_data(st.file, st.data, st.seed);
+    check_model(st, data);
     layout = plan_layout(st.runs, run_costs(st), env.size());
     // Every rank reaches these collectives: the steps above fail alike on all.
     devices = select_devices(st, layout, env);
@@ -93,7 +101,7 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
     return exit_code_for(e);
   }
   try {
-    return run_study(st, layout, devices, actions, env, opt);
+    return run_study(st, layout, devices, actions, env, opt, std::move(data));
   } catch (const std::exception& e) {
     // Past this point ranks may be inside collectives with peers that did not
     // fail: only MPI_Abort is sure to end the whole job.
@@ -156,6 +164,7 @@ CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
   CLI::App* bench = app.add_subcommand(
       "bench", "time training steps of one model and per-rank batch; prints a JSON line (tests/bench/compare.py)");
   bench->add_option("--model", bo.model, "mlp (784-512-256-10) or cnn")->check(CLI::IsMember({"mlp", "cnn"}));
+  bench->add_option("--model-file", bo.model_file, "a TorchScript module (torch.jit.save) to time instead of --model");
   bench->add_option("--batch", bo.batch, "per-rank batch size")->check(CLI::Range(1, 1 << 20));
   bench->add_option("--steps", bo.steps, "timed steps (rounded up to a multiple of --warmup)")
       ->check(CLI::Range(1, 1 << 24));

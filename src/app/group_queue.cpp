@@ -51,7 +51,14 @@ RunResult GroupQueue::train_and_record(const RunSpec& r, const TrainState* resum
   ProgressState ps;
   ps.run = r.name;
   ps.total_steps = rb.total_steps;
-  LeaderSink sink(*file, console_, ps, st_.log.progress_seconds, ck, fingerprint(st_, r));
+  if (!files_) files_ = file_fingerprint(st_);
+  LeaderSink sink(*file, console_, ps, st_.log.progress_seconds, ck, fingerprint(st_, r, *files_));
+  const auto buffers = group_.trainer.buffer_names();
+  if (!buffers.empty() && r.ranks() > 1)
+    console_.progress("[" + r.name + "] warning: the model keeps " + std::to_string(buffers.size()) +
+                      " buffers (BatchNorm statistics, e.g. " + buffers[0] +
+                      ") per rank; they are averaged over the run's ranks at every log interval, but the ranks "
+                      "normalize with their own batch statistics, so this split is not exactly one rank's batch");
   RunResult res;
   try {
     res = group_.trainer.run(r, &sink, resume);

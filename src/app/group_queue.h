@@ -3,6 +3,7 @@
 // group. The leader (group rank 0) writes the run files and checkpoints and
 // reports each run to the console; the other ranks only train.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ class GroupQueue {
   ReplicaGroup& group_;
   GroupPlacement placement_;
   RootConsole& console_;
+  // The model and data files' digests, read once per queue by its leader (a
+  // data file may be gigabytes) when its first run starts.
+  std::optional<Fingerprint> files_;
 };
 
 }  // namespace bs

@@ -17,17 +17,18 @@ TrainerOptions trainer_options(const DevicePlan& devices, int world_rank) {
 }  // namespace
 
 ReplicaGroup::ReplicaGroup(const Study& study, const DevicePlan& devices, int world_rank,
-                           std::unique_ptr<MpiCommunicator> group)
+                           std::unique_ptr<MpiCommunicator> group, DataSplits data_splits)
     : mpi(std::move(group)),
       device_comm(make_device_comm(study, devices, world_rank, *mpi)),
       comm(device_comm ? *device_comm : static_cast<Communicator&>(*mpi)),
-      data(load_data(study.file, study.data, study.seed)),
+      data(std::move(data_splits)),
       trainer(study, data, comm, trainer_options(devices, world_rank)) {}
 
-std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color) {
+std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color,
+                                         DataSplits data) {
   auto group = env.split(color, env.rank());
   if (!group) return nullptr;
-  return std::make_unique<ReplicaGroup>(study, devices, env.rank(), std::move(group));
+  return std::make_unique<ReplicaGroup>(study, devices, env.rank(), std::move(group), std::move(data));
 }
 
 int threads_per_rank(int requested, const MpiEnv& env) {

@@ -32,6 +32,13 @@ std::string mpi_version() {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+// "a,b,c"; "" for none.
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ",") + n;
+  return s;
+}
+
 }  // namespace
 
 GroupPlacement group_placement(const GroupPlan& group, const DevicePlan& devices, const MpiEnv& env,
@@ -60,6 +67,9 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
                  {"study_yaml", st.resolved_yaml},
                  {"run_yaml", run_yaml(st, r)},
                  {"model", st.model.name},
+                 {"model_loss", st.model.loss},
+                 {"model_init", trainer.init_source()},
+                 {"model_buffers", joined(trainer.buffer_names())},
                  {"optimizer", st.optimizer.name},
                  {"dataset", st.data.name},
                  {"comm", comm},

@@ -25,9 +25,9 @@ namespace {
 // Returns true when the queue stopped early. The group (trainer, device
 // communicator) is released on return, before rank 0 waits on the others.
 bool train_own_queue(const Study& st, const Layout& layout, const DevicePlan& devices,
-                     const std::vector<RunAction>& actions, const MpiEnv& env, RootConsole& console) {
+                     const std::vector<RunAction>& actions, const MpiEnv& env, RootConsole& console, DataSplits data) {
   const int g = layout.group_of(env.rank());
-  std::unique_ptr<ReplicaGroup> group = make_group(st, devices, env, g);
+  std::unique_ptr<ReplicaGroup> group = make_group(st, devices, env, g, std::move(data));
   if (!group) return false;
   const GroupPlan& plan = layout.groups[static_cast<size_t>(g)];
   GroupQueue queue(st, actions, *group, group_placement(plan, devices, env, *group->mpi), console);
@@ -39,7 +39,7 @@ bool train_own_queue(const Study& st, const Layout& layout, const DevicePlan& de
 }  // namespace
 
 int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, const std::vector<RunAction>& actions,
-              const MpiEnv& env, const RunOptions& opt) {
+              const MpiEnv& env, const RunOptions& opt, DataSplits data) {
   const bool root = env.rank() == 0;
   const int threads = threads_per_rank(opt.threads, env);
   set_torch_threads(threads);
@@ -48,7 +48,7 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
               << std::endl;
   }
   RootConsole console(root);
-  const bool stopped_early = train_own_queue(st, layout, devices, actions, env, console);
+  const bool stopped_early = train_own_queue(st, layout, devices, actions, env, console, std::move(data));
   if (root) {
     const bool in_group = layout.group_of(env.rank()) >= 0;
     print_summary(st, console.wait_for_groups(layout.groups.size() - (in_group ? 1 : 0)));

@@ -6,6 +6,7 @@
 #include "app/run_actions.h"
 #include "comm/mpi_env.h"
 #include "config/study.h"
+#include "data/dataset.h"
 #include "placement/device_plan.h"
 #include "placement/layout.h"
 
@@ -22,10 +23,11 @@ struct RunOptions {
 };
 
 // Collective over the world. `actions`: agree_run_actions (app/run_actions.h),
-// one per run. Returns the process exit code (0, or kExitPreempted), the same
-// on every rank; throws on errors that end the job.
+// one per run; `data`: the study's data (moved into this rank's group).
+// Returns the process exit code (0, or kExitPreempted), the same on every
+// rank; throws on errors that end the job.
 int run_study(const Study& study, const Layout& layout, const DevicePlan& devices,
-              const std::vector<RunAction>& actions, const MpiEnv& env, const RunOptions& options);
+              const std::vector<RunAction>& actions, const MpiEnv& env, const RunOptions& options, DataSplits data);
 
 // Work measure used to balance run queues across groups: samples to train.
 std::vector<double> run_costs(const Study& study);

@@ -381,6 +381,11 @@ Study parse_top(const Section& top) {
   st.log = parse_log(log);
   st.gns = parse_gns(gns);
   st.target = parse_target(target);
+  if (st.model.loss == "mse" && (st.target.metric == "val_acc" || st.target.metric == "val_error"))
+    throw ConfigError(st.file, "target.metric",
+                      "'" + st.target.metric +
+                          "' needs an accuracy, which model.loss mse has not; use val_loss or "
+                          "train_loss");
   st.checkpoint = parse_checkpoint(checkpoint);
   st.runs = parse_runs(top, runs, st.optimizer.lr);
   std::vector<RunSpec> swept;

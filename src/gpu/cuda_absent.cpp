@@ -17,6 +17,7 @@ std::string runtime_version() { return "none"; }
 int device_count() { return 0; }
 void set_device(int) { absent("set_device"); }
 DeviceInfo device_info(int) { absent("device_info"); }
+int64_t free_memory() { return 0; }
 Stream::Stream() { absent("a stream"); }
 Stream::~Stream() = default;
 Event::Event() { absent("an event"); }

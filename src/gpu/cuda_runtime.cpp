@@ -36,6 +36,12 @@ int device_count() {
 
 void set_device(int device) { BS_CUDA_CHECK(cudaSetDevice(device)); }
 
+int64_t free_memory() {
+  size_t free = 0, total = 0;
+  BS_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return static_cast<int64_t>(free);
+}
+
 DeviceInfo device_info(int device) {
   cudaDeviceProp p{};
   BS_CUDA_CHECK(cudaGetDeviceProperties(&p, device));

@@ -4,6 +4,7 @@
 // cuda_absent.cpp instead of cuda_runtime.cpp (CMake picks), and report zero
 // devices.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace bs::gpu {
@@ -25,6 +26,8 @@ struct DeviceInfo {
   std::string uuid;  // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi -L prints it
 };
 DeviceInfo device_info(int device);
+// Bytes free on the current device (cudaMemGetInfo); 0 without CUDA.
+int64_t free_memory();
 
 // A stream of our own that does not synchronize implicitly with the legacy
 // default stream (cudaStreamNonBlocking): ordering is by events only.

@@ -13,6 +13,7 @@
 #include "gpu/cuda_runtime.h"
 #include "models/model.h"
 #include "noise/estimator.h"
+#include "train/device_data.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/stats_layout.h"
@@ -25,32 +26,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct DeviceSplit {
-  at::Tensor images;  // uint8 [N, C, H, W]
-  at::Tensor labels;  // int64 [N]
-  float mean = 0, stdev = 1;
-};
-
-DeviceSplit to_device(const Dataset& d, const at::Device& dev) {
-  DeviceSplit s;
-  // from_blob borrows; clone()/to() makes the device copy we own.
-  s.images = at::from_blob(const_cast<uint8_t*>(d.images.data()), {d.size, d.channels, d.height, d.width},
-                           at::TensorOptions().dtype(at::kByte))
-                 .to(dev, /*non_blocking=*/false, /*copy=*/true);
-  s.labels = at::from_blob(const_cast<int64_t*>(d.labels.data()), {d.size}, at::TensorOptions().dtype(at::kLong))
-                 .to(dev, false, true);
-  s.mean = d.mean;
-  s.stdev = d.stdev;
-  return s;
-}
-
 std::vector<float> to_host_floats(const at::Tensor& t) {
   at::Tensor h = t.detach().to(at::kCPU).contiguous();
   return std::vector<float>(h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
-}
-
-at::Tensor normalize(const DeviceSplit& s, const at::Tensor& images_u8) {
-  return images_u8.to(at::kFloat).mul_(1.0f / (255.0f * s.stdev)).sub_(s.mean / s.stdev);
 }
 
 }  // namespace
@@ -63,14 +41,25 @@ struct Trainer::Impl {
   DeviceSplit train, test;
   at::Tensor train_eval_idx;
   std::unique_ptr<Model> model;
+  Objective objective;
+  std::string output_check;  // what check_output found, for `batchscope check`
 
-  Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o) : study(st), comm(c), options(o) {
-    if (o.gpu >= 0) use_gpu(o.gpu);
-    train = to_device(data.train, device);
-    test = to_device(data.test, device);
+  Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o)
+      : study(st), comm(c), options(o), objective(st.model) {
+    check_loss_fits(st.file, st.model.loss, data);
+    if (o.gpu >= 0) {
+      use_gpu(o.gpu);
+      require_fits_device(data.train, data.test, gpu::free_memory(), device.str());
+    }
+    train = to_device(data.train, device, "train");
+    test = to_device(data.test, device, "test");
     auto idx = train_eval_indices(data.train.size, st.eval.train_subset, st.seed);
     train_eval_idx = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(device, false, true);
-    model = make_model(st.model, data.train.channels, data.train.height, data.train.width, data.train.num_classes);
+    model = make_model(st.file, st.model, model_shape(data.train), device);
+    // A model that does not fit the data fails here, before any run starts.
+    auto init = model->init(0);
+    at::Tensor flat = at::from_blob(init.data(), {model->num_params()}, at::kFloat).to(device, false, true);
+    output_check = check_output(st.file, st.model, *model, flat, train, data.train.num_classes);
   }
 
   void use_gpu(int gpu) {
@@ -92,34 +81,34 @@ struct Trainer::Impl {
   // the whole split when idx is undefined), reduced over the group.
   std::pair<double, double> evaluate(const at::Tensor& params, const DeviceSplit& split, const at::Tensor& idx) {
     at::NoGradGuard no_grad;
-    const int64_t total = idx.defined() ? idx.size(0) : split.labels.size(0);
+    const int64_t total = idx.defined() ? idx.size(0) : split.size();
     const int64_t n = comm.size(), r = comm.rank();
     const int64_t begin = total * r / n, end = total * (r + 1) / n;
     // Sums stay on the device across chunks and through the reduction: one
     // host copy per evaluation. [loss sum, correct, count]
-    at::Tensor acc = at::zeros({3}, split.images.options().dtype(at::kDouble));
+    at::Tensor acc = at::zeros({3}, split.y.options().dtype(at::kDouble));
+    model->set_training(false);
     for (int64_t b = begin; b < end; b += study.eval.batch) {
       const int64_t len = std::min(study.eval.batch, end - b);
       at::Tensor x, y;
       if (idx.defined()) {
         at::Tensor sel = idx.narrow(0, b, len);
-        x = split.images.index_select(0, sel);
-        y = split.labels.index_select(0, sel);
+        x = split.inputs(sel);
+        y = split.targets(sel);
       } else {
-        x = split.images.narrow(0, b, len);
-        y = split.labels.narrow(0, b, len);
+        x = split.inputs(b, len);
+        y = split.targets(b, len);
       }
-      at::Tensor logits = model->forward(params, normalize(split, x));
-      acc[0] += at::nll_loss(at::log_softmax(logits, 1), y, {}, at::Reduction::Sum).to(at::kDouble);
-      acc[1] += logits.argmax(1).eq(y).sum().to(at::kDouble);
+      objective.add_sums(model->forward(params, x), y, acc);
     }
+    model->set_training(true);
     acc.narrow(0, 2, 1).fill_(static_cast<double>(end - begin));
     comm.allreduce_sum(acc.data_ptr<double>(), 3);
     comm.wait();
     at::Tensor host = acc.to(at::kCPU);
     const double* sums = host.data_ptr<double>();
     if (sums[2] == 0) return {std::nan(""), std::nan("")};
-    return {sums[0] / sums[2], sums[1] / sums[2]};
+    return {sums[0] / sums[2], objective.classifies() ? sums[1] / sums[2] : std::nan("")};
   }
 
   EvalRecord eval_record(const at::Tensor& params, int64_t step, int64_t B, int64_t N) {
@@ -161,6 +150,9 @@ class RunLoop {
   void finish();
   bool target_stop() const { return result_.target_step >= 0 && t_.study.target.stop; }
   at::Tensor layer_sqnorms(const at::Tensor& g) const;
+  void average_buffers();
+  std::vector<double> saved_buffers() const;
+  void restore_buffers(const std::vector<double>& saved);
   at::Tensor no_grad_zeros(at::IntArrayRef shape) const {
     return at::zeros(shape, params_.options().requires_grad(false));
   }
@@ -179,6 +171,8 @@ class RunLoop {
   const StatsLayout layout_;
   const int64_t log_every_;
   const double ckpt_seconds_;
+  const bool seeds_model_;                 // the model may draw random numbers (a TorchScript module)
+  const std::vector<at::Tensor> buffers_;  // the model's live buffers (BatchNorm statistics)
   GnsEstimator gns_;
   at::Tensor params_;
   std::unique_ptr<FlatOptimizer> opt_;
@@ -203,7 +197,7 @@ RunLoop::RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const 
       n_(t.comm.size()),
       me_(t.comm.rank()),
       budget_(run_budget(t.study, spec)),
-      N_(t.train.labels.size(0)),
+      N_(t.train.size()),
       plan_(N_, spec.batch_per_rank, t.study.seed, spec.seed),
       B_(plan_.global_batch()),
       Bi_(plan_.length(me_)),
@@ -213,6 +207,8 @@ RunLoop::RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const 
       layout_(t.model->num_params(), n_, m_, t.study.gns.per_layer ? static_cast<int64_t>(t.model->slots().size()) : 0),
       log_every_(t.study.log.every_steps),
       ckpt_seconds_(t.study.checkpoint.every_minutes * 60.0),
+      seeds_model_(t.model->init_source() != "builtin"),
+      buffers_(t.model->buffers()),
       gns_(micro_batches(spec.batch_per_rank, m_), N_, t.study.gns.ema_beta),
       step_ms_(static_cast<size_t>(log_every_)),
       wall_(static_cast<size_t>(log_every_)),
@@ -234,6 +230,10 @@ void RunLoop::start(const TrainState* resume) {
     params_.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
   }
   params_.set_requires_grad(true);
+  if (resume)
+    restore_buffers(resume->buffers);
+  else
+    t_.model->reset_buffers();
   opt_ = std::make_unique<FlatOptimizer>(study_.optimizer, params_);
   comm_buf_ = no_grad_zeros({layout_.buffer()});
   grad_part_ = comm_buf_.narrow(0, 0, P);
@@ -316,9 +316,14 @@ void RunLoop::forward_backward() {
     const int64_t bj = micro_mine_[static_cast<size_t>(j)];
     at::Tensor idx = perm_.narrow(0, offset, bj);
     offset += bj;
-    at::Tensor x = normalize(t_.train, t_.train.images.index_select(0, idx));
-    at::Tensor y = t_.train.labels.index_select(0, idx);
-    at::Tensor loss = at::nll_loss(at::log_softmax(t_.model->forward(params_, x), 1), y);
+    at::Tensor x = t_.train.inputs(idx);
+    at::Tensor y = t_.train.targets(idx);
+    // A module's randomness (dropout) depends on the run, rank, step and
+    // micro-batch only, so a resumed run draws what the uninterrupted one did.
+    if (seeds_model_)
+      at::manual_seed(mix_seed({study_.seed, spec_.seed, static_cast<uint64_t>(me_), static_cast<uint64_t>(step_),
+                                static_cast<uint64_t>(j)}));
+    at::Tensor loss = t_.objective.mean_loss(t_.model->forward(params_, x), y);
     at::Tensor g = torch::autograd::grad({loss}, {params_})[0];
     at::NoGradGuard no_grad;
     const double share = static_cast<double>(bj) / static_cast<double>(Bi_);
@@ -403,6 +408,7 @@ void RunLoop::drain() {
   }
   if (sink_) sink_->on_steps(rows);
   pending_ = 0;
+  average_buffers();
 }
 
 void RunLoop::evaluate_now() {
@@ -435,6 +441,7 @@ void RunLoop::checkpoint() {
   st.opt_steps = opt_->steps();
   for (const auto& b : opt_->buffers()) st.opt_bufs.push_back(to_host_floats(b));
   gns_.state(st.ema_tr, st.ema_g2, st.ema_beta_pow);
+  st.buffers = saved_buffers();
   if (sink_) sink_->on_checkpoint(st);
   last_ckpt_ = Clock::now();
   ckpt_requested_ = false;
@@ -468,6 +475,52 @@ at::Tensor RunLoop::layer_sqnorms(const at::Tensor& g) const {
   return at::stack(parts);
 }
 
+// BatchNorm statistics are per rank. Every drain (so before every evaluation
+// and checkpoint, which follow one) replaces them with their sample-weighted
+// mean over the group, so all ranks evaluate alike and a checkpoint holds
+// what the uninterrupted run continues with. Counters (int) agree already.
+void RunLoop::average_buffers() {
+  if (n_ == 1 || buffers_.empty()) return;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> parts;
+  for (const auto& b : buffers_)
+    if (b.is_floating_point()) parts.push_back(b.to(at::kDouble).flatten());
+  if (parts.empty()) return;
+  at::Tensor all = at::cat(parts).mul_(static_cast<double>(Bi_) / static_cast<double>(B_));
+  t_.comm.allreduce_sum(all.data_ptr<double>(), static_cast<size_t>(all.numel()));
+  t_.comm.wait();
+  int64_t off = 0;
+  for (const auto& b : buffers_) {
+    if (!b.is_floating_point()) continue;
+    b.copy_(all.narrow(0, off, b.numel()).view(b.sizes()));
+    off += b.numel();
+  }
+}
+
+std::vector<double> RunLoop::saved_buffers() const {
+  std::vector<double> out;
+  for (const auto& b : buffers_) {
+    at::Tensor h = b.detach().to(at::kCPU).to(at::kDouble).contiguous();
+    out.insert(out.end(), h.data_ptr<double>(), h.data_ptr<double>() + h.numel());
+  }
+  return out;
+}
+
+void RunLoop::restore_buffers(const std::vector<double>& saved) {
+  int64_t total = 0;
+  for (const auto& b : buffers_) total += b.numel();
+  if (static_cast<int64_t>(saved.size()) != total)
+    throw CheckpointError("checkpoint holds " + std::to_string(saved.size()) +
+                          " buffer values (BatchNorm statistics), the model has " + std::to_string(total));
+  at::NoGradGuard no_grad;
+  at::Tensor all = at::from_blob(const_cast<double*>(saved.data()), {total}, at::kDouble);
+  int64_t off = 0;
+  for (const auto& b : buffers_) {
+    b.copy_(all.narrow(0, off, b.numel()).view(b.sizes()));
+    off += b.numel();
+  }
+}
+
 Trainer::Trainer(const Study& study, const DataSplits& data, Communicator& comm, TrainerOptions options)
     : impl_(std::make_unique<Impl>(study, data, comm, options)) {}
 Trainer::~Trainer() = default;
@@ -483,6 +536,9 @@ std::vector<std::string> Trainer::layer_names() const {
   for (const auto& s : impl_->model->slots()) out.push_back(s.name);
   return out;
 }
+std::vector<std::string> Trainer::buffer_names() const { return impl_->model->buffer_names(); }
+std::string Trainer::init_source() const { return impl_->model->init_source(); }
+const std::string& Trainer::output_check() const { return impl_->output_check; }
 std::vector<int64_t> Trainer::layer_numel() const {
   std::vector<int64_t> out;
   for (const auto& s : impl_->model->slots()) out.push_back(s.numel());

@@ -1,4 +1,6 @@
 #pragma once
+#include <cstdlib>
+#include <stdexcept>
 // Shared by the MPI tests: a small real study, communicators over chosen world
 // ranks, and a sink that keeps what the trainer measured.
 #include <memory>
@@ -34,12 +36,13 @@ inline std::unique_ptr<MpiCommunicator> split(int color) {
 
 // Fashion-MNIST, cut small so a test run takes a second or two. tests/run.sh
 // installs the Debian dataset; without it the study fails with a clear error.
-inline Study small_study(const std::string& extra = "") {
+// `model`: the study's model line.
+inline Study small_study_with(const std::string& model, const std::string& extra = "") {
   return parse_study(R"(
 study: mpi-test
 seed: 3
 data: {name: fashion-mnist, train_size: 4096, test_size: 1000}
-model: {name: mlp, hidden: [64, 32]}
+)" + model + R"(
 optimizer: {name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 0.0001}
 budget: {steps: 40}
 eval: {every_steps: 20, train_subset: 1000}
@@ -48,6 +51,18 @@ runs:
   - {name: dummy, batch: [64]}
 )" + extra,
                      "mpi-test.yaml");
+}
+
+inline Study small_study(const std::string& extra = "") {
+  return small_study_with("model: {name: mlp, hidden: [64, 32]}", extra);
+}
+
+// A TorchScript module of tests/tools/make_torchscript.py, which ctest runs
+// first (fixture torchscript_models) into BS_TORCHSCRIPT_DIR.
+inline Study torchscript_study(const std::string& file, const std::string& extra = "") {
+  const char* dir = std::getenv("BS_TORCHSCRIPT_DIR");
+  if (dir == nullptr) throw std::runtime_error("BS_TORCHSCRIPT_DIR is not set: run this test through ctest");
+  return small_study_with("model: {name: torchscript, path: '" + std::string(dir) + "/" + file + "'}", extra);
 }
 
 struct KeepSink : RecordSink {

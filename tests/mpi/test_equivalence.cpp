@@ -30,8 +30,7 @@ Trace collect(const KeepSink& sink, const RunResult& res) {
   return t;
 }
 
-TEST(Equivalence, SplitSixteenFortyEightMatchesSixtyFourOnOneRank) {
-  Study st = small_study();
+void expect_split_invisible(const Study& st) {
   DataSplits data = load_data(st.file, st.data, st.seed);
   const int me = world_rank();
   TrainerOptions opt;
@@ -101,6 +100,12 @@ TEST(Equivalence, SplitSixteenFortyEightMatchesSixtyFourOnOneRank) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
+
+TEST(Equivalence, SplitSixteenFortyEightMatchesSixtyFourOnOneRank) { expect_split_invisible(small_study()); }
+
+// The same for a TorchScript module (784-32-10, no BatchNorm): its
+// parameters are views of the flat buffer, so it has every guarantee.
+TEST(Equivalence, TorchScriptSplitMatchesOneRank) { expect_split_invisible(torchscript_study("mlp_small.pt")); }
 
 }  // namespace
 }  // namespace bs::test

@@ -30,8 +30,9 @@ struct StopSink : KeepSink {
 
 class Resume : public ::testing::TestWithParam<int64_t> {};
 
-TEST_P(Resume, ContinuesBitForBit) {
-  Study st = small_study();  // 40 steps, eval every 20, log every 8
+// Stops a run once step `stop_at` is delivered, resumes it from its
+// checkpoint state, and compares with the run left alone.
+void expect_resume_exact(Study st, int64_t stop_at) {
   st.checkpoint.every_minutes = 0;
   DataSplits data = load_data(st.file, st.data, st.seed);
   auto comm = split(0);
@@ -47,12 +48,12 @@ TEST_P(Resume, ContinuesBitForBit) {
 
   // Every rank raises the flag (as mpirun forwards a signal to all); the ranks
   // still agree through the reduction on one step to stop at.
-  StopSink first(GetParam());
+  StopSink first(stop_at);
   RunResult stopped = trainer.run(run_spec("r", batch, 9), &first);
   set_stop_signal_for_testing(0);
   ASSERT_EQ(stopped.status, RunStatus::Preempted);
   const int64_t expect_stop[] = {16, 20, 36};
-  EXPECT_EQ(stopped.steps, expect_stop[GetParam() / 8 - 1]);
+  EXPECT_EQ(stopped.steps, expect_stop[stop_at / 8 - 1]);
   ASSERT_TRUE(first.have_state);
   EXPECT_EQ(first.state.step, stopped.steps);
   EXPECT_EQ(static_cast<size_t>(first.state.step), first.steps.size()) << "the checkpoint matches the records";
@@ -76,9 +77,18 @@ TEST_P(Resume, ContinuesBitForBit) {
   for (size_t k = 0; k < evals.size(); ++k) {
     EXPECT_EQ(evals[k].step, whole.evals[k].step);
     EXPECT_EQ(evals[k].val_acc, whole.evals[k].val_acc);
+    EXPECT_EQ(evals[k].val_loss, whole.evals[k].val_loss);
   }
   EXPECT_EQ(resumed.final_params, ref.final_params);
 }
+
+TEST_P(Resume, ContinuesBitForBit) { expect_resume_exact(small_study(), GetParam()); }  // 40 steps, eval 20, log 8
+
+// A TorchScript module with BatchNorm (running statistics in the checkpoint,
+// averaged over the group at every drain) and one with dropout (seeded from
+// run, rank, step): both continue bit for bit.
+TEST(Resume, TorchScriptBatchNormContinuesBitForBit) { expect_resume_exact(torchscript_study("cnn_bn.pt"), 16); }
+TEST(Resume, TorchScriptDropoutContinuesBitForBit) { expect_resume_exact(torchscript_study("dropout.pt"), 24); }
 
 // Records are drained every 8 steps and at evaluations (every 20), the count
 // restarting at each drain: 8, 16, 20, 28, 36, 40. A flag raised when step `at`
