@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "models/torchscript.h"
 #include "util/errors.h"
 #include "util/rng.h"
 
@@ -73,8 +74,8 @@ class Cnn final : public Model {
   Cnn(int64_t channels, int64_t height, int64_t width, int64_t classes) {
     add("conv1.weight", {32, channels, 5, 5}, channels * 25);
     add("conv1.bias", {32}, channels * 25);
-    add("conv2.weight", {64, 32, 5, 5}, 32 * 25);
-    add("conv2.bias", {64}, 32 * 25);
+    add("conv2.weight", {64, 32, 5, 5}, int64_t{32} * 25);
+    add("conv2.bias", {64}, int64_t{32} * 25);
     const int64_t flat = 64 * (height / 4) * (width / 4);
     add("fc1.weight", {1024, flat}, flat);
     add("fc1.bias", {1024}, flat);
@@ -94,11 +95,31 @@ class Cnn final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_model(const ModelSpec& spec, int64_t channels, int64_t height, int64_t width,
-                                  int64_t classes) {
-  if (spec.name == "mlp") return std::make_unique<Mlp>(spec.hidden, channels * height * width, classes);
-  if (spec.name == "cnn") return std::make_unique<Cnn>(channels, height, width, classes);
-  throw std::invalid_argument("unknown model '" + spec.name + "'; expected mlp or cnn");
+std::unique_ptr<Model> make_model(const std::string& study_file, const ModelSpec& spec, const ModelShape& shape,
+                                  const at::Device& device) {
+  const auto& s = shape.sample_shape;
+  if (spec.name == "mlp") {
+    int64_t inputs = 1;
+    for (auto d : s) inputs *= d;
+    return std::make_unique<Mlp>(spec.hidden, inputs, shape.outputs);
+  }
+  if (spec.name == "cnn") {
+    std::string dims;
+    for (size_t i = 0; i < s.size(); ++i) dims += (i ? ", " : "") + std::to_string(s[i]);
+    if (s.size() != 2 && s.size() != 3)
+      throw ConfigError(study_file, "model.name",
+                        "the cnn takes image samples [C, H, W] or [H, W]; the data's samples are [" + dims +
+                            "] (use the mlp, or a torchscript model, for other shapes)");
+    const int64_t c = s.size() == 3 ? s[0] : 1, h = s[s.size() - 2], w = s[s.size() - 1];
+    if (c < 1 || h < 4 || w < 4)
+      throw ConfigError(study_file, "model.name",
+                        "the cnn pools twice by 2, so it needs images of at least 4x4 with a channel; the data's "
+                        "samples are [" +
+                            dims + "]");
+    return std::make_unique<Cnn>(c, h, w, shape.outputs);
+  }
+  if (spec.name == "torchscript") return make_torchscript_model(study_file, spec, shape, device);
+  throw std::invalid_argument("unknown model '" + spec.name + "'; expected mlp, cnn or torchscript");
 }
 
 }  // namespace bs

@@ -1,7 +1,9 @@
 // models/model: mlp and cnn over one flat parameter buffer. Forward shapes for
 // several inputs and class counts; the slots tile the buffer exactly, in
 // PyTorch's shapes and parameter counts; every slot takes part in the forward
-// pass; init is deterministic for a seed and within PyTorch's default bounds.
+// pass; init is deterministic for a seed and within PyTorch's default bounds;
+// the sample shapes each model takes, and a ConfigError for the others.
+// (TorchScript models: tests/unit/test_torchscript.cpp.)
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "models/model.h"
+#include "util/errors.h"
 
 namespace bs {
 namespace {
@@ -53,7 +56,7 @@ std::vector<std::string> names(const Model& m) {
 }
 
 TEST(Mlp, SlotsInPyTorchShapes) {
-  auto m = make_model(mlp({32, 16}), 1, 28, 28, 10);
+  auto m = make_model("s.yaml", mlp({32, 16}), {{1, 28, 28}, 10}, at::kCPU);
   EXPECT_EQ(names(*m),
             (std::vector<std::string>{"fc0.weight", "fc0.bias", "fc1.weight", "fc1.bias", "out.weight", "out.bias"}));
   const auto& s = m->slots();
@@ -72,14 +75,14 @@ TEST(Mlp, SlotsInPyTorchShapes) {
 }
 
 TEST(Mlp, NoHiddenLayerIsLogisticRegression) {
-  auto m = make_model(mlp({}), 3, 8, 8, 4);
+  auto m = make_model("s.yaml", mlp({}), {{3, 8, 8}, 4}, at::kCPU);
   EXPECT_EQ(names(*m), (std::vector<std::string>{"out.weight", "out.bias"}));
   EXPECT_EQ(m->num_params(), 3 * 8 * 8 * 4 + 4);
   expect_tiling(*m);
 }
 
 TEST(Cnn, SlotsInPyTorchShapes) {
-  auto m = make_model(cnn(), 1, 28, 28, 10);
+  auto m = make_model("s.yaml", cnn(), {{1, 28, 28}, 10}, at::kCPU);
   EXPECT_EQ(names(*m), (std::vector<std::string>{"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
                                                  "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}));
   const auto& s = m->slots();
@@ -96,7 +99,7 @@ TEST(Cnn, SlotsInPyTorchShapes) {
 }
 
 TEST(Cnn, ParameterCountFollowsTheInput) {
-  auto m = make_model(cnn(), 3, 32, 32, 5);
+  auto m = make_model("s.yaml", cnn(), {{3, 32, 32}, 5}, at::kCPU);
   EXPECT_EQ(m->slots()[0].shape, (std::vector<int64_t>{32, 3, 5, 5}));
   EXPECT_EQ(m->slots()[4].shape, (std::vector<int64_t>{1024, 64 * 8 * 8}));
   EXPECT_EQ(m->num_params(), (32 * 75 + 32) + (64 * 800 + 64) + (1024 * 4096 + 1024) + (5 * 1024 + 5));
@@ -121,7 +124,7 @@ const std::vector<ShapeCase>& shape_cases() {
 
 TEST_P(ForwardShape, LogitsAreBatchByClasses) {
   const ShapeCase& c = shape_cases()[static_cast<size_t>(GetParam())];
-  auto m = make_model(c.spec, c.channels, c.height, c.width, c.classes);
+  auto m = make_model("s.yaml", c.spec, {{c.channels, c.height, c.width}, c.classes}, at::kCPU);
   at::Tensor flat = flat_params(*m, 3);
   at::manual_seed(0);
   at::Tensor x = at::randn({c.batch, c.channels, c.height, c.width});
@@ -135,7 +138,7 @@ TEST_P(ForwardShape, LogitsAreBatchByClasses) {
 // in each slot of the flat buffer (and only there: the slots tile it).
 TEST_P(ForwardShape, EverySlotReceivesGradient) {
   const ShapeCase& c = shape_cases()[static_cast<size_t>(GetParam())];
-  auto m = make_model(c.spec, c.channels, c.height, c.width, c.classes);
+  auto m = make_model("s.yaml", c.spec, {{c.channels, c.height, c.width}, c.classes}, at::kCPU);
   at::Tensor flat = flat_params(*m, 4).set_requires_grad(true);
   at::manual_seed(0);
   at::Tensor x = at::randn({c.batch + 4, c.channels, c.height, c.width});
@@ -155,7 +158,7 @@ INSTANTIATE_TEST_SUITE_P(Models, ForwardShape, ::testing::Range(0, 9));
 // The layout contract: weight [out, in] row-major, bias last. With all
 // weights zero the logits are the output bias, whatever the input.
 TEST(Mlp, OutputBiasIsTheLastSlot) {
-  auto m = make_model(mlp({6}), 1, 4, 4, 3);
+  auto m = make_model("s.yaml", mlp({6}), {{1, 4, 4}, 3}, at::kCPU);
   at::Tensor flat = at::zeros({m->num_params()});
   const auto& out_bias = m->slots().back();
   flat.narrow(0, out_bias.offset, 3).copy_(at::tensor({1.5f, -2.f, 0.25f}));
@@ -166,7 +169,7 @@ TEST(Mlp, OutputBiasIsTheLastSlot) {
 // y = W x + b with W in nn.Linear's [out, in] order: a transposed view would
 // give a different result here.
 TEST(Mlp, WeightIsOutByIn) {
-  auto m = make_model(mlp({}), 1, 1, 2, 3);
+  auto m = make_model("s.yaml", mlp({}), {{1, 1, 2}, 3}, at::kCPU);
   // out.weight [3, 2] then out.bias [3].
   at::Tensor flat = at::tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 0.f, 0.f, 1.f});
   at::Tensor y = m->forward(flat, at::tensor({10.f, 1.f}).view({1, 1, 1, 2}));
@@ -175,7 +178,7 @@ TEST(Mlp, WeightIsOutByIn) {
 
 TEST(Init, DeterministicForASeed) {
   for (const auto& spec : {mlp({32, 16}), cnn()}) {
-    auto m = make_model(spec, 1, 28, 28, 10);
+    auto m = make_model("s.yaml", spec, {{1, 28, 28}, 10}, at::kCPU);
     auto a = m->init(7), b = m->init(7), c = m->init(8);
     ASSERT_EQ(static_cast<int64_t>(a.size()), m->num_params());
     EXPECT_EQ(a, b) << spec.name;
@@ -183,7 +186,7 @@ TEST(Init, DeterministicForASeed) {
     for (size_t i = 0; i < a.size(); ++i) same += a[i] == c[i];
     EXPECT_LT(same, a.size() / 1000) << spec.name << ": seeds 7 and 8 agree at " << same << " places";
     // A second model object of the same shape draws the same values.
-    EXPECT_EQ(make_model(spec, 1, 28, 28, 10)->init(7), a) << spec.name;
+    EXPECT_EQ(make_model("s.yaml", spec, {{1, 28, 28}, 10}, at::kCPU)->init(7), a) << spec.name;
   }
 }
 
@@ -191,7 +194,7 @@ TEST(Init, DeterministicForASeed) {
 // value of a small model for seed 1. Moving them changes every run's starting
 // point; see tests/unit/test_rng.cpp.
 TEST(Init, PinnedValues) {
-  auto m = make_model(mlp({4}), 1, 2, 2, 3);
+  auto m = make_model("s.yaml", mlp({4}), {{1, 2, 2}, 3}, at::kCPU);
   auto p = m->init(1);
   ASSERT_EQ(p.size(), 4u * 4 + 4 + 3 * 4 + 3);
   const std::vector<float> want = {
@@ -213,7 +216,7 @@ TEST(Init, PinnedValues) {
 // PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), per slot, and the
 // draws fill the interval (neither a narrower nor a one-sided range).
 TEST(Init, WithinPyTorchDefaultBounds) {
-  auto m = make_model(cnn(), 1, 28, 28, 10);
+  auto m = make_model("s.yaml", cnn(), {{1, 28, 28}, 10}, at::kCPU);
   auto p = m->init(11);
   for (const auto& s : m->slots()) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(s.fan_in));
@@ -235,11 +238,70 @@ TEST(Init, WithinPyTorchDefaultBounds) {
   }
 }
 
+// The mlp flattens any sample shape: a vector of features, an image, a scalar.
+TEST(Mlp, TakesAnySampleShape) {
+  struct Case {
+    std::vector<int64_t> sample;
+    int64_t inputs;
+  };
+  for (const auto& c :
+       std::vector<Case>{{{784}, 784}, {{28, 28}, 784}, {{3, 4, 5}, 60}, {{2, 3, 4, 5}, 120}, {{}, 1}}) {
+    auto m = make_model("s.yaml", mlp({8}), {c.sample, 3}, at::kCPU);
+    EXPECT_EQ(m->slots()[0].shape, (std::vector<int64_t>{8, c.inputs}));
+    std::vector<int64_t> xs{2};
+    xs.insert(xs.end(), c.sample.begin(), c.sample.end());
+    at::Tensor y = m->forward(flat_params(*m, 1), at::randn(xs));
+    EXPECT_EQ(y.sizes().vec(), (std::vector<int64_t>{2, 3}));
+  }
+}
+
+// [H, W] samples are one-channel images: the same model as [1, H, W].
+TEST(Cnn, TwoDimensionalSamplesHaveOneChannel) {
+  auto a = make_model("s.yaml", cnn(), {{28, 28}, 10}, at::kCPU);
+  auto b = make_model("s.yaml", cnn(), {{1, 28, 28}, 10}, at::kCPU);
+  ASSERT_EQ(names(*a), names(*b));
+  for (size_t i = 0; i < a->slots().size(); ++i) EXPECT_EQ(a->slots()[i].shape, b->slots()[i].shape);
+  at::Tensor flat = flat_params(*a, 2);
+  at::Tensor x = at::randn({3, 1, 28, 28});
+  EXPECT_TRUE(at::equal(a->forward(flat, x), b->forward(flat, x)));
+}
+
+TEST(Cnn, OtherSampleShapesAreAConfigError) {
+  for (const auto& sample : std::vector<std::vector<int64_t>>{{784}, {}, {2, 3, 28, 28}, {1, 2, 28}, {3, 28, 2}}) {
+    std::string dims;
+    for (size_t i = 0; i < sample.size(); ++i) dims += (i ? ", " : "") + std::to_string(sample[i]);
+    try {
+      make_model("s.yaml", cnn(), {sample, 10}, at::kCPU);
+      FAIL() << "the cnn took samples [" << dims << "]";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file(), "s.yaml");
+      EXPECT_EQ(e.key(), "model.name");
+      EXPECT_NE(std::string(e.what()).find("[" + dims + "]"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Built-ins have no buffers, no modes and take their weights from the seed.
+TEST(MakeModel, BuiltinsHaveNoBuffers) {
+  for (const auto& spec : {mlp({8}), cnn()}) {
+    auto m = make_model("s.yaml", spec, {{1, 28, 28}, 10}, at::kCPU);
+    EXPECT_TRUE(m->buffer_names().empty());
+    EXPECT_TRUE(m->buffers().empty());
+    EXPECT_EQ(m->init_source(), "builtin");
+    at::Tensor flat = flat_params(*m, 5);
+    at::Tensor x = at::randn({2, 1, 28, 28});
+    at::Tensor y = m->forward(flat, x);
+    m->set_training(false);
+    m->reset_buffers();
+    EXPECT_TRUE(at::equal(m->forward(flat, x), y)) << spec.name;
+  }
+}
+
 TEST(MakeModel, UnknownNameIsRefused) {
   ModelSpec s;
   s.name = "resnet";
   try {
-    make_model(s, 1, 28, 28, 10);
+    make_model("s.yaml", s, {{1, 28, 28}, 10}, at::kCPU);
     FAIL() << "made a model named resnet";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("unknown model 'resnet'"), std::string::npos) << e.what();
