@@ -19,7 +19,7 @@ struct DataSpec {
   double stdev = std::numeric_limits<double>::quiet_NaN();
   // hdf5 only: the rows of train_x and test_x, read from the file by the parser.
   int64_t hdf5_train_rows = 0, hdf5_test_rows = 0;
-  int64_t train_size = 0;              // 0: the whole split; else the first N samples
+  int64_t train_size = 0;  // 0: the whole split; else the first N samples
   int64_t test_size = 0;
   // synthetic only: sizes and the class-separating noise level
   int64_t synthetic_train = 8192;
