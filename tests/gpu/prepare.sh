@@ -4,6 +4,7 @@
 # with what tests/gpu/run.sh needs there and cannot fetch:
 #   fashion-mnist/         the four IDX files of Debian's dataset-fashion-mnist
 #   torch_ddp_baseline.py  the reference baseline (../shared/baselines/)
+#   own_model/cnn_bn.pt    configs/own_model's TorchScript model
 #   debs/                  Debian packages of our C/C++ dependencies (MPI, HDF5,
 #                          yaml-cpp, CLI11), unpacked there without installing
 # Then: device run with carry [".gpu-carry"] and command "bash tests/gpu/run.sh".
@@ -15,6 +16,9 @@ data=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 rm -rf "$carry"; mkdir -p "$carry/fashion-mnist" "$carry/debs"
 cp "$data"/*-ubyte.gz "$carry/fashion-mnist/"
 cp "$baseline" "$carry/torch_ddp_baseline.py"
+# The example's TorchScript model (Debian's python3-torch); the GPU host's
+# LibTorch loads it (TorchScript files load in later versions).
+/usr/bin/python3 "$root/configs/own_model/export.py" --out "$carry/own_model" --skip-data >/dev/null
 # Runtime and development packages, with the libraries they pull in that a
 # CUDA image typically lacks. apt-get download takes no root and installs nothing.
 pkgs=(libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libevent-core-2.1-7 libevent-pthreads-2.1-7

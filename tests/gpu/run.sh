@@ -13,6 +13,8 @@
 #                      the one GPU over MPI (host-staged): traces agree
 #   nccl-refused       comm: nccl with two ranks of a group on one GPU exits 2
 #                      with a message that says to use comm: mpi
+#   own-model-cuda     configs/own_model's TorchScript CNN with BatchNorm on
+#                      CUDA vs the CPU: traces agree within RTOL
 #   nccl-hung-peer     (2+ GPUs only) a rank stopped with SIGSTOP 25 s in, with
 #                      comm_timeout_s 20: the job ends within 140 s of its
 #                      start, naming the rank and the NCCL operation
@@ -126,7 +128,19 @@ else
   results+=("nccl-hung-peer: SKIPPED (needs 2 GPUs: NCCL refuses two ranks of one communicator on one GPU)")
 fi
 
-# 5. the benchmark table
+# 5. your own model: configs/own_model's TorchScript CNN with BatchNorm
+# (exported by prepare.sh with Debian's torch 1.13, loaded by this host's
+# LibTorch) trains on CUDA on Fashion-MNIST (the carried IDX files: the HDF5
+# export would not fit the carry) and follows its CPU run within RTOL.
+own=(--set model.path="$carry/own_model/cnn_bn.pt" --set "budget={steps: 60}" --set "eval={every_steps: 30, train_subset: 500}"
+  --set "data={name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}"
+  --set "sweep={global_batch: [64], ranks: 1}")
+mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-cpu" --set device=cpu --threads 4 &&
+  mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-gpu" --set device=cuda &&
+  $py tests/gpu/compare_traces.py "$work/own-cpu" "$work/own-gpu" --rtol "$RTOL" &&
+  result own-model-cuda PASS || result own-model-cuda FAIL
+
+# 6. the benchmark table
 $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
   --data "$carry/fashion-mnist" --device cuda --ranks 1 --out "$out/bench.jsonl" | tee "$out/bench.md"
 [ "${PIPESTATUS[0]}" -eq 0 ] && result benchmark PASS || result benchmark FAIL
