@@ -220,6 +220,12 @@ class TorchScriptModel final : public Model {
         throw DataError(path_ + " (model.path): parameter '" + p.name + "' is " +
                         std::string(c10::toString(t.scalar_type())) +
                         "; batchscope trains float32 parameters (save the model after model.float())");
+      // Every parameter is trained (one flat buffer, one optimizer): a frozen
+      // one would silently move, so it is refused with the way to keep it.
+      if (!t.requires_grad())
+        throw DataError(path_ + " (model.path): parameter '" + p.name +
+                        "' is frozen (requires_grad=False); batchscope trains every parameter. Keep a fixed tensor "
+                        "as a buffer (self.register_buffer) instead");
       for (size_t j = 0; j < values.size(); ++j)
         if (overlap(values[j], t))
           throw DataError(path_ + " (model.path): parameters '" + slots()[j].name + "' and '" + p.name +

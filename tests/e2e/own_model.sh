@@ -6,6 +6,7 @@
 #  - split invisibility: [16, 48] over 2 ranks matches [64] on one rank;
 #  - Fashion-MNIST as HDF5 trains bit for bit like its IDX files;
 #  - a regression (mse) study trains and its report has no accuracy columns;
+#  - --resume with a changed model or data file is refused (exit 6);
 #  - bad models and data are refused by `check` and `run` with the file, the
 #    key and the documented exit code.
 set -uo pipefail
@@ -111,6 +112,33 @@ check "mse report has no accuracy column" /usr/bin/python3 -c "
 import sys
 t = open('$out/reg/report.html').read().lower()
 sys.exit(1 if ('val_acc' in t or 'accuracy' in t) else 0)"
+
+# A checkpoint remembers the model and data files: --resume with either
+# changed is refused (exit 6), naming it. The run is preempted (SIGUSR1:
+# checkpoint, exit 75) once its first checkpoint is complete (a marker, not
+# a clock); it has a million steps to go.
+cp "$m/mlp.pt" "$out/ck.pt"; cp "$m/classes.h5" "$out/ck.h5"
+ck=(--set output="$out/ck" --set model.path="$out/ck.pt" --set data.path="$out/ck.h5" --set 'budget={steps: 1000000}'
+    --set 'checkpoint={every_steps: 5}' --threads 1)
+mpirun -np 1 "$bin" run "$out/own.yaml" "${ck[@]}" >"$out/ck.log" 2>&1 &
+job=$!
+for _ in $(seq 600); do [ -e "$out/ck/checkpoints/full.ckpt.done" ] && break; sleep 0.2; done
+kill -USR1 $job 2>/dev/null; wait $job; rc=$?
+check "preempted with a checkpoint (exit $rc)" test $rc -eq 75 -a -e "$out/ck/checkpoints/full.ckpt.done"
+cp "$out/ck.h5" "$out/ck.h5.orig"
+/usr/bin/python3 -c "
+import h5py
+with h5py.File('$out/ck.h5', 'r+') as f:
+    f['train/x'][0, 0] += 1"
+expect 6 "data.file.*ck.h5" -- mpirun -np 1 "$bin" run "$out/own.yaml" "${ck[@]}" --resume
+mv "$out/ck.h5.orig" "$out/ck.h5"
+/usr/bin/python3 -c "
+import torch
+m = torch.jit.load('$out/ck.pt')
+with torch.no_grad():
+    next(m.parameters()).add_(0.5)
+m.save('$out/ck.pt')"
+expect 6 "model.file.*ck.pt" -- mpirun -np 1 "$bin" run "$out/own.yaml" "${ck[@]}" --resume
 
 # Bad input: each names the file and the key, with the documented exit code.
 cs=(--set output="$out/bad")

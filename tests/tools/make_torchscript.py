@@ -181,6 +181,14 @@ class CustomParam(nn.Module):
         return self.fc(x.reshape(x.size(0), -1)) / self.temperature
 
 
+def frozen() -> nn.Module:
+    """An mlp whose first layer is frozen (requires_grad=False)."""
+    m = Mlp(784, [8], 10)
+    for p in list(m.parameters())[:2]:
+        p.requires_grad_(False)
+    return m
+
+
 def flat(tensors: List[torch.Tensor], dtype: torch.dtype) -> np.ndarray:
     if not tensors:
         return np.zeros(0, dtype=np.float64 if dtype == torch.float64 else np.float32)
@@ -239,6 +247,7 @@ def makers() -> Dict[str, Callable[[], nn.Module]]:
         "tuple_output": TupleOutput,
         "tied": Tied,
         "custom_param": CustomParam,
+        "frozen": frozen,
     }
 
 

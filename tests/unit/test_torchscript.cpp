@@ -547,6 +547,10 @@ TEST(BadFiles, UntrainableParametersAreADataError) {
   expect_error_names_file(w, file("tied.pt"));
   EXPECT_NE(w.find("tied"), std::string::npos) << w;
   EXPECT_NE(w.find("fc.weight"), std::string::npos) << w;
+  w = data_error([] { load("frozen"); });
+  expect_error_names_file(w, file("frozen.pt"));
+  EXPECT_NE(w.find("requires_grad=False"), std::string::npos) << w;
+  EXPECT_NE(w.find("register_buffer"), std::string::npos) << w;
 }
 
 // A forward that raises (a shape assertion here) or returns something other
