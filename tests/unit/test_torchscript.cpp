@@ -286,13 +286,12 @@ TEST(Forward, UnevenBatchesGiveFreshResults) {
   }
 }
 
-// mlp.pt has the built-in mlp's layout (fc0, fc1, out): init: seeded draws
-// the built-in's numbers, and both compute the same logits and gradient.
-TEST(Seeded, MlpFileMatchesTheBuiltinMlp) {
-  auto m = load("mlp", "seeded");
-  ModelSpec b;
-  b.name = "mlp";
-  b.hidden = {512, 256};
+// mlp.pt and cnn.pt have the built-in models' layouts (fc0, fc1, out;
+// conv1, conv2, fc1, fc2): init: seeded draws the built-in's numbers, and
+// both compute the same logits and gradient.
+void expect_same_as_builtin(const char* file, const ModelSpec& b) {
+  SCOPED_TRACE(file);
+  auto m = load(file, "seeded");
   auto builtin = make_model("s.yaml", b, {{1, 28, 28}, 10}, at::kCPU);
   ASSERT_EQ(slot_names(*m), slot_names(*builtin));
   for (size_t i = 0; i < m->slots().size(); ++i) {
@@ -308,6 +307,16 @@ TEST(Seeded, MlpFileMatchesTheBuiltinMlp) {
   at::Tensor ga = torch::autograd::grad({loss_of(a, y)}, {flat})[0];
   at::Tensor gc = torch::autograd::grad({loss_of(c, y)}, {flat})[0];
   EXPECT_TRUE(at::equal(ga, gc));
+}
+
+TEST(Seeded, FilesMatchTheBuiltinModels) {
+  ModelSpec mlp;
+  mlp.name = "mlp";
+  mlp.hidden = {512, 256};
+  expect_same_as_builtin("mlp", mlp);
+  ModelSpec cnn;
+  cnn.name = "cnn";
+  expect_same_as_builtin("cnn", cnn);
 }
 
 TEST(Seeded, DeterministicAndDifferentPerSeed) {
