@@ -60,30 +60,23 @@ RUNS_TABLE_COLUMNS: tuple[str, ...] = (
 # The accuracy columns, and what replaces them in a study of mse runs
 # (no accuracy): best (lowest) validation loss and the loss gap.
 ACCURACY_COLUMNS: tuple[str, ...] = ("final_val_acc", "best_val_acc", "final_train_acc", "gap")
-REGRESSION_TABLE_COLUMNS: tuple[str, ...] = (
-    "run",
-    "study",
-    "global_batch",
-    "ranks",
-    "microbatches",
-    "base_lr",
-    "peak_lr",
-    "seed",
-    "status",
-    "steps",
-    "samples",
-    "final_val_loss",
-    "best_val_loss",
-    "final_train_loss",
-    "loss_gap",
-    "samples_per_s",
-    "target_metric",
-    "target_value",
-    "steps_to_target",
-    "samples_to_target",
-    "b_simple_final",
-    "b_simple_median",
-)
+
+
+def _regression_columns() -> tuple[str, ...]:
+    """RUNS_TABLE_COLUMNS without the accuracy columns, with the loss ones in their place."""
+    out: list[str] = []
+    for c in RUNS_TABLE_COLUMNS:
+        if c in ACCURACY_COLUMNS:
+            continue
+        out.append(c)
+        if c == "final_val_loss":
+            out.append("best_val_loss")
+        elif c == "final_train_loss":
+            out.append("loss_gap")
+    return tuple(out)
+
+
+REGRESSION_TABLE_COLUMNS: tuple[str, ...] = _regression_columns()
 
 
 class Status(NamedTuple):

@@ -191,17 +191,12 @@ class _Checker:
         self.problems.append(message)
 
     def _check_root_attrs(self) -> None:
-        for name, kind in ROOT_ATTRS.items():
+        required = [(n, k, True) for n, k in ROOT_ATTRS.items()]
+        optional = [(n, k, False) for n, k in OPTIONAL_ROOT_ATTRS.items()]
+        for name, kind, must in required + optional:
             if name not in self.f.attrs:
-                self._report(f"missing root attribute '{name}'")
-                continue
-            value = self.f.attrs[name]
-            if not _value_has_kind(value, kind):
-                self._report(f"root attribute '{name}' should be a scalar {kind}, got {_describe(value)}")
-                continue
-            self.attrs[name] = h5io.to_python(value)
-        for name, kind in OPTIONAL_ROOT_ATTRS.items():
-            if name not in self.f.attrs:
+                if must:
+                    self._report(f"missing root attribute '{name}'")
                 continue
             value = self.f.attrs[name]
             if not _value_has_kind(value, kind):

@@ -29,9 +29,8 @@ struct DeviceSplit {
   at::Tensor targets(int64_t begin, int64_t len) const;
 };
 
-// Copies a split to `device`. Refuses (DataError naming both sizes) a data
-// set larger than the device's free memory.
-DeviceSplit to_device(const Dataset& d, const at::Device& device, const std::string& what);
+// Copies a split to `device` (require_fits_device first, for a GPU).
+DeviceSplit to_device(const Dataset& d, const at::Device& device);
 
 // Bytes both splits take on the device, and the check against `free_bytes`
 // (DataError naming the sizes and data.train_size).

@@ -32,7 +32,7 @@ std::string check_model(const Study& st, const DataSplits& data) {
   auto model = make_model(st.file, st.model, model_shape(data.train), cpu);
   auto init = model->init(mix_seed({st.seed, 1, 0x1417u}));
   at::Tensor flat = at::from_blob(init.data(), {model->num_params()}, at::kFloat);
-  const DeviceSplit train = to_device(data.train, cpu, "train");
+  const DeviceSplit train = to_device(data.train, cpu);
   const std::string out = check_output(st.file, st.model, *model, flat, train, data.train.num_classes);
   std::ostringstream o;
   o << "  data: train " << describe(data.train) << "; test " << describe(data.test) << "\n";

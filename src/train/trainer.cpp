@@ -42,7 +42,6 @@ struct Trainer::Impl {
   at::Tensor train_eval_idx;
   std::unique_ptr<Model> model;
   Objective objective;
-  std::string output_check;  // what check_output found, for `batchscope check`
 
   Impl(const Study& st, const DataSplits& data, Communicator& c, TrainerOptions o)
       : study(st), comm(c), options(o), objective(st.model) {
@@ -51,15 +50,15 @@ struct Trainer::Impl {
       use_gpu(o.gpu);
       require_fits_device(data.train, data.test, gpu::free_memory(), device.str());
     }
-    train = to_device(data.train, device, "train");
-    test = to_device(data.test, device, "test");
+    train = to_device(data.train, device);
+    test = to_device(data.test, device);
     auto idx = train_eval_indices(data.train.size, st.eval.train_subset, st.seed);
     train_eval_idx = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(device, false, true);
     model = make_model(st.file, st.model, model_shape(data.train), device);
     // A model that does not fit the data fails here, before any run starts.
     auto init = model->init(0);
     at::Tensor flat = at::from_blob(init.data(), {model->num_params()}, at::kFloat).to(device, false, true);
-    output_check = check_output(st.file, st.model, *model, flat, train, data.train.num_classes);
+    check_output(st.file, st.model, *model, flat, train, data.train.num_classes);
   }
 
   void use_gpu(int gpu) {
@@ -538,7 +537,6 @@ std::vector<std::string> Trainer::layer_names() const {
 }
 std::vector<std::string> Trainer::buffer_names() const { return impl_->model->buffer_names(); }
 std::string Trainer::init_source() const { return impl_->model->init_source(); }
-const std::string& Trainer::output_check() const { return impl_->output_check; }
 std::vector<int64_t> Trainer::layer_numel() const {
   std::vector<int64_t> out;
   for (const auto& s : impl_->model->slots()) out.push_back(s.numel());

@@ -59,12 +59,10 @@ class Trainer {
   std::vector<std::string> layer_names() const;
   std::vector<int64_t> layer_numel() const;
   // The model's buffers (BatchNorm running statistics; per rank, averaged
-  // over the group at every drain), where its initial weights come from
-  // ("builtin", "file", "seeded"), and what the output check at construction
-  // found ("the model returns [2, 10] for an input of shape ...").
+  // over the group at every drain), and where its initial weights come from
+  // ("builtin", "file", "seeded").
   std::vector<std::string> buffer_names() const;
   std::string init_source() const;
-  const std::string& output_check() const;
 
  private:
   struct Impl;

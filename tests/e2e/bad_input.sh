@@ -4,20 +4,6 @@
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
 study="$root/configs/quickstart.yaml"
-fails=0 passes=0
-
-expect() {  # expect CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  local log="$out/case$((passes + fails)).log"
-  timeout 120 "$@" >"$log" 2>&1
-  local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -q -- "$pattern" "$log"; then
-    passes=$((passes + 1))
-  else
-    fails=$((fails + 1))
-    echo "FAILED: $* (exit $rc, wanted $code and /$pattern/):"; sed 's/^/  | /' "$log"
-  fi
-}
 
 small=(--set "budget={steps: 3}" --set data.train_size=2048 --set eval.train_subset=100 --set "output=$out/run")
 expect 2 "key 'optimizer.name'.*expected one of: sgd, adam" -- "$bin" check "$study" --set optimizer.name=lamb
@@ -32,5 +18,4 @@ expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${smal
 expect 5 "already exists.*--overwrite" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}"
 expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}" --overwrite
 expect 2 "study is required" -- "$bin" run
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+summary

@@ -9,11 +9,6 @@ study="$root/configs/quickstart.yaml"
 args=(--threads 1 --set 'budget={steps: 300}' --set data.train_size=8192 --set data.test_size=2000
       --set 'eval={every_steps: 40, train_subset: 500}' --set log.every_steps=10 --set log.flush_seconds=0.2
       --set 'sweep={global_batch: [32, 128], ranks: 2, split: [1, 3]}' --set 'runs=[{name: solo, batch: [64]}]')
-fails=0 passes=0
-check() {  # check NAME COMMAND...
-  local name=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $name"; fi
-}
 
 # Starts the study in the background, waits until run "solo" has trained
 # 60 steps (read live over SWMR; the run files flush every 0.2 s here, so the
@@ -94,5 +89,4 @@ mpirun -np 3 --oversubscribe "$bin" run "$study" "${args[@]}" --set output="$out
 rc=$?
 check "a torn checkpoint is refused with exit 6" test "$rc" -eq 6
 check "the refusal says torn" grep -q "torn checkpoint" "$out/b-torn.log"
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+summary

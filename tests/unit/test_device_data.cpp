@@ -42,14 +42,14 @@ Dataset bytes(int64_t n) {
 }
 
 TEST(DeviceData, Uint8IsStandardizedFloatIsUsedAsStored) {
-  DeviceSplit u = to_device(bytes(2), at::kCPU, "train");
+  DeviceSplit u = to_device(bytes(2), at::kCPU);
   at::Tensor x = u.inputs(0, 2);
   ASSERT_EQ(x.scalar_type(), at::kFloat);
   EXPECT_NEAR(x[0][0].item<float>(), (0.0f - 0.5f) / 0.25f, 1e-6);
   EXPECT_NEAR(x[0][1].item<float>(), (1.0f - 0.5f) / 0.25f, 1e-6);
   EXPECT_NEAR(x[1][0].item<float>(), (0.2f - 0.5f) / 0.25f, 1e-6);
   EXPECT_EQ(u.targets(0, 2).scalar_type(), at::kLong);
-  DeviceSplit f = to_device(floats(4, {2}), at::kCPU, "train");
+  DeviceSplit f = to_device(floats(4, {2}), at::kCPU);
   at::Tensor idx = at::tensor(std::vector<int64_t>{3, 1});
   EXPECT_TRUE(at::equal(f.inputs(idx)[0], at::tensor(std::vector<float>{6.5f, 7.5f, 8.5f})));
   EXPECT_EQ(f.targets(idx).sizes(), (std::vector<int64_t>{2, 2}));
