@@ -112,46 +112,61 @@ ModelShape model_shape(const Dataset& train) {
   return s;
 }
 
+namespace {
+
+// The model on x in evaluation mode (BatchNorm's running statistics stay as
+// they are), without a gradient; a failure names the model and the input.
+at::Tensor forward_checked(const std::string& label, Model& model, const at::Tensor& flat, const at::Tensor& x) {
+  at::NoGradGuard no_grad;
+  model.set_training(false);
+  try {
+    at::Tensor out = model.forward(flat, x);
+    model.set_training(true);
+    return out;
+  } catch (const DataError&) {  // the model's own account, already naming its file
+    model.set_training(true);
+    throw;
+  } catch (const std::exception& e) {
+    model.set_training(true);
+    throw DataError(label + ": the forward pass on an input of shape " + shape_text(x.sizes()) +
+                    " failed: " + model_message(e));
+  }
+}
+
+std::string check_mse(const std::string& label, const std::string& got, const at::Tensor& out, const at::Tensor& y) {
+  if (out.dim() == 0 || out.size(0) != y.size(0) || out.numel() != y.numel())
+    throw DataError(label + ": " + got + ", which does not fit the targets " + shape_text(y.sizes()) +
+                    " of the mse loss (one output per target element, batch first)");
+  return got + ", fitting the targets " + shape_text(y.sizes());
+}
+
+std::string check_logits(const std::string& label, const std::string& got, const at::Tensor& out, int64_t b,
+                         int64_t num_classes) {
+  if (out.dim() != 2 || out.size(0) != b)
+    throw DataError(label + ": " + got + "; cross_entropy needs logits [B, C] (B = " + std::to_string(b) + ")");
+  if (out.size(1) < num_classes)
+    throw DataError(label + ": " + got + ", " + std::to_string(out.size(1)) + " classes, but the labels go up to " +
+                    std::to_string(num_classes - 1) + "; cross_entropy needs C >= " + std::to_string(num_classes) +
+                    " (every label in 0..C-1)");
+  return got + ", " + std::to_string(out.size(1)) + " classes for labels 0.." + std::to_string(num_classes - 1);
+}
+
+}  // namespace
+
 std::string check_output(const std::string& study_file, const ModelSpec& spec, Model& model, const at::Tensor& flat,
                          const DeviceSplit& split, int64_t num_classes) {
   const int64_t b = std::min<int64_t>(2, split.size());
   const at::Tensor x = split.inputs(0, b);
   const at::Tensor y = split.targets(0, b);
-  at::Tensor out;
-  {
-    at::NoGradGuard no_grad;
-    model.set_training(false);  // BatchNorm's running statistics stay as they are
-    try {
-      out = model.forward(flat, x);
-    } catch (const DataError&) {  // the model's own account, already naming its file
-      model.set_training(true);
-      throw;
-    } catch (const std::exception& e) {
-      model.set_training(true);
-      throw DataError(model_label(study_file, spec) + ": the forward pass on an input of shape " +
-                      shape_text(x.sizes()) + " failed: " + model_message(e));
-    }
-    model.set_training(true);
-  }
+  const std::string label = model_label(study_file, spec);
+  const at::Tensor out = forward_checked(label, model, flat, x);
   const std::string got =
       "the model returns " + shape_text(out.sizes()) + " for an input of shape " + shape_text(x.sizes());
   if (!out.is_floating_point())
-    throw DataError(model_label(study_file, spec) + ": " + got + " of type " +
-                    std::string(c10::toString(out.scalar_type())) + "; the loss needs a floating-point output");
-  if (spec.loss == "mse") {
-    if (out.dim() == 0 || out.size(0) != b || out.numel() != y.numel())
-      throw DataError(model_label(study_file, spec) + ": " + got + ", which does not fit the targets " +
-                      shape_text(y.sizes()) + " of the mse loss (one output per target element, batch first)");
-    return got + ", fitting the targets " + shape_text(y.sizes());
-  }
-  if (out.dim() != 2 || out.size(0) != b)
-    throw DataError(model_label(study_file, spec) + ": " + got +
-                    "; cross_entropy needs logits [B, C] (B = " + std::to_string(b) + ")");
-  if (out.size(1) < num_classes)
-    throw DataError(model_label(study_file, spec) + ": " + got + ", " + std::to_string(out.size(1)) +
-                    " classes, but the labels go up to " + std::to_string(num_classes - 1) +
-                    "; cross_entropy needs C >= " + std::to_string(num_classes) + " (every label in 0..C-1)");
-  return got + ", " + std::to_string(out.size(1)) + " classes for labels 0.." + std::to_string(num_classes - 1);
+    throw DataError(label + ": " + got + " of type " + std::string(c10::toString(out.scalar_type())) +
+                    "; the loss needs a floating-point output");
+  if (spec.loss == "mse") return check_mse(label, got, out, y);
+  return check_logits(label, got, out, b, num_classes);
 }
 
 }  // namespace bs

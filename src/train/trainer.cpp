@@ -137,6 +137,7 @@ class RunLoop {
 
  private:
   void start(const TrainState* resume);
+  void restore(const TrainState& s);
   void prepare_batch();
   void forward_backward();
   void reduce();
@@ -229,10 +230,6 @@ void RunLoop::start(const TrainState* resume) {
     params_.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
   }
   params_.set_requires_grad(true);
-  if (resume)
-    restore_buffers(resume->buffers);
-  else
-    t_.model->reset_buffers();
   opt_ = std::make_unique<FlatOptimizer>(study_.optimizer, params_);
   comm_buf_ = no_grad_zeros({layout_.buffer()});
   grad_part_ = comm_buf_.narrow(0, 0, P);
@@ -242,22 +239,30 @@ void RunLoop::start(const TrainState* resume) {
   ring_ = no_grad_zeros({log_every_, layout_.row_width()});
   loss_i_ = no_grad_zeros({1});  // this rank's mean loss
   if (resume) {
-    std::vector<at::Tensor> bufs;
-    for (const auto& b : resume->opt_bufs)
-      bufs.push_back(at::from_blob(const_cast<float*>(b.data()), {static_cast<int64_t>(b.size())}, at::kFloat));
-    opt_->restore(resume->opt_steps, bufs);
-    gns_.restore(resume->ema_tr, resume->ema_g2, resume->ema_beta_pow);
-    step_ = resume->step;
-    eval_rows_ = resume->eval_rows;
-    wall_offset_ = resume->wall_s;
-    result_.best_val_acc = resume->best_val_acc;
-    result_.target_step = resume->target_step;
-    last_eval_ = resume->last_eval;
+    restore(*resume);
   } else {
+    t_.model->reset_buffers();
     last_eval_ = t_.eval_record(params_, 0, B_, N_);
     result_.best_val_acc = last_eval_.val_acc;
     on_eval(last_eval_);
   }
+}
+
+// The rest of a checkpoint's state (the parameters are restored by start):
+// the model's buffers, the optimizer, the noise estimator, the counters.
+void RunLoop::restore(const TrainState& s) {
+  restore_buffers(s.buffers);
+  std::vector<at::Tensor> bufs;
+  for (const auto& b : s.opt_bufs)
+    bufs.push_back(at::from_blob(const_cast<float*>(b.data()), {static_cast<int64_t>(b.size())}, at::kFloat));
+  opt_->restore(s.opt_steps, bufs);
+  gns_.restore(s.ema_tr, s.ema_g2, s.ema_beta_pow);
+  step_ = s.step;
+  eval_rows_ = s.eval_rows;
+  wall_offset_ = s.wall_s;
+  result_.best_val_acc = s.best_val_acc;
+  result_.target_step = s.target_step;
+  last_eval_ = s.last_eval;
 }
 
 RunResult RunLoop::run() {
