@@ -21,27 +21,23 @@ torch.jit.load and run on two samples of the data, as `batchscope check` does.
 from __future__ import annotations
 
 import argparse
-import gzip
-import struct
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 import h5py
 import numpy as np
-import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import idx_to_hdf5  # beside this file: the script's folder is on sys.path
 
 HERE: Path = Path(__file__).resolve().parent
 MODEL_FILE: str = "cnn_bn.pt"
 DATA_FILE: str = "fashion.h5"
 DEFAULT_ROOT: Path = Path("/usr/share/datasets/fashion-mnist")  # Debian: dataset-fashion-mnist
 CLASSES: int = 10
-# IDX magic numbers: unsigned bytes, 3 dimensions (images) or 1 (labels).
-IMAGES_MAGIC: int = 0x00000803
-LABELS_MAGIC: int = 0x00000801
 
 
 class CnnBn(nn.Module):
@@ -68,27 +64,6 @@ class CnnBn(nn.Module):
         return logits
 
 
-def read_idx(path: Path, magic: int) -> npt.NDArray[np.uint8]:
-    """An IDX file (gzipped or not) as a uint8 array of the shape its header gives."""
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    found, = struct.unpack(">I", data[:4])
-    if found != magic:
-        raise ValueError(f"{path}: IDX magic {found:#010x}, expected {magic:#010x}")
-    ndim = magic & 0xFF
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if array.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: {array.size} bytes of data, header says {dims} (truncated?)")
-    return array.reshape(dims)
-
-
-def find_idx(root: Path, stem: str) -> Path:
-    for name in (f"{stem}.gz", stem):
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(f"{root}: no {stem}.gz or {stem} (Debian: apt-get install dataset-fashion-mnist)")
-
-
 def export_model(path: Path, seed: int) -> None:
     """Builds CnnBn with PyTorch's default initialization from `seed` and saves it as TorchScript.
 
@@ -103,23 +78,12 @@ def export_model(path: Path, seed: int) -> None:
 
 
 def export_data(path: Path, root: Path) -> dict[str, tuple[int, ...]]:
-    """Writes the four arrays; returns their shapes by dataset name."""
-    splits = {"train": "train", "test": "t10k"}
-    shapes: dict[str, tuple[int, ...]] = {}
+    """Writes the four arrays (idx_to_hdf5.py beside this file); returns their shapes by dataset name."""
     tmp = path.with_name(path.name + ".part")
-    with h5py.File(tmp, "w") as f:
-        for split, prefix in splits.items():
-            images = read_idx(find_idx(root, f"{prefix}-images-idx3-ubyte"), IMAGES_MAGIC)
-            labels = read_idx(find_idx(root, f"{prefix}-labels-idx1-ubyte"), LABELS_MAGIC)
-            if images.shape[0] != labels.shape[0]:
-                raise ValueError(f"{root}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
-            x = images[:, None, :, :]  # [N, 1, 28, 28]: one channel, as Conv2d wants it
-            y = labels.astype(np.int64)  # class indices for cross_entropy
-            f.create_dataset(f"{split}/x", data=x, dtype=np.uint8)
-            f.create_dataset(f"{split}/y", data=y, dtype=np.int64)
-            shapes[f"/{split}/x"], shapes[f"/{split}/y"] = x.shape, y.shape
+    idx_to_hdf5.convert(str(root), str(tmp))
     tmp.replace(path)  # a half-written file never has the final name
-    return shapes
+    with h5py.File(path, "r") as f:
+        return {key: tuple(f[key].shape) for key in idx_to_hdf5.FILES}
 
 
 def verify(model_path: Path, data_path: Path) -> tuple[int, ...]:

@@ -44,7 +44,7 @@ sys.exit(0 if (a['model'], a['model_init'], a['model_loss'], a['model_buffers'])
 
 # The built-in mlp on Fashion-MNIST from its IDX files and from an HDF5
 # export of them (standardized with the IDX path's constants): bit for bit.
-/usr/bin/python3 "$root/tests/tools/idx_to_hdf5.py" /usr/share/datasets/fashion-mnist "$out/fm.h5" >/dev/null
+/usr/bin/python3 "$root/configs/own_model/idx_to_hdf5.py" /usr/share/datasets/fashion-mnist "$out/fm.h5" >/dev/null
 cat >"$out/fm.yaml" <<YAML
 study: fm
 output: $out/unused

@@ -10,7 +10,9 @@ that `data: {name: hdf5, path: FILE}` reads with its default dataset keys:
 The IDX files may be gzip-compressed (NAME.gz is preferred, as batchscope's
 own reader does). Needs numpy and h5py (Debian's /usr/bin/python3 has both):
 
-    /usr/bin/python3 tests/tools/idx_to_hdf5.py /usr/share/datasets/fashion-mnist fashion-mnist.h5
+    /usr/bin/python3 configs/own_model/idx_to_hdf5.py /usr/share/datasets/fashion-mnist fashion-mnist.h5
+
+export.py uses it for the example's data; tests/e2e/own_model.sh for its HDF5-vs-IDX check.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def find(folder: str, name: str) -> str:
     for candidate in (os.path.join(folder, name + ".gz"), os.path.join(folder, name)):
         if os.path.isfile(candidate):
             return candidate
-    raise FileNotFoundError(f"{folder} has no {name}[.gz]")
+    raise FileNotFoundError(f"{folder}: no {name}.gz or {name} (Debian: apt-get install dataset-fashion-mnist)")
 
 
 def convert(folder: str, out: str) -> None:
