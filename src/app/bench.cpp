@@ -2,14 +2,19 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "app/device_select.h"
 #include "app/replica_group.h"
+#include "app/root_console.h"
+#include "app/run_actions.h"
+#include "app/run_header.h"
 #include "app/study_runner.h"
 #include "config/study.h"
 #include "placement/layout.h"
+#include "trace/checkpoint.h"
 #include "train/torch_env.h"
 #include "train/trainer.h"
 
@@ -22,7 +27,8 @@ using Clock = std::chrono::steady_clock;
 // resident on the device, every rank at the same per-rank batch.
 std::string bench_yaml(const BenchOptions& o, int world, int total_steps) {
   std::ostringstream y;
-  y << "study: bench\noutput: /nonexistent/bench-writes-no-files\nseed: 1234\n"
+  const std::string out = o.trace_dir.empty() ? "/nonexistent/bench-writes-no-files" : o.trace_dir;
+  y << "study: bench\noutput: '" << out << "'\nseed: 1234\n"
     << "device: " << o.device << "\ncomm: " << o.comm << "\n"
     << "data: {name: fashion-mnist" << (o.data_root.empty() ? "" : ", root: '" + o.data_root + "'")
     << ", test_size: 1000}\n";
@@ -65,6 +71,24 @@ class TimingSink final : public RecordSink {
   double final_loss_ = 0;
 };
 
+// Rank 0's sink with --trace: the timing, and the run file written by the
+// sink `run` uses (appends, timed flushes, progress lines).
+class TeeSink final : public RecordSink {
+ public:
+  TeeSink(RecordSink& a, RecordSink& b) : a_(a), b_(b) {}
+  void on_steps(const std::vector<StepRecord>& rows) override {
+    b_.on_steps(rows);
+    a_.on_steps(rows);
+  }
+  void on_eval(const EvalRecord& e) override {
+    b_.on_eval(e);
+    a_.on_eval(e);
+  }
+
+ private:
+  RecordSink &a_, &b_;
+};
+
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -72,6 +96,30 @@ std::string json_escape(const std::string& s) {
     out += c;
   }
   return out;
+}
+
+// Trains the bench run; with a trace folder, rank 0 also writes its run file.
+RunResult train_timed(const Study& st, const Layout& layout, const DevicePlan& devices, const MpiEnv& env,
+                      ReplicaGroup& group, TimingSink& timing, const std::string& trace_dir) {
+  const RunSpec& run = st.runs[0];
+  if (trace_dir.empty()) return group.trainer.run(run, env.rank() == 0 ? &timing : nullptr);
+  const GroupPlacement placement = group_placement(layout.groups[0], devices, env, *group.mpi);
+  if (env.rank() != 0) return group.trainer.run(run, nullptr);
+  const RunBudget rb = run_budget(st, run);
+  std::filesystem::create_directories(std::filesystem::path(run_path(st, run)).parent_path());
+  RunFile file(run_path(st, run), make_header(st, run, rb, placement, group.comm.backend(), group.trainer),
+               st.log.flush_seconds);
+  RootConsole console(true);
+  ProgressState ps;
+  ps.run = run.name;
+  ps.total_steps = rb.total_steps;
+  LeaderSink leader(file, console, ps, st.log.progress_seconds, checkpoint_path(st.output, run.name),
+                    fingerprint(st, run));
+  TeeSink tee(timing, leader);
+  RunResult res = group.trainer.run(run, &tee);
+  file.set_status(res.status, res.steps);
+  file.flush();
+  return res;
 }
 
 }  // namespace
@@ -86,10 +134,10 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
   DevicePlan devices = select_devices(st, layout, env);
   const int threads = threads_per_rank(o.threads, env);
   set_torch_threads(threads);
-  std::unique_ptr<ReplicaGroup> group =
-      make_group(st, devices, env, 0, load_data(st.file, st.data, st.seed));  // every rank
+  std::unique_ptr<ReplicaGroup> group = make_group(st, devices, env, 0, load_data(st.file, st.data, st.seed),
+                                                   o.noise_statistics);  // every rank
   TimingSink sink(warmup, warmup + timed);
-  RunResult res = group->trainer.run(st.runs[0], env.rank() == 0 ? &sink : nullptr);
+  RunResult res = train_timed(st, layout, devices, env, *group, sink, o.trace_dir);
   if (env.rank() == 0) {
     const double dt = sink.seconds();
     char buf[1024];

@@ -21,6 +21,11 @@ struct BenchOptions {
   int steps = 300;              // timed steps (rounded up to a multiple of warmup)
   int warmup = 30;              // untimed steps before; also the host read-back interval
   int threads = 0;              // LibTorch threads per rank; 0: cores / ranks on the node
+  // Switches that measure the instrumentation's cost (tests/bench/compare.py
+  // --instrumentation): the noise statistics off; the run file written, as
+  // `run` writes it, into this folder (empty: no file).
+  bool noise_statistics = true;
+  std::string trace_dir;
 };
 
 // Collective over the world (one replica group of every rank). Returns the

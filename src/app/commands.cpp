@@ -175,6 +175,9 @@ CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
   bench->add_option("--comm", bo.comm, "auto | mpi | nccl")->check(CLI::IsMember({"auto", "mpi", "nccl"}));
   bench->add_option("--threads", bo.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
       ->check(CLI::Range(0, 1024));
+  bench->add_flag("!--no-noise-stats", bo.noise_statistics,
+                  "skip the squared norms behind the noise estimate (to measure their cost)");
+  bench->add_option("--trace", bo.trace_dir, "also write the run file, as `run` does, into this folder");
   return bench;
 }
 

@@ -8,27 +8,29 @@
 namespace bs {
 namespace {
 
-TrainerOptions trainer_options(const DevicePlan& devices, int world_rank) {
+TrainerOptions trainer_options(const DevicePlan& devices, int world_rank, bool noise_statistics) {
   TrainerOptions o;
   o.gpu = devices.gpu[static_cast<size_t>(world_rank)];
+  o.noise_statistics = noise_statistics;
   return o;
 }
 
 }  // namespace
 
 ReplicaGroup::ReplicaGroup(const Study& study, const DevicePlan& devices, int world_rank,
-                           std::unique_ptr<MpiCommunicator> group, DataSplits data_splits)
+                           std::unique_ptr<MpiCommunicator> group, DataSplits data_splits, TrainerOptions options)
     : mpi(std::move(group)),
       device_comm(make_device_comm(study, devices, world_rank, *mpi)),
       comm(device_comm ? *device_comm : static_cast<Communicator&>(*mpi)),
       data(std::move(data_splits)),
-      trainer(study, data, comm, trainer_options(devices, world_rank)) {}
+      trainer(study, data, comm, options) {}
 
 std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color,
-                                         DataSplits data) {
+                                         DataSplits data, bool noise_statistics) {
   auto group = env.split(color, env.rank());
   if (!group) return nullptr;
-  return std::make_unique<ReplicaGroup>(study, devices, env.rank(), std::move(group), std::move(data));
+  return std::make_unique<ReplicaGroup>(study, devices, env.rank(), std::move(group), std::move(data),
+                                        trainer_options(devices, env.rank(), noise_statistics));
 }
 
 int threads_per_rank(int requested, const MpiEnv& env) {

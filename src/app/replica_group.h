@@ -16,7 +16,7 @@ namespace bs {
 struct ReplicaGroup {
   // Collective over the group: the device communicator (NCCL) is created here.
   ReplicaGroup(const Study& study, const DevicePlan& devices, int world_rank, std::unique_ptr<MpiCommunicator> group,
-               DataSplits data);
+               DataSplits data, TrainerOptions options);
   // The trainer holds references to the communicator and the data: neither
   // copied nor moved.
   ReplicaGroup(const ReplicaGroup&) = delete;
@@ -37,8 +37,9 @@ struct ReplicaGroup {
 // Collective over the world (MPI_Comm_split by `color`), then over the group.
 // Null on a rank that joins no group (color < 0). `data`: the study's data,
 // loaded (and checked against the model) before anything was written.
+// `noise_statistics`: TrainerOptions::noise_statistics (off only in bench).
 std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color,
-                                         DataSplits data);
+                                         DataSplits data, bool noise_statistics = true);
 
 // LibTorch intra-op threads for this rank: `requested`, or when 0 the node's
 // cores divided among its ranks (at least 1).

@@ -87,12 +87,19 @@ class Cnn final : public Model {
     add("fc2.weight", {classes, 1024}, 1024);
     add("fc2.bias", {classes}, 1024);
   }
+  // relu(max_pool(h)) is max_pool(relu(h)), value and gradient (both are
+  // monotone; the pool picks the same element), on a quarter of the elements.
+  // The conv outputs go channels-last: LibTorch's CPU max-pool is vectorized
+  // only for that layout (~9x faster at batch 128), the second conv then runs
+  // channels-last too, and the reshape before fc1 restores the NCHW order, so
+  // the function is the same (cnn step at batch 128: ~140 -> ~108 ms, 1 thread).
   at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
     const auto w = views(flat);
-    at::Tensor h = at::conv2d(x, w[0], w[1], {1, 1}, {2, 2});
-    h = at::max_pool2d(at::relu(h), {2, 2});
-    h = at::conv2d(h, w[2], w[3], {1, 1}, {2, 2});
-    h = at::max_pool2d(at::relu(h), {2, 2});
+    const auto nhwc = at::MemoryFormat::ChannelsLast;
+    at::Tensor h = at::conv2d(x, w[0], w[1], {1, 1}, {2, 2}).contiguous(nhwc);
+    h = at::relu(at::max_pool2d(h, {2, 2}));
+    h = at::conv2d(h, w[2], w[3], {1, 1}, {2, 2}).contiguous(nhwc);
+    h = at::relu(at::max_pool2d(h, {2, 2}));
     h = h.reshape({h.size(0), -1});
     h = at::relu(at::linear(h, w[4], w[5]));
     return at::linear(h, w[6], w[7]);

@@ -149,6 +149,8 @@ class RunLoop {
   void checkpoint();
   void finish();
   bool target_stop() const { return result_.target_step >= 0 && t_.study.target.stop; }
+  void accumulate(const at::Tensor& g, double share, int64_t j);
+  at::Tensor sqnorm(const at::Tensor& g);
   at::Tensor layer_sqnorms(const at::Tensor& g) const;
   void average_buffers();
   std::vector<double> saved_buffers() const;
@@ -176,7 +178,8 @@ class RunLoop {
   GnsEstimator gns_;
   at::Tensor params_;
   std::unique_ptr<FlatOptimizer> opt_;
-  at::Tensor comm_buf_, grad_part_, extras_, ring_, loss_i_;
+  const bool stats_;  // the noise statistics (norms); off only to measure their cost
+  at::Tensor comm_buf_, grad_part_, extras_, ring_, loss_i_, square_;
   std::vector<double> step_ms_, wall_, lrs_;  // host side of the ring rows
 
   RunResult result_;
@@ -210,6 +213,7 @@ RunLoop::RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const 
       seeds_model_(t.model->init_source() != "builtin"),
       buffers_(t.model->buffers()),
       gns_(micro_batches(spec.batch_per_rank, m_), N_, t.study.gns.ema_beta),
+      stats_(t.options.noise_statistics),
       step_ms_(static_cast<size_t>(log_every_)),
       wall_(static_cast<size_t>(log_every_)),
       lrs_(static_cast<size_t>(log_every_)) {
@@ -234,6 +238,7 @@ void RunLoop::start(const TrainState* resume) {
   comm_buf_ = no_grad_zeros({layout_.buffer()});
   grad_part_ = comm_buf_.narrow(0, 0, P);
   extras_ = comm_buf_.narrow(0, P, layout_.extras());
+  square_ = no_grad_zeros({P});
   // Per-step scalars stay on the device until a log interval: no host sync
   // inside a step.
   ring_ = no_grad_zeros({log_every_, layout_.row_width()});
@@ -298,8 +303,7 @@ void RunLoop::prepare_batch() {
   }
   lr_ = lr_at(step_, budget_, study_.optimizer);
   at::NoGradGuard no_grad;
-  extras_.zero_();
-  grad_part_.zero_();
+  extras_.zero_();  // grad_part_ is overwritten by the first micro-batch
   if (stop_signal() != 0) extras_.narrow(0, layout_.stop_flag(), 1).fill_(1.0);
   if (me_ == 0 && ckpt_seconds_ > 0 &&
       std::chrono::duration<double>(Clock::now() - last_ckpt_).count() >= ckpt_seconds_)
@@ -332,11 +336,33 @@ void RunLoop::forward_backward() {
     at::NoGradGuard no_grad;
     const double share = static_cast<double>(bj) / static_cast<double>(Bi_);
     const int64_t q = me_ * m_ + j;
-    extras_.narrow(0, layout_.sq_micro(q), 1).copy_(g.pow(2).sum().reshape({1}));
-    if (layout_.layers() > 0) extras_.narrow(0, layout_.layer_micro(q), layout_.layers()).copy_(layer_sqnorms(g));
-    grad_part_.add_(g, share);
+    if (stats_) {
+      extras_.narrow(0, layout_.sq_micro(q), 1).copy_(sqnorm(g));
+      if (layout_.layers() > 0) extras_.narrow(0, layout_.layer_micro(q), layout_.layers()).copy_(layer_sqnorms(g));
+    }
+    accumulate(g, share, j);
     loss_i_.add_(loss.detach().reshape({1}), share);
   }
+}
+
+// grad_part_ += share * g. The first micro-batch writes instead of adding to
+// zeros (the same bits: 0 + x is x), which saves clearing the P floats every
+// step; with one micro-batch the share is 1 and this is a copy.
+void RunLoop::accumulate(const at::Tensor& g, double share, int64_t j) {
+  if (j > 0) {
+    grad_part_.add_(g, share);
+  } else if (share == 1.0) {
+    grad_part_.copy_(g);
+  } else {
+    at::mul_out(grad_part_, g, at::scalar_tensor(share, g.options()));
+  }
+}
+
+// |g|^2 as pow(2).sum() computes it (x*x, then LibTorch's sum), squaring into
+// a buffer kept for the run instead of a fresh P-float temporary per norm.
+at::Tensor RunLoop::sqnorm(const at::Tensor& g) {
+  at::mul_out(square_, g, g);
+  return square_.sum().reshape({1});
 }
 
 // This rank's loss and |g_i|^2 into its slots, the gradient pre-scaled by
@@ -345,12 +371,16 @@ void RunLoop::forward_backward() {
 void RunLoop::reduce() {
   at::NoGradGuard no_grad;
   extras_.narrow(0, layout_.loss(me_), 1).copy_(loss_i_);
-  extras_.narrow(0, layout_.sq_local(me_), 1).copy_(grad_part_.pow(2).sum().reshape({1}));
+  // With one micro-batch g_i is that micro-batch's gradient: its norm is known.
+  if (stats_)
+    extras_.narrow(0, layout_.sq_local(me_), 1)
+        .copy_(m_ == 1 ? extras_.narrow(0, layout_.sq_micro(me_), 1) : sqnorm(grad_part_));
   grad_part_.mul_(weight_);
   t_.comm.allreduce_sum(comm_buf_.data_ptr<float>(), static_cast<size_t>(layout_.buffer()));
   at::Tensor slot = ring_.select(0, pending_);
   slot.narrow(0, 0, layout_.extras()).copy_(extras_);
-  slot.narrow(0, layout_.sq_global(), 1).copy_(grad_part_.pow(2).sum().reshape({1}));
+  if (!stats_) return;
+  slot.narrow(0, layout_.sq_global(), 1).copy_(sqnorm(grad_part_));
   if (layout_.layers() > 0) slot.narrow(0, layout_.layer_global(), layout_.layers()).copy_(layer_sqnorms(grad_part_));
 }
 

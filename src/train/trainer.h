@@ -40,6 +40,9 @@ struct RunResult {
 struct TrainerOptions {
   bool keep_final_params = false;
   int gpu = -1;  // CUDA device to train on (DevicePlan::gpu); -1: the CPU
+  // false: skip the squared norms behind the noise estimate (their columns
+  // stay 0); only `bench --no-noise-stats` does, to measure what they cost.
+  bool noise_statistics = true;
 };
 
 class Trainer {

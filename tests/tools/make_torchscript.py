@@ -91,8 +91,12 @@ class NamedCnn(nn.Module):
         self.fc2 = nn.Linear(1024, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.max_pool2d(torch.relu(self.conv1(x)), 2)
-        h = F.max_pool2d(torch.relu(self.conv2(h)), 2)
+        # As src/models/model.cpp computes it (pool before relu, conv outputs
+        # channels-last), so both give the same bits.
+        h = self.conv1(x).contiguous(memory_format=torch.channels_last)
+        h = torch.relu(F.max_pool2d(h, 2))
+        h = self.conv2(h).contiguous(memory_format=torch.channels_last)
+        h = torch.relu(F.max_pool2d(h, 2))
         h = torch.relu(self.fc1(h.reshape(h.size(0), -1)))
         return self.fc2(h)
 
