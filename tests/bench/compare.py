@@ -16,6 +16,16 @@ faster. batchscope's step also computes what the baseline does not (per-rank
 and micro-batch squared gradient norms for the noise estimate): the ratio is
 the price of that instrumentation plus any difference in the training loop.
 
+--rounds N runs each case N times, batchscope and the baseline in turn
+(A B A B ...), and reports each side's median step time and the median,
+min and max of the per-round ratios, so a drift in the machine's speed hits
+both sides of a pair alike.
+
+--instrumentation also times, in the same rounds, batchscope without its
+noise statistics (bench --no-noise-stats) and with its run file written
+(bench --trace DIR): "stats" = with / without the statistics, "trace" = with /
+without the run file (above 1: what the instrumentation costs).
+
 A benchmark that fails (exit code, missing JSON, non-finite loss) is counted
 and makes the script exit 1, so a broken build cannot print a table.
 """
@@ -26,11 +36,13 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -94,6 +106,70 @@ def run_one(cmd: list[str], env: dict, timeout: float) -> tuple[Optional[dict], 
     return out, ""
 
 
+def median_ratio(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Median, min and max of a[i] / b[i] over the rounds where both ran."""
+    r = [x / y for x, y in zip(a, b) if x == x and y == y and y > 0]
+    return (statistics.median(r), min(r), max(r)) if r else (float("nan"),) * 3
+
+
+@dataclass
+class Variant:
+    """One command timed in every round of a case: its step times by round."""
+    name: str
+    cmd: list[str]
+    env: dict
+    ms: list[float]
+
+
+def case_variants(a: argparse.Namespace, c: Case, i: int, device: str, threads: int, env: dict,
+                  trace_dir: str) -> list[Variant]:
+    ours = mpirun_prefix(a.ranks) + [a.batchscope, "bench", "--model", c.model, "--batch", str(c.batch),
+                                     "--steps", str(c.steps), "--warmup", str(c.warmup), "--data", a.data,
+                                     "--device", device, "--threads", str(threads)]
+    base = mpirun_prefix(a.ranks) + [a.python, a.baseline, "--data", a.data, "--model", c.model,
+                                     "--batch", str(c.batch), "--steps", str(c.steps), "--warmup",
+                                     str(c.warmup), "--device", device, "--threads", str(threads)]
+    # A fresh rendezvous port per case: gloo/NCCL sockets of the last process
+    # may still be in TIME_WAIT.
+    base_env = dict(env, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29600 + i))
+    vs = [Variant("batchscope", ours, env, []), Variant("baseline", base, base_env, [])]
+    if a.instrumentation:
+        vs += [Variant("no-stats", ours + ["--no-noise-stats"], env, []),
+               Variant("trace", ours + ["--trace", trace_dir], env, [])]
+    return vs
+
+
+def run_case(a: argparse.Namespace, c: Case, vs: list[Variant], failures: list[str], results: list[dict]) -> None:
+    for _ in range(a.rounds):
+        for v in vs:
+            r, err = run_one(v.cmd, v.env, a.timeout)
+            if err:
+                failures.append(f"{c.model} b{c.batch} {v.name}: {err}")
+            if r:
+                results.append(r)
+            v.ms.append(r["step_ms"] if r else float("nan"))
+
+
+def print_table(a: argparse.Namespace, rows: list[tuple[Case, list[Variant], str]]) -> None:
+    med: Callable[[list[float]], float] = lambda xs: statistics.median(xs)  # noqa: E731
+    extra = " stats on/off | trace on/off |" if a.instrumentation else ""
+    print(f"\n| model | batch/rank | ranks | steps | rounds | batchscope ms/step | baseline ms/step | "
+          f"ratio (median) | ratio min-max |{extra} comm |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if a.instrumentation else "") + "---|")
+    for c, vs, comm in rows:
+        ours, base = vs[0], vs[1]
+        r, lo, hi = median_ratio(ours.ms, base.ms)
+        cells = (f"| {c.model} | {c.batch} | {a.ranks} | {c.steps} | {a.rounds} | {med(ours.ms):.2f} | "
+                 f"{med(base.ms):.2f} | {r:.2f} | {lo:.2f}-{hi:.2f} |")
+        if a.instrumentation:
+            s, t = median_ratio(ours.ms, vs[2].ms), median_ratio(vs[3].ms, ours.ms)
+            cells += f" {s[0]:.3f} ({s[1]:.3f}-{s[2]:.3f}) | {t[0]:.3f} ({t[1]:.3f}-{t[2]:.3f}) |"
+        print(cells + f" {comm} |")
+    print("\nratio = batchscope step time / baseline step time (below 1: batchscope faster), per round")
+    if a.instrumentation:
+        print("stats = with / without the noise statistics; trace = with / without the run file (median, min-max)")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batchscope", required=True, help="the batchscope binary")
@@ -107,6 +183,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--steps", type=int, default=0, help="timed steps (0: by device and batch)")
     ap.add_argument("--warmup", type=int, default=0, help="untimed steps (0: by device and batch)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per rank for both (0: cores / ranks)")
+    ap.add_argument("--rounds", type=int, default=1, help="paired runs per case (median reported)")
+    ap.add_argument("--instrumentation", action="store_true",
+                    help="also time batchscope without noise statistics and with its run file")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark process")
     ap.add_argument("--out", help="also write every JSON result here (one per line)")
     a = ap.parse_args(argv)
@@ -121,43 +200,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     cases = plan_cases(a.models.split(","), [int(b) for b in a.batches.split(",")], gpu, a.steps, a.warmup)
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                PYTHONUNBUFFERED="1")
-    print(f"# {len(cases)} cases, {a.ranks} rank(s), device {device}, {threads} thread(s) per rank; "
-          f"data {a.data}", flush=True)
+    print(f"# {len(cases)} cases, {a.ranks} rank(s), device {device}, {threads} thread(s) per rank, "
+          f"{a.rounds} round(s); data {a.data}", flush=True)
 
     rows, failures, results = [], [], []
-    for i, c in enumerate(cases):
-        ours_cmd = mpirun_prefix(a.ranks) + [a.batchscope, "bench", "--model", c.model, "--batch", str(c.batch),
-                                             "--steps", str(c.steps), "--warmup", str(c.warmup), "--data", a.data,
-                                             "--device", device, "--threads", str(threads)]
-        base_cmd = mpirun_prefix(a.ranks) + [a.python, a.baseline, "--data", a.data, "--model", c.model,
-                                             "--batch", str(c.batch), "--steps", str(c.steps), "--warmup",
-                                             str(c.warmup), "--device", device, "--threads", str(threads)]
-        # A fresh rendezvous port per case: gloo/NCCL sockets of the last
-        # process may still be in TIME_WAIT.
-        base_env = dict(env, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29600 + i))
-        t = time.time()
-        ours, err_o = run_one(ours_cmd, env, a.timeout)
-        base, err_b = run_one(base_cmd, base_env, a.timeout)
-        for err in (err_o, err_b):
-            if err:
-                failures.append(f"{c.model} b{c.batch}: {err}")
-        for r in (ours, base):
-            if r:
-                results.append(r)
-        ratio = ours["step_ms"] / base["step_ms"] if ours and base else float("nan")
-        rows.append((c, ours, base, ratio))
-        print(f"# {c.model} b{c.batch}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
-
-    print()
-    print(f"| model | batch/rank | ranks | steps | batchscope ms/step | baseline ms/step | ratio | "
-          f"batchscope samples/s | baseline samples/s | comm |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for c, o, b, r in rows:
-        fmt = lambda d, k, f: (f % d[k]) if d else "FAILED"  # noqa: E731
-        print(f"| {c.model} | {c.batch} | {a.ranks} | {c.steps} | {fmt(o, 'step_ms', '%.2f')} | "
-              f"{fmt(b, 'step_ms', '%.2f')} | {r:.2f} | {fmt(o, 'samples_per_s', '%.0f')} | "
-              f"{fmt(b, 'samples_per_s', '%.0f')} | {o['comm'] if o else '-'} |")
-    print("\nratio = batchscope step time / baseline step time (below 1: batchscope faster)")
+    with tempfile.TemporaryDirectory(prefix="bs-bench-") as trace_dir:
+        for i, c in enumerate(cases):
+            t = time.time()
+            vs = case_variants(a, c, i, device, threads, env, trace_dir)
+            run_case(a, c, vs, failures, results)
+            comm = next((r["comm"] for r in results if r.get("impl") == "batchscope"), "-")
+            rows.append((c, vs, comm))
+            print(f"# {c.model} b{c.batch}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
+    print_table(a, rows)
     if a.out:
         with open(a.out, "w") as f:
             for r in results:
