@@ -5,8 +5,14 @@
 bs_install_deps() {
   local pkgs=(build-essential cmake pkg-config git
     libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev libcli11-dev libgtest-dev zlib1g-dev
+    libopenblas0-openmp
     python3 python3-h5py python3-numpy python3-matplotlib python3-scipy python3-pandas python3-pytest python3-yaml
     dataset-fashion-mnist)
+  # libopenblas0-openmp: Debian's libtorch calls the BLAS through libblas.so.3,
+  # which is the reference BLAS (about 20x slower on the mlp) until an optimized
+  # one registers itself as that alternative. OpenBLAS's OpenMP build, not its
+  # pthreads one: it shares LibTorch's OpenMP runtime and obeys its thread count
+  # (--threads), where the pthreads build would start a pool of its own.
   # `bs_install_deps tests` (tests/run.sh): also Slurm, for the one-node cluster
   # tests/slurm/run.sh starts itself; mypy for the analysis package; clang-format
   # and clang-tidy for tests/lint (Debian 12's 14: the formatting is pinned to it);

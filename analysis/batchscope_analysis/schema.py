@@ -62,13 +62,14 @@ ROOT_ATTRS: dict[str, str] = {
     "target_stop": "int",
 }
 
-# Root attributes describing the model; files written before they existed
-# lack them and mean a built-in model with cross-entropy (score.MODEL_ATTR_DEFAULTS),
-# so they are checked only when present.
+# Root attributes describing the model (files written before they existed
+# lack them and mean a built-in model with cross-entropy: score.MODEL_ATTR_DEFAULTS)
+# and the BLAS the run computed with (absent in older files); checked only when present.
 OPTIONAL_ROOT_ATTRS: dict[str, str] = {
     "model_loss": "str",
     "model_init": "str",
     "model_buffers": "str",
+    "blas": "str",
 }
 
 # Shape entries are fixed sizes or symbols: "n" = ranks, "K" = micro-batches

@@ -20,6 +20,7 @@
 #include "trace/checkpoint.h"
 #include "train/model_check.h"
 #include "train/torch_env.h"
+#include "util/blas_info.h"
 #include "util/build_info.h"
 #include "util/errors.h"
 #include "util/signals.h"
@@ -39,6 +40,12 @@ int exit_code_for(const std::exception& e) {
 int report(const std::exception& e) {
   std::cerr << "batchscope: error: " << e.what() << std::endl;
   return exit_code_for(e);
+}
+
+// Rank 0's one warning when LibTorch computes with the reference BLAS.
+void warn_if_slow_blas(const MpiEnv& env) {
+  const std::string w = blas_warning(loaded_blas());
+  if (env.rank() == 0 && !w.empty()) std::cerr << "batchscope: warning: " << w << std::endl;
 }
 
 int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
@@ -70,6 +77,33 @@ int cmd_plan(const std::string& file, const std::vector<std::string>& sets, int 
   }
 }
 
+// What `run` settles before training, alike on every rank.
+struct RunSetup {
+  Study st;
+  Layout layout;
+  DevicePlan devices;
+  std::vector<RunAction> actions;
+  DataSplits data;
+};
+
+// Fails alike on every rank, throwing the same error.
+RunSetup prepare_run(const std::string& file, const std::vector<std::string>& sets, const RunOptions& opt,
+                     const MpiEnv& env) {
+  RunSetup s;
+  s.st = load_study(file, sets);
+  data_files(s.st.file, s.st.data);
+  // Data and model are checked (one forward pass on two samples) before
+  // anything is written: a model that does not fit is refused here.
+  s.data = load_data(s.st.file, s.st.data, s.st.seed);
+  check_model(s.st, s.data);
+  s.layout = plan_layout(s.st.runs, run_costs(s.st), env.size());
+  // Every rank reaches these collectives: the steps above fail alike on all.
+  s.devices = select_devices(s.st, s.layout, env);
+  // Rank 0's refusal to touch the output folder is rethrown on every rank.
+  s.actions = agree_run_actions(s.st, opt, env);
+  return s;
+}
+
 int cmd_run(int argc, char** argv, const std::string& file, const std::vector<std::string>& sets,
             const RunOptions& opt) {
   // Before MPI_Init, so a signal during start-up is not fatal, and again after
@@ -77,31 +111,18 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   install_stop_handlers();
   MpiEnv env(&argc, &argv);
   install_stop_handlers();
-  Study st;
-  Layout layout;
-  DevicePlan devices;
-  std::vector<RunAction> actions;
-  DataSplits data;
+  RunSetup s;
   // Everything before training fails alike on every rank: rank 0 reports,
   // all exit with the error's code cleanly, no MPI_Abort noise.
   try {
-    st = load_study(file, sets);
-    data_files(st.file, st.data);
-    // Data and model are checked (one forward pass on two samples) before
-    // anything is written: a model that does not fit is refused here.
-    data = load_data(st.file, st.data, st.seed);
-    check_model(st, data);
-    layout = plan_layout(st.runs, run_costs(st), env.size());
-    // Every rank reaches these collectives: the steps above fail alike on all.
-    devices = select_devices(st, layout, env);
-    // Rank 0's refusal to touch the output folder is rethrown on every rank.
-    actions = agree_run_actions(st, opt, env);
+    s = prepare_run(file, sets, opt, env);
   } catch (const std::exception& e) {
     if (env.rank() == 0) return report(e);
     return exit_code_for(e);
   }
+  warn_if_slow_blas(env);
   try {
-    return run_study(st, layout, devices, actions, env, opt, std::move(data));
+    return run_study(s.st, s.layout, s.devices, s.actions, env, opt, std::move(s.data));
   } catch (const std::exception& e) {
     // Past this point ranks may be inside collectives with peers that did not
     // fail: only MPI_Abort is sure to end the whole job.
@@ -114,6 +135,7 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
 int cmd_bench(int argc, char** argv, const BenchOptions& bo) {
   install_stop_handlers();
   MpiEnv env(&argc, &argv);
+  warn_if_slow_blas(env);
   try {
     return run_bench(bo, env);
   } catch (const ConfigError& e) {
@@ -183,7 +205,8 @@ CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
 
 int cmd_version() {
   std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch " << torch_version()
-            << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n";
+            << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n"
+            << "BLAS: " << loaded_blas().description << "\n";
   return 0;
 }
 

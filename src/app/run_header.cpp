@@ -9,6 +9,7 @@
 #include "data/batch_plan.h"
 #include "gpu/cuda_runtime.h"
 #include "train/torch_env.h"
+#include "util/blas_info.h"
 #include "util/build_info.h"
 #include "util/check.h"
 
@@ -50,31 +51,43 @@ GroupPlacement group_placement(const GroupPlan& group, const DevicePlan& devices
   return p;
 }
 
+namespace {
+
+// Names and versions: the study, the run, the libraries, the model.
+std::vector<std::pair<std::string, std::string>> str_attrs(const Study& st, const RunSpec& r,
+                                                           const std::vector<std::string>& devices,
+                                                           const std::string& comm, const Trainer& trainer) {
+  return {{"study", st.name},
+          {"run", r.name},
+          {"created", utc_now()},
+          {"git_revision", build::kGitRevision},
+          {"version_batchscope", build::kVersion},
+          {"version_torch", torch_version()},
+          {"version_mpi", mpi_version()},
+          {"version_hdf5", hdf5_version()},
+          {"version_nccl", nccl_version()},
+          {"version_cuda", gpu::runtime_version()},
+          {"blas", loaded_blas().description},
+          {"study_yaml", st.resolved_yaml},
+          {"run_yaml", run_yaml(st, r)},
+          {"model", st.model.name},
+          {"model_loss", st.model.loss},
+          {"model_init", trainer.init_source()},
+          {"model_buffers", joined(trainer.buffer_names())},
+          {"optimizer", st.optimizer.name},
+          {"dataset", st.data.name},
+          {"comm", comm},
+          {"device", devices.empty() || devices[0] == "cpu" ? "cpu" : "cuda"},
+          {"target_metric", st.target.metric}};
+}
+
+}  // namespace
+
 RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb, const GroupPlacement& placement,
                           const std::string& comm, const Trainer& trainer) {
   const auto& devices = placement.devices;
   RunFileHeader h;
-  h.str_attrs = {{"study", st.name},
-                 {"run", r.name},
-                 {"created", utc_now()},
-                 {"git_revision", build::kGitRevision},
-                 {"version_batchscope", build::kVersion},
-                 {"version_torch", torch_version()},
-                 {"version_mpi", mpi_version()},
-                 {"version_hdf5", hdf5_version()},
-                 {"version_nccl", nccl_version()},
-                 {"version_cuda", gpu::runtime_version()},
-                 {"study_yaml", st.resolved_yaml},
-                 {"run_yaml", run_yaml(st, r)},
-                 {"model", st.model.name},
-                 {"model_loss", st.model.loss},
-                 {"model_init", trainer.init_source()},
-                 {"model_buffers", joined(trainer.buffer_names())},
-                 {"optimizer", st.optimizer.name},
-                 {"dataset", st.data.name},
-                 {"comm", comm},
-                 {"device", devices.empty() || devices[0] == "cpu" ? "cpu" : "cuda"},
-                 {"target_metric", st.target.metric}};
+  h.str_attrs = str_attrs(st, r, devices, comm, trainer);
   h.int_attrs = {
       {"seed", static_cast<int64_t>(r.seed)},  {"study_seed", static_cast<int64_t>(st.seed)},
       {"global_batch", r.global_batch()},      {"ranks", r.ranks()},
