@@ -61,17 +61,28 @@ SizeCount groups_of_size(const SizeCount& runs, int free_ranks) {
   }
 }
 
-// Each run goes to the least loaded group of its size, in study order.
+double cost_of(const std::vector<double>& cost, int run) {
+  return static_cast<size_t>(run) < cost.size() ? cost[static_cast<size_t>(run)] : 1.0;
+}
+
+// The queue's assignment if every run took its planned cost: in queue order,
+// each run to the group of its size that is free first (one with no run yet,
+// else the least loaded; ties: the lower index). Every group's first run is
+// the one `run` starts it with (initial_runs); the rest is an estimate.
 void assign_runs(const std::vector<RunSpec>& runs, const std::vector<double>& cost,
                  std::map<int, std::vector<int>>& group_ids_of_size, Layout& layout) {
   std::vector<double> load(layout.groups.size(), 0.0);
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const auto& ids = group_ids_of_size[runs[i].ranks()];
+  auto freer = [&](int a, int b) {
+    const bool idle_a = layout.groups[a].runs.empty(), idle_b = layout.groups[b].runs.empty();
+    return idle_a != idle_b ? idle_a : load[a] < load[b];
+  };
+  for (int i : queue_order(cost, {}, runs.size())) {
+    const auto& ids = group_ids_of_size[runs[static_cast<size_t>(i)].ranks()];
     int pick = ids[0];
     for (int id : ids)
-      if (load[id] < load[pick]) pick = id;
-    layout.groups[pick].runs.push_back(static_cast<int>(i));
-    load[pick] += i < cost.size() ? cost[i] : 1.0;
+      if (freer(id, pick)) pick = id;
+    layout.groups[pick].runs.push_back(i);
+    load[pick] += cost_of(cost, i);
   }
 }
 
@@ -98,6 +109,37 @@ Layout plan_layout(const std::vector<RunSpec>& runs, const std::vector<double>& 
   for (int r = next_rank; r < world_size; ++r) layout.idle_ranks.push_back(r);
   assign_runs(runs, cost, group_ids_of_size, layout);
   return layout;
+}
+
+std::vector<int> queue_order(const std::vector<double>& cost, const std::vector<Handout>& handout, size_t runs) {
+  auto how = [&handout](int i) {
+    return static_cast<size_t>(i) < handout.size() ? handout[static_cast<size_t>(i)] : Handout::InTurn;
+  };
+  std::vector<int> order;
+  for (int i = 0; i < static_cast<int>(runs); ++i)
+    if (how(i) != Handout::Never) order.push_back(i);
+  // Stable: equal keys keep study order.
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    if (how(a) != how(b)) return how(a) == Handout::First;
+    return cost_of(cost, a) > cost_of(cost, b);
+  });
+  return order;
+}
+
+int take_run(std::vector<int>& queue, const std::vector<RunSpec>& runs, int group_size) {
+  for (auto it = queue.begin(); it != queue.end(); ++it)
+    if (runs[static_cast<size_t>(*it)].ranks() == group_size) {
+      const int run = *it;
+      queue.erase(it);
+      return run;
+    }
+  return -1;
+}
+
+std::vector<int> initial_runs(const Layout& layout, const std::vector<RunSpec>& runs, std::vector<int>& queue) {
+  std::vector<int> first;
+  for (const auto& g : layout.groups) first.push_back(take_run(queue, runs, g.size));
+  return first;
 }
 
 }  // namespace bs

@@ -1,4 +1,5 @@
-// Rank layout: replica groups and run queues.
+// Rank layout: replica groups, the run queue's order and its estimate of
+// which group trains what.
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -214,6 +215,56 @@ TEST(PlanLayout, CostBalancing) {
   const double maxc = *std::max_element(c2.begin(), c2.end());
   EXPECT_LE(*std::max_element(load.begin(), load.end()) - *std::min_element(load.begin(), load.end()), maxc);
   EXPECT_DOUBLE_EQ(std::accumulate(load.begin(), load.end(), 0.0), std::accumulate(c2.begin(), c2.end(), 0.0));
+}
+
+TEST(QueueOrder, LongestFirstTiesInStudyOrderResumeAheadDoneLeftOut) {
+  EXPECT_EQ(queue_order({1, 3, 2, 3}, {}, 4), (std::vector<int>{1, 3, 2, 0}));
+  EXPECT_EQ(queue_order({}, {}, 3), (std::vector<int>{0, 1, 2}));  // missing costs count 1
+  const std::vector<Handout> how{Handout::InTurn, Handout::Never, Handout::First, Handout::InTurn, Handout::First};
+  EXPECT_EQ(queue_order({5, 9, 1, 7, 2}, how, 5), (std::vector<int>{4, 2, 3, 0}));
+}
+
+TEST(QueueOrder, TakeRunPicksTheFirstOfTheGroupsSize) {
+  auto runs = runs_with_ranks({2, 1, 2, 1});
+  std::vector<int> queue{3, 0, 2, 1};
+  EXPECT_EQ(take_run(queue, runs, 2), 0);
+  EXPECT_EQ(take_run(queue, runs, 1), 3);
+  EXPECT_EQ(take_run(queue, runs, 4), -1);
+  EXPECT_EQ(queue, (std::vector<int>{2, 1}));
+  EXPECT_EQ(take_run(queue, runs, 2), 2);
+  EXPECT_EQ(take_run(queue, runs, 2), -1);
+  EXPECT_EQ(queue, (std::vector<int>{1}));
+}
+
+TEST(QueueOrder, InitialRunsAreThePlansFirstRuns) {
+  // The plan's estimate starts every group with the run `run` gives it first.
+  auto runs = runs_with_ranks({1, 2, 1, 1, 2, 1, 1});
+  const std::vector<double> cost{3, 5, 1, 4, 5, 9, 2};
+  for (int world : {3, 4, 5, 7, 9}) {
+    SCOPED_TRACE("world " + std::to_string(world));
+    Layout L = plan_layout(runs, cost, world);
+    std::vector<int> queue = queue_order(cost, {}, runs.size());
+    const std::vector<int> first = initial_runs(L, runs, queue);
+    ASSERT_EQ(first.size(), L.groups.size());
+    for (size_t g = 0; g < first.size(); ++g) {
+      if (L.groups[g].runs.empty()) {
+        EXPECT_EQ(first[g], -1);
+      } else {
+        EXPECT_EQ(first[g], L.groups[g].runs[0]);
+      }
+    }
+    EXPECT_EQ(queue.size() + L.groups.size(),
+              runs.size() + static_cast<size_t>(std::count(first.begin(), first.end(), -1)));
+  }
+}
+
+TEST(QueueOrder, EstimateIsLongestFirstToTheFreeGroup) {
+  // Two one-rank groups, costs 4 3 3 2 2: 4 -> g0, 3 -> g1, 3 -> g1 (3 < 4),
+  // 2 -> g0 (4 < 6), 2 -> g0 (6 = 6: the lower index).
+  auto runs = runs_with_ranks({1, 1, 1, 1, 1});
+  Layout L = plan_layout(runs, {2, 3, 4, 3, 2}, 2);
+  EXPECT_EQ(L.groups[0].runs, (std::vector<int>{2, 0, 4}));
+  EXPECT_EQ(L.groups[1].runs, (std::vector<int>{1, 3}));
 }
 
 }  // namespace
