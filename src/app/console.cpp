@@ -78,6 +78,53 @@ std::string summary_table(const std::vector<SummaryRow>& rows_in) {
   return os.str();
 }
 
+std::string GroupReport::serialize() const {
+  std::ostringstream os;
+  os.precision(10);
+  os << group << '\t' << ranks << '\t' << busy_s << '\t' << asked << '\t' << wait_total_s << '\t' << wait_max_s;
+  return os.str();
+}
+
+GroupReport GroupReport::parse(const std::string& line) {
+  std::istringstream is(line);
+  GroupReport g;
+  is >> g.group >> g.ranks >> g.busy_s >> g.asked >> g.wait_total_s >> g.wait_max_s;
+  return g;
+}
+
+double idle_fraction(const std::vector<GroupReport>& groups, double wall_s) {
+  double busy = 0, ranks = 0;
+  for (const auto& g : groups) {
+    busy += g.ranks * g.busy_s;
+    ranks += g.ranks;
+  }
+  return wall_s > 0 && ranks > 0 ? 1 - busy / (wall_s * ranks) : 0;
+}
+
+std::string utilization_lines(const std::vector<GroupReport>& groups, double wall_s) {
+  double busy = 0, wait = 0, wait_max = 0;
+  int ranks = 0, asked = 0;
+  for (const auto& g : groups) {
+    busy += g.ranks * g.busy_s;
+    ranks += g.ranks;
+    asked += g.asked;
+    wait += g.wait_total_s;
+    wait_max = std::max(wait_max, g.wait_max_s);
+  }
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "group idle: %.1f%% of the study's rank-time (wall %.1f s x %d ranks in groups; inside runs %.1f "
+                "rank-s)\n",
+                100 * idle_fraction(groups, wall_s), wall_s, ranks, busy);
+  std::string out = buf;
+  if (asked > 0) {
+    std::snprintf(buf, sizeof buf, "run queue: %d requests answered in %.1f ms on average, %.1f ms at most\n", asked,
+                  1e3 * wait / asked, 1e3 * wait_max);
+    out += buf;
+  }
+  return out;
+}
+
 std::string summary_csv(const std::vector<SummaryRow>& rows) {
   std::ostringstream os;
   os.precision(10);
@@ -108,6 +155,8 @@ std::string describe_layout(const Study& study, const Layout& layout) {
         os << "    world rank " << g.first_rank + i << ": batch " << r.batch_per_rank[static_cast<size_t>(i)] << "\n";
     }
   }
+  os << "each group starts with its first run above; the others go from a shared queue (longest planned first) to "
+        "whichever group of their size is free first, so the rest of each list is an estimate\n";
   if (!layout.idle_ranks.empty()) {
     os << "idle ranks (no group of their size has work):";
     for (int r : layout.idle_ranks) os << " " << r;

@@ -38,9 +38,28 @@ struct SummaryRow {
   static SummaryRow parse(const std::string& line);
 };
 std::string summary_table(const std::vector<SummaryRow>& rows);
+
+// What a group leader reports to world rank 0 when its group has no more
+// runs: its time inside runs and its waits for the run queue (app/run_queue).
+struct GroupReport {
+  int group = 0, ranks = 0;
+  double busy_s = 0;  // wall time inside runs: from reading a checkpoint or opening the run file to the final status
+  int asked = 0;      // requests to the run queue answered by rank 0 (rank 0's own take no message)
+  double wait_total_s = 0, wait_max_s = 0;
+
+  std::string serialize() const;  // one tab-separated line
+  static GroupReport parse(const std::string& line);
+};
+// The share of the study's rank-time the groups spent outside runs:
+// 1 - sum(ranks * busy_s) / (wall_s * sum(ranks)) over the groups (docs/architecture.md).
+double idle_fraction(const std::vector<GroupReport>& groups, double wall_s);
+// The summary's lines on it: "group idle: X% of the study's rank-time (...)",
+// then the run queue's answer times.
+std::string utilization_lines(const std::vector<GroupReport>& groups, double wall_s);
 std::string summary_csv(const std::vector<SummaryRow>& rows);
 
-// What `batchscope plan` prints: groups, their runs and per-rank batches.
+// What `batchscope plan` prints: groups, their runs (the first exact, the
+// rest the queue's estimate) and per-rank batches.
 std::string describe_layout(const Study& study, const Layout& layout);
 
 std::string format_duration(double seconds);

@@ -1,5 +1,6 @@
 #include "app/group_queue.h"
 
+#include <chrono>
 #include <utility>
 
 #include "app/run_summary.h"
@@ -8,24 +9,44 @@
 
 namespace bs {
 
-GroupQueue::GroupQueue(const Study& study, const std::vector<RunAction>& actions, ReplicaGroup& group,
-                       GroupPlacement placement, RootConsole& console)
-    : st_(study), actions_(actions), group_(group), placement_(std::move(placement)), console_(console) {}
+GroupQueue::GroupQueue(const Study& study, const std::vector<RunAction>& actions, ReplicaGroup& group, int index,
+                       GroupPlacement placement, RootConsole& console, RunQueue& queue)
+    : st_(study),
+      actions_(actions),
+      group_(group),
+      index_(index),
+      placement_(std::move(placement)),
+      console_(console),
+      queue_(queue) {}
 
-bool GroupQueue::run(const std::vector<int>& runs) {
-  for (int ri : runs) {
-    const RunSpec& r = st_.runs[static_cast<size_t>(ri)];
-    if (group_wants_stop()) return true;
-    const RunAction action = actions_[static_cast<size_t>(ri)];
-    if (action == RunAction::Done) {
-      if (group_.leader()) console_.run_done(summary_from_file(st_, r, run_path(st_, r)));
-      continue;
+bool GroupQueue::run() {
+  for (int ri = queue_.first_run(index_); ri >= 0; ri = queue_.next(index_, *group_.mpi)) {
+    if (group_wants_stop() || train_timed(ri)) {
+      if (group_.leader()) queue_.leave(index_);
+      return true;
     }
-    const RunResult res = train(r, action);
     console_.pump();
-    if (res.status == RunStatus::Preempted) return true;
   }
   return false;
+}
+
+bool GroupQueue::train_timed(int ri) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult res = train(st_.runs[static_cast<size_t>(ri)], actions_[static_cast<size_t>(ri)]);
+  busy_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res.status == RunStatus::Preempted;
+}
+
+GroupReport GroupQueue::report() const {
+  GroupReport g;
+  g.group = index_;
+  g.ranks = group_.mpi->size();
+  g.busy_s = busy_s_;
+  const QueueWaits& w = queue_.waits();
+  g.asked = w.asked;
+  g.wait_total_s = w.total_s;
+  g.wait_max_s = w.max_s;
+  return g;
 }
 
 // A signal between runs: the group agrees before starting another one.

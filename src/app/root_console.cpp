@@ -1,6 +1,8 @@
 #include "app/root_console.h"
 
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 namespace bs {
 
@@ -20,17 +22,27 @@ void RootConsole::run_done(const SummaryRow& row) {
     channel_.send(TextChannel::kRunDone, row.serialize());
 }
 
-void RootConsole::group_done(int group) {
-  if (!root_) channel_.send(TextChannel::kGroupDone, std::to_string(group));
+void RootConsole::group_done(const GroupReport& report) {
+  if (root_)
+    reports_.push_back(report);
+  else
+    channel_.send(TextChannel::kGroupDone, report.serialize());
 }
 
-void RootConsole::pump() {
-  if (!root_) return;
-  for (auto& m : channel_.poll()) take(m);
+bool RootConsole::pump() {
+  if (!root_) return false;
+  const auto text = channel_.poll();
+  for (auto& m : text) take(m);
+  const bool asked = queue_ && queue_->serve();
+  return asked || !text.empty();
 }
 
-const std::vector<SummaryRow>& RootConsole::wait_for_groups(size_t other_groups) {
-  while (groups_done_ < other_groups) take(channel_.wait());
+const std::vector<SummaryRow>& RootConsole::wait_for_groups(size_t groups) {
+  // Polls with a short sleep when nothing came: a blocking MPI wait would
+  // busy-poll a core that groups on this node train with; the sleep bounds
+  // the queue's answer time here (about 1 ms).
+  while (reports_.size() < groups)
+    if (!pump()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return rows_;
 }
 
@@ -40,7 +52,7 @@ void RootConsole::take(const std::pair<int, std::string>& m) {
   else if (m.first == TextChannel::kRunDone)
     rows_.push_back(SummaryRow::parse(m.second));
   else if (m.first == TextChannel::kGroupDone)
-    ++groups_done_;
+    reports_.push_back(GroupReport::parse(m.second));
 }
 
 LeaderSink::LeaderSink(RunFile& file, RootConsole& console, ProgressState state, double progress_s,
@@ -71,6 +83,7 @@ void LeaderSink::on_steps(const std::vector<StepRecord>& rows) {
 void LeaderSink::on_eval(const EvalRecord& e) {
   file_.append(e);
   state_.val_acc = e.val_acc;
+  console_.pump();  // an evaluation may take longer than the steps between drains
 }
 
 void LeaderSink::on_checkpoint(const TrainState& s) {

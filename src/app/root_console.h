@@ -1,7 +1,9 @@
 #pragma once
 // The study's console belongs to world rank 0: it prints its own lines and
 // what other group leaders send, as they arrive, and keeps the run summaries
-// for the table. Other leaders send their text to it through a TextChannel.
+// and the groups' reports for the summary. Other leaders send their text to
+// it through a TextChannel. Rank 0's pump is also where it answers the run
+// queue (app/run_queue.h): at its drains, between its runs, at the end.
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "app/console.h"
+#include "app/run_queue.h"
 #include "comm/text_channel.h"
 #include "trace/checkpoint.h"
 #include "trace/run_file.h"
@@ -18,26 +21,31 @@ namespace bs {
 
 class RootConsole {
  public:
-  explicit RootConsole(bool root) : root_(root) {}
+  // `queue`: answered by rank 0's pump; may be null.
+  explicit RootConsole(bool root, RunQueue* queue = nullptr) : root_(root), queue_(queue) {}
 
   void progress(const std::string& line);  // printed on rank 0, sent from others
   void run_done(const SummaryRow& row);    // kept on rank 0, sent from others
-  // A leader other than rank 0 has nothing more to report.
-  void group_done(int group);
-  // Rank 0: prints what has arrived; elsewhere nothing.
-  void pump();
-  // Rank 0: waits for `other_groups` groups' "done", not for a count of runs:
-  // after a preemption, queued runs never start and never report.
-  const std::vector<SummaryRow>& wait_for_groups(size_t other_groups);
+  // A group leader's last word: its group takes no more runs.
+  void group_done(const GroupReport& report);
+  // Rank 0: prints what has arrived and answers the run queue; elsewhere
+  // nothing. Returns whether anything arrived.
+  bool pump();
+  // Rank 0: waits for `groups` groups' reports (its own included), not for a
+  // count of runs: after a preemption, queued runs never start and never
+  // report. Meanwhile it answers the run queue.
+  const std::vector<SummaryRow>& wait_for_groups(size_t groups);
+  const std::vector<GroupReport>& reports() const { return reports_; }
   // Completes this rank's pending sends (before MPI_Finalize).
   void drain() { channel_.drain(); }
 
  private:
   void take(const std::pair<int, std::string>& message);
   bool root_;
+  RunQueue* queue_;
   TextChannel channel_;
   std::vector<SummaryRow> rows_;
-  size_t groups_done_ = 0;
+  std::vector<GroupReport> reports_;
 };
 
 // A group leader's sink: writes the run file and checkpoints, and sends

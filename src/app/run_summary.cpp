@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "trace/run_file.h"
 
@@ -41,8 +42,16 @@ SummaryRow summary_from_file(const Study& st, const RunSpec& r, const std::strin
   return summary_row(st, r, res);
 }
 
-void print_summary(const Study& st, const std::vector<SummaryRow>& rows) {
-  std::cout << "\n" << summary_table(rows);
+void print_summary(const Study& st, const std::vector<SummaryRow>& rows_in, const std::vector<GroupReport>& groups,
+                   double wall_s) {
+  // Rows arrive as groups finish runs; the table and the file list them in
+  // study order, whichever group trained what.
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < st.runs.size(); ++i) index[st.runs[i].name] = i;
+  auto rows = rows_in;
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&index](const SummaryRow& a, const SummaryRow& b) { return index[a.run] < index[b.run]; });
+  std::cout << "\n" << summary_table(rows) << utilization_lines(groups, wall_s);
   std::ofstream(st.output + "/summary.csv") << summary_csv(rows);
   std::cout << "run files: " << st.output << "/runs/*.h5, summary: " << st.output << "/summary.csv" << std::endl;
 }

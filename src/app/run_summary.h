@@ -14,7 +14,10 @@ namespace bs {
 SummaryRow summary_row(const Study& study, const RunSpec& run, const RunResult& result);
 // A run that finished in an earlier job: its row comes from its file.
 SummaryRow summary_from_file(const Study& study, const RunSpec& run, const std::string& path);
-// Rank 0: the table, summary.csv, and where the files are.
-void print_summary(const Study& study, const std::vector<SummaryRow>& rows);
+// Rank 0: the table (rows in study order), summary.csv, the groups' idle
+// share of the study's rank-time over `wall_s` and the run queue's answer
+// times, and where the files are.
+void print_summary(const Study& study, const std::vector<SummaryRow>& rows, const std::vector<GroupReport>& groups,
+                   double wall_s);
 
 }  // namespace bs

@@ -1,6 +1,7 @@
 #pragma once
-// `batchscope run`: every rank trains its group's queue of runs; group leaders
-// write run files and report to world rank 0, which prints and summarizes.
+// `batchscope run`: every rank trains the runs its group takes from the shared
+// run queue (app/run_queue.h); group leaders write run files and report to
+// world rank 0, which hands out the runs, prints and summarizes.
 #include <vector>
 
 #include "app/run_actions.h"
@@ -29,7 +30,8 @@ struct RunOptions {
 int run_study(const Study& study, const Layout& layout, const DevicePlan& devices,
               const std::vector<RunAction>& actions, const MpiEnv& env, const RunOptions& options, DataSplits data);
 
-// Work measure used to balance run queues across groups: samples to train.
+// Planned work of each run, samples to train: the run queue hands out the
+// largest first (and `plan` estimates the groups' shares with it).
 std::vector<double> run_costs(const Study& study);
 
 }  // namespace bs

@@ -180,6 +180,46 @@ TEST(DescribeLayout, ListsGroupsRunsAndIdleRanks) {
   EXPECT_NE(text.find("world rank 1: batch 48"), std::string::npos) << text;
   EXPECT_NE(text.find("idle ranks"), std::string::npos) << text;
   EXPECT_NE(text.find(" 4"), std::string::npos) << text;
+  EXPECT_NE(text.find("shared queue"), std::string::npos) << text;
+}
+
+TEST(GroupReport, SerializeParseRoundTrip) {
+  GroupReport g;
+  g.group = 3;
+  g.ranks = 2;
+  g.busy_s = 123.456789;
+  g.asked = 7;
+  g.wait_total_s = 0.0123;
+  g.wait_max_s = 0.004;
+  const GroupReport h = GroupReport::parse(g.serialize());
+  EXPECT_EQ(h.group, 3);
+  EXPECT_EQ(h.ranks, 2);
+  EXPECT_DOUBLE_EQ(h.busy_s, 123.456789);
+  EXPECT_EQ(h.asked, 7);
+  EXPECT_DOUBLE_EQ(h.wait_total_s, 0.0123);
+  EXPECT_DOUBLE_EQ(h.wait_max_s, 0.004);
+}
+
+TEST(GroupReport, IdleIsTheRankTimeOutsideRuns) {
+  // A 2-rank group busy 90 s and a 1-rank group busy 60 s over 100 s:
+  // rank-time 300 rank-s, inside runs 240, idle 20%.
+  GroupReport a, b;
+  a.ranks = 2;
+  a.busy_s = 90;
+  b.group = 1;
+  b.ranks = 1;
+  b.busy_s = 60;
+  b.asked = 4;
+  b.wait_total_s = 0.02;
+  b.wait_max_s = 0.008;
+  EXPECT_DOUBLE_EQ(idle_fraction({a, b}, 100), 0.2);
+  EXPECT_DOUBLE_EQ(idle_fraction({}, 100), 0);
+  EXPECT_DOUBLE_EQ(idle_fraction({a}, 0), 0);
+  const auto lines = lines_of(utilization_lines({a, b}, 100));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].rfind("group idle: 20.0% of the study's rank-time (wall 100.0 s x 3 ranks", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1], "run queue: 4 requests answered in 5.0 ms on average, 8.0 ms at most");
+  EXPECT_EQ(lines_of(utilization_lines({a}, 100)).size(), 1u);  // no requests: no queue line
 }
 
 }  // namespace
