@@ -56,14 +56,15 @@ void RootConsole::take(const std::pair<int, std::string>& m) {
 }
 
 LeaderSink::LeaderSink(RunFile& file, RootConsole& console, ProgressState state, double progress_s,
-                       std::string checkpoint, Fingerprint fingerprint)
+                       std::string checkpoint, Fingerprint fingerprint, StepHold hold)
     : file_(file),
       console_(console),
       state_(std::move(state)),
       every_(progress_s),
       last_(Clock::now()),
       checkpoint_(std::move(checkpoint)),
-      fingerprint_(std::move(fingerprint)) {}
+      fingerprint_(std::move(fingerprint)),
+      hold_(hold) {}
 
 void LeaderSink::on_steps(const std::vector<StepRecord>& rows) {
   file_.append(rows);
@@ -78,6 +79,17 @@ void LeaderSink::on_steps(const std::vector<StepRecord>& rows) {
   if (std::chrono::duration<double>(Clock::now() - last_).count() >= every_) emit();
   // Rank 0 trains too: between its own steps it prints what other groups sent.
   console_.pump();
+  if (hold_.due(rows.front().step, r.step)) hold();
+}
+
+// The rows so far on disk, the line tests wait for, then no step until a stop
+// signal: the group's other ranks wait in the next reduction, which carries
+// this rank's stop flag, and the run checkpoints at the next drain. Rank 0
+// keeps printing what other groups send meanwhile.
+void LeaderSink::hold() {
+  file_.flush();
+  console_.progress(hold_.message(state_.run));
+  StepHold::wait_for_stop_signal([this] { console_.pump(); });
 }
 
 void LeaderSink::on_eval(const EvalRecord& e) {

@@ -16,6 +16,7 @@
 #include "trace/checkpoint.h"
 #include "trace/run_file.h"
 #include "train/trainer.h"
+#include "util/step_hold.h"
 
 namespace bs {
 
@@ -52,8 +53,10 @@ class RootConsole {
 // progress lines to the console at a steady rate.
 class LeaderSink final : public RecordSink {
  public:
+  // `hold`: the testing aid BATCHSCOPE_HOLD_AT_STEP (util/step_hold.h), read
+  // once per run.
   LeaderSink(RunFile& file, RootConsole& console, ProgressState state, double progress_s, std::string checkpoint,
-             Fingerprint fingerprint);
+             Fingerprint fingerprint, StepHold hold = StepHold::from_env());
   void on_steps(const std::vector<StepRecord>& rows) override;
   void on_eval(const EvalRecord& e) override;
   void on_target(int64_t step, int64_t samples) override { file_.set_target_reached(step, samples); }
@@ -61,6 +64,7 @@ class LeaderSink final : public RecordSink {
   void emit();  // a progress line now
 
  private:
+  void hold();
   using Clock = std::chrono::steady_clock;
   RunFile& file_;
   RootConsole& console_;
@@ -69,6 +73,7 @@ class LeaderSink final : public RecordSink {
   Clock::time_point last_;
   std::string checkpoint_;
   Fingerprint fingerprint_;
+  StepHold hold_;
 };
 
 }  // namespace bs
