@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # A rank dies (SIGKILL): the job ends non-zero within a bounded time, no rank
 # hangs or lingers, and every run file stays readable with its prefix of steps.
+# Every run holds at step 200 (BATCHSCOPE_HOLD_AT_STEP), so none can finish
+# before the kill, however fast the machine.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
-mpirun -np 3 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 --set output="$out/run" \
-  --set 'budget={steps: 100000}' --set data.train_size=8192 --set 'eval={every_steps: 5000, train_subset: 500}' \
+BATCHSCOPE_HOLD_AT_STEP=200 mpirun -np 3 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 \
+  --set output="$out/run" \
+  --set 'budget={steps: 1000}' --set data.train_size=8192 --set 'eval={every_steps: 5000, train_subset: 500}' \
   --set log.every_steps=5 --set log.flush_seconds=0.2 --set 'runs=[{name: solo, batch: [64]}]' >"$out/log" 2>&1 &
 job=$!
-# Wait until both groups' run files hold rows, then kill world rank 1.
+# Wait until both groups' run files hold rows (whichever runs the queue gave
+# them first; each holds in it), then kill world rank 1.
 timeout 120 /usr/bin/python3 - "$out/run/runs" <<'PY'
-import sys, time, h5py
+import glob, sys, time, h5py
 d = sys.argv[1]
 while True:
     try:
-        n = [h5py.File(f"{d}/{r}.h5", "r", swmr=True)["train/step"].shape[0] for r in ("b32_lr0.05_s1", "solo")]
-        if min(n) >= 10:
+        n = [h5py.File(p, "r", swmr=True)["train/step"].shape[0] for p in glob.glob(f"{d}/*.h5")]
+        if len(n) >= 2 and min(n) >= 10:
             break
     except (OSError, KeyError):
         pass

@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # A run file is readable while the run trains (SWMR) and after the job is
-# killed with SIGKILL: it holds a prefix of steps and says "running".
+# killed with SIGKILL: it holds a prefix of steps and says "running". The run
+# holds at step 1000 (BATCHSCOPE_HOLD_AT_STEP), so it cannot finish before the
+# kill, however fast the machine.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
-mpirun -np 2 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 \
-  --set output="$out" --set 'budget={steps: 1000000}' --set 'sweep={global_batch: [32], ranks: 2}' \
+BATCHSCOPE_HOLD_AT_STEP=1000 mpirun -np 2 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" --threads 1 \
+  --set output="$out" --set 'budget={steps: 2000}' --set 'sweep={global_batch: [32], ranks: 2}' \
   --set log.every_steps=5 --set log.flush_seconds=0.2 --set data.train_size=4096 --set eval.train_subset=100 \
   >"$out.log" 2>&1 &
 job=$!
 trap 'kill -9 $job 2>/dev/null || true' EXIT
-# A live reader follows the file until it has seen rows arrive twice.
-timeout 120 /usr/bin/python3 - "$out/runs/b32_lr0.05_s1.h5" <<'PY'
+# A live reader follows the file until it has seen rows arrive twice, or the
+# run has held with all its 1000 rows on disk (a machine fast enough to get
+# there before the reader's second look).
+timeout 120 /usr/bin/python3 - "$out/runs/b32_lr0.05_s1.h5" "$out.log" <<'PY'
 import os, sys, time
 import h5py
-path = sys.argv[1]
+path, log = sys.argv[1], sys.argv[2]
 while not os.path.exists(path):
     time.sleep(0.2)
+def holding():
+    with open(log) as f:
+        return "holding at step 1000" in f.read()
 seen = []
-while len(seen) < 2:
+while len(seen) < 2 and not (seen and seen[-1] == 1000 and holding()):
     try:
         with h5py.File(path, "r", swmr=True) as f:
             n = f["train/step"].shape[0]

@@ -10,26 +10,20 @@ args=(--threads 1 --set 'budget={steps: 300}' --set data.train_size=8192 --set d
       --set 'eval={every_steps: 40, train_subset: 500}' --set log.every_steps=10 --set log.flush_seconds=0.2
       --set 'sweep={global_batch: [32, 128], ranks: 2, split: [1, 3]}' --set 'runs=[{name: solo, batch: [64]}]')
 
-# Starts the study in the background, waits until run "solo" has trained
-# 60 steps (read live over SWMR; the run files flush every 0.2 s here, so the
-# signal lands mid-run, not after it), then sends SIGUSR1 to mpirun, which
-# forwards it to the ranks.
+# Starts the study in the background with every run holding at step 60
+# (BATCHSCOPE_HOLD_AT_STEP: a run cannot finish, or run past step 70, before
+# the signal, however fast the machine), waits for run "solo" to say so, then
+# sends SIGUSR1 to mpirun, which forwards it to the ranks.
 preempt() {  # preempt OUTDIR [extra args]
   local dir=$1; shift
-  mpirun -np 3 --oversubscribe "$bin" run "$study" "${args[@]}" --set output="$dir" "$@" >"$dir.log" 2>&1 &
+  BATCHSCOPE_HOLD_AT_STEP=60 mpirun -np 3 --oversubscribe "$bin" run "$study" "${args[@]}" --set output="$dir" "$@" \
+    >"$dir.log" 2>&1 &
   local job=$!
-  timeout 120 /usr/bin/python3 - "$dir/runs/solo.h5" <<'PY'
-import os, sys, time, h5py
-p = sys.argv[1]
-while True:
-    try:
-        with h5py.File(p, "r", swmr=True) as f:
-            if f["train/step"].shape[0] >= 60:
-                break
-    except (OSError, KeyError):
-        pass
-    time.sleep(0.2)
-PY
+  for _ in $(seq 600); do
+    grep -qs '^\[solo\] holding at step 60 ' "$dir.log" && break
+    kill -0 $job 2>/dev/null || break
+    sleep 0.2
+  done
   kill -USR1 $job
   local t0=$SECONDS
   wait $job
@@ -41,10 +35,10 @@ PY
 preempt "$out/a"; rc=$?
 check "exit code 75 after SIGUSR1" test "$rc" -eq 75
 check "checkpoint written for the in-flight run" test -f "$out/a/checkpoints/solo.ckpt.done"
-check "run file says preempted" /usr/bin/python3 -c "
+check "run file says preempted at step 70 (held at 60, stopped at the next drain)" /usr/bin/python3 -c "
 import h5py, sys
 f = h5py.File('$out/a/runs/solo.h5', 'r', swmr=True)
-sys.exit(0 if f['status/code'][0] == 4 and 60 <= f['status/step'][0] < 300 else 1)"
+sys.exit(0 if f['status/code'][0] == 4 and f['status/step'][0] == 70 else 1)"
 
 mpirun -np 3 --oversubscribe "$bin" run "$study" "${args[@]}" --set output="$out/a" --resume >"$out/a-resume.log" 2>&1
 check "resume exits 0" test $? -eq 0

@@ -87,12 +87,17 @@ jid=$("$submit" "$study" "${b[@]}" --launcher mpirun --log "$out/job.log" "${arg
 
 # The script itself, as Slurm would start it: SIGUSR1 to the batch shell
 # reaches the ranks through mpirun, they checkpoint and exit 75, the shell
-# requeues; the second start resumes and completes.
+# requeues; the second start resumes and completes. The run holds at step 100
+# until the signal (BATCHSCOPE_HOLD_AT_STEP), so it cannot finish before the
+# signal arrives, however fast the machine; resumed past step 100, the second
+# start does not hold.
 script=$out/sbatch.script
 export SLURM_JOB_ID=4242 SLURM_NTASKS=2 SLURM_JOB_NODELIST=localhost BATCHSCOPE_MPIRUN_ARGS=--oversubscribe
+export BATCHSCOPE_HOLD_AT_STEP=100
 bash "$script" >"$out/job1.log" 2>&1 &
 shell=$!
-for _ in $(seq 600); do grep -qs '\] step [1-9]' "$out/job1.log" && break; kill -0 $shell 2>/dev/null || break; sleep 0.2; done
+for _ in $(seq 600); do grep -qs 'holding at step 100' "$out/job1.log" && break; kill -0 $shell 2>/dev/null || break; sleep 0.2; done
+grep -qs 'holding at step 100' "$out/job1.log" && ok || bad "the run never held at step 100"
 kill -USR1 $shell
 for _ in $(seq 600); do kill -0 $shell 2>/dev/null || break; sleep 0.2; done
 if kill -0 $shell 2>/dev/null; then pkill -TERM -P $shell; kill $shell; echo "(timed out)" >>"$out/job1.log"; fi
