@@ -4,14 +4,16 @@
 # on the machine is left alone). Studies go through launch/submit.sh:
 #   basic     the quickstart, shrunk: the job completes; the run files pass the
 #             schema check; summary.csv says completed
-#   timelimit a study longer than its 2-minute limit: Slurm's SIGUSR1 before
-#             the limit makes the ranks checkpoint and exit 75, the job requeues
-#             itself and resumes until the study completes; the run file holds
-#             steps 1..T, no gap, no duplicate
+#   timelimit a run held (BATCHSCOPE_HOLD_AT_STEP) until Slurm's SIGUSR1
+#             before its 2-minute limit: the ranks checkpoint and exit 75, the
+#             job requeues itself and resumes until the study completes; the
+#             run file holds steps 1..T, no gap, no duplicate
 #   mpirun    the same through mpirun inside the allocation, the warning sent
 #             by hand (scancel --batch --signal=USR1)
 #   scancel   a cancelled job checkpoints, is not requeued, and a second
 #             submission finishes the study
+# Every signal reaches a run that holds at a step until it arrives, so no case
+# depends on how fast this machine trains.
 # Starting the daemons needs root (or password-less sudo); without, this test
 # fails and says so. Installs slurm-wlm and munge (Debian) if missing.
 #   tests/slurm/run.sh BIN OUTDIR
@@ -213,27 +215,19 @@ else
 fi
 
 # --- timelimit: Slurm's own warning before a 2-minute limit ---------------------------
-# The budget is about 100 s of training at the speed a short job measures here,
-# so the first segment (SIGUSR1 60..90 s after the start: Slurm checks limits
-# every 30 s) cannot finish, and the second one can.
-rate=40
-if jid=$(submit calibrate --time 00:05:00 -- "${small[@]}" --set 'budget={steps: 600}' --set output="$out/calibrate") \
-   && [ "$(wait_job "$jid" 120)" = COMPLETED ]; then
-  rate=$(/usr/bin/python3 -c 'import csv,sys; r=next(csv.DictReader(open(sys.argv[1]))); print(max(1, int(int(r["steps"])/float(r["wall_s"]))))' \
-    "$out/calibrate/summary.csv" 2>/dev/null || echo 40)
-else
-  say "calibration job failed; assuming $rate steps/s"
-fi
-steps=$((rate * 100))
-[ "$steps" -lt 2000 ] && steps=2000
-say "timelimit: $rate steps/s under Slurm here; budget $steps steps"
-if jid=$(submit timelimit --time 00:02:00 --signal-seconds 30 -- "${small[@]}" --set "budget={steps: $steps}" \
-           --set output="$out/slurm-timelimit"); then
+# The run holds at step 200 (BATCHSCOPE_HOLD_AT_STEP, which sbatch passes on
+# with the rest of the environment) until Slurm's SIGUSR1 arrives 60..90 s
+# after the start (Slurm checks limits every 30 s), so the first segment cannot
+# finish first, however fast the machine; resumed past step 200, the requeued
+# segment does not hold and finishes its few seconds of training.
+steps=1000
+if jid=$(BATCHSCOPE_HOLD_AT_STEP=200 submit timelimit --time 00:02:00 --signal-seconds 30 -- "${small[@]}" \
+           --set "budget={steps: $steps}" --set output="$out/slurm-timelimit"); then
   s=$(wait_job "$jid" 420)
   restarts=$(field "$jid" Restarts)
   log=$out/timelimit-$jid.out
-  if [ "$s" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] && grep -q "SIGUSR1" "$log" && grep -q "exited 75" "$log" \
-     && grep -q "requeueing" "$log" && check_runs "$out/slurm-timelimit" 1 "$steps"; then
+  if [ "$s" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] && grep -q "holding at step 200" "$log" && grep -q "SIGUSR1" "$log" \
+     && grep -q "exited 75" "$log" && grep -q "requeueing" "$log" && check_runs "$out/slurm-timelimit" 1 "$steps"; then
     pass "timelimit: job $jid got SIGUSR1 before its limit, exited 75, was requeued $restarts time(s), resumed and completed $steps contiguous steps"
   else
     fail "timelimit: job $jid ended $s after ${restarts:-?} restarts"; show_log "$log"
@@ -243,12 +237,11 @@ else
 fi
 
 # --- mpirun: the warning by hand, ranks under mpirun ----------------------------------
-steps=$((rate * 25))
-[ "$steps" -lt 1000 ] && steps=1000
-if jid=$(submit mpirun --launcher mpirun --time 00:10:00 -- "${small[@]}" --set "budget={steps: $steps}" \
-           --set output="$out/slurm-mpirun"); then
+# Signalled while the run holds at step 100: it cannot finish first.
+if jid=$(BATCHSCOPE_HOLD_AT_STEP=100 submit mpirun --launcher mpirun --time 00:10:00 -- "${small[@]}" \
+           --set "budget={steps: $steps}" --set output="$out/slurm-mpirun"); then
   log=$out/mpirun-$jid.out
-  if wait_for 120 grep -qs '\] step [1-9]' "$log"; then
+  if wait_for 120 grep -qs 'holding at step 100' "$log"; then
     scancel --batch --signal=USR1 "$jid"
     s=$(wait_job "$jid" 240)
     restarts=$(field "$jid" Restarts)
@@ -259,19 +252,18 @@ if jid=$(submit mpirun --launcher mpirun --time 00:10:00 -- "${small[@]}" --set 
       fail "mpirun: job $jid ended $s after ${restarts:-?} restarts"; show_log "$log"
     fi
   else
-    fail "mpirun: job $jid showed no training progress in 120 s"; show_log "$log"
+    fail "mpirun: job $jid did not reach its hold at step 100 in 120 s"; show_log "$log"
   fi
 else
   fail "mpirun: submit.sh failed"; show_log "$out/mpirun.submit.log"
 fi
 
 # --- scancel: no requeue; submitting again finishes the study --------------------------
-steps=$((rate * 20))
-[ "$steps" -lt 1000 ] && steps=1000
 args=(-- "${small[@]}" --set "budget={steps: $steps}" --set output="$out/slurm-scancel")
-if jid=$(submit scancel --time 00:10:00 "${args[@]}"); then
+# Cancelled while the run holds at step 100; the second job resumes past it.
+if jid=$(BATCHSCOPE_HOLD_AT_STEP=100 submit scancel --time 00:10:00 "${args[@]}"); then
   log=$out/scancel-$jid.out
-  if wait_for 120 grep -qs '\] step [1-9]' "$log"; then
+  if wait_for 120 grep -qs 'holding at step 100' "$log"; then
     scancel "$jid"
     s=$(wait_job "$jid" 60)
     sleep 3
@@ -287,7 +279,7 @@ if jid=$(submit scancel --time 00:10:00 "${args[@]}"); then
       show_log "$log"; [ -n "${jid2:-}" ] && show_log "$out/scancel2-$jid2.out"
     fi
   else
-    fail "scancel: job $jid showed no training progress in 120 s"; show_log "$log"
+    fail "scancel: job $jid did not reach its hold at step 100 in 120 s"; show_log "$log"
   fi
 else
   fail "scancel: submit.sh failed"; show_log "$out/scancel.submit.log"
