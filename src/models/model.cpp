@@ -1,6 +1,8 @@
 #include "models/model.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "models/torchscript.h"
 #include "util/errors.h"
@@ -26,6 +28,9 @@ const ParamSlot& Model::add(const std::string& name, std::vector<int64_t> shape,
 }
 
 std::vector<at::Tensor> Model::views(const at::Tensor& flat) const {
+  if (flat.dim() != 1 || flat.size(0) != num_params_)
+    throw std::invalid_argument("model: flat parameter buffer of " + std::to_string(flat.numel()) +
+                                " values, expected " + std::to_string(num_params_));
   std::vector<int64_t> sizes;
   sizes.reserve(slots_.size());
   for (const auto& s : slots_) sizes.push_back(s.numel());
@@ -60,10 +65,10 @@ class Mlp final : public Model {
     add("out.weight", {classes, prev}, prev);
     add("out.bias", {classes}, prev);
   }
-  at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
+  using Model::forward;
+  at::Tensor forward(const std::vector<at::Tensor>& w, const at::Tensor& x) const override {
     at::Tensor h = x.reshape({x.size(0), -1});
     const size_t layers = slots().size() / 2;
-    const auto w = views(flat);
     for (size_t l = 0; l < layers; ++l) {
       h = at::linear(h, w[2 * l], w[2 * l + 1]);
       if (l + 1 < layers) h = at::relu(h);
@@ -93,8 +98,8 @@ class Cnn final : public Model {
   // only for that layout (~9x faster at batch 128), the second conv then runs
   // channels-last too, and the reshape before fc1 restores the NCHW order, so
   // the function is the same (cnn step at batch 128: ~140 -> ~108 ms, 1 thread).
-  at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
-    const auto w = views(flat);
+  using Model::forward;
+  at::Tensor forward(const std::vector<at::Tensor>& w, const at::Tensor& x) const override {
     const auto nhwc = at::MemoryFormat::ChannelsLast;
     at::Tensor h = at::conv2d(x, w[0], w[1], {1, 1}, {2, 2}).contiguous(nhwc);
     h = at::relu(at::max_pool2d(h, {2, 2}));

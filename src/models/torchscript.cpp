@@ -164,19 +164,19 @@ class TorchScriptModel final : public Model {
     return p;
   }
 
-  at::Tensor forward(const at::Tensor& flat, const at::Tensor& x) const override {
-    if (flat.dim() != 1 || flat.size(0) != num_params())
-      throw std::invalid_argument("TorchScript model: flat buffer of shape " + shape_str(flat.sizes()) +
-                                  ", expected [" + std::to_string(num_params()) + "]");
+  using Model::forward;
+  // The parameters are views of the flat buffer (Model::views: one split, a
+  // single autograd node, rather than a narrow per parameter, each of whose
+  // backward fills a zero buffer of the whole size: ~13% less time per step
+  // for a 784-512-256-10 mlp at batch 32 on the CPU, and as fast as copying
+  // the parameters in and their gradients out), set as the module's
+  // attributes before each call.
+  at::Tensor forward(const std::vector<at::Tensor>& w, const at::Tensor& x) const override {
+    if (w.size() != params_.size())
+      throw std::invalid_argument("TorchScript model: " + std::to_string(w.size()) + " parameter tensors, expected " +
+                                  std::to_string(params_.size()));
     NoGraphOptimization no_optimization;
-    // One split (a single autograd node whose backward concatenates the
-    // parameter gradients into one buffer) rather than a narrow per parameter
-    // (each of whose backward fills a zero buffer of the whole size): ~13%
-    // less time per step for a 784-512-256-10 mlp at batch 32 on the CPU, and
-    // as fast as copying the parameters in and their gradients out.
-    const auto parts = flat.split_with_sizes(numels_);
-    for (size_t i = 0; i < params_.size(); ++i)
-      params_[i].owner->setSlot(params_[i].slot, parts[i].view(slots()[i].shape));
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].owner->setSlot(params_[i].slot, w[i]);
     c10::IValue out;
     try {
       out = (*forward_)(std::vector<c10::IValue>{x});
@@ -241,7 +241,6 @@ class TorchScriptModel final : public Model {
         if (w.isTensor() && w.toTensor().dim() >= 2) fan_in = w.toTensor().numel() / w.toTensor().size(0);
       }
       add(p.name, t.sizes().vec(), fan_in);
-      numels_.push_back(t.numel());
       if (init_ == "seeded") draws_.push_back(draw_for(study_file, p.name, a));
       params_.push_back(std::move(a));
       values.push_back(t);
@@ -325,7 +324,6 @@ class TorchScriptModel final : public Model {
   torch::jit::Module module_;
   std::optional<torch::jit::Method> forward_;
   std::vector<Attr> params_;  // parallel to slots()
-  std::vector<int64_t> numels_;
   std::vector<Draw> draws_;   // init: seeded only
   std::vector<float> saved_;  // the file's parameters, in slot order
   std::vector<std::string> buffer_names_;

@@ -149,6 +149,7 @@ class RunLoop {
   void checkpoint();
   void finish();
   bool target_stop() const { return result_.target_step >= 0 && t_.study.target.stop; }
+  at::Tensor flat_gradient(const std::vector<at::Tensor>& grads);
   void accumulate(const at::Tensor& g, double share, int64_t j);
   at::Tensor sqnorm(const at::Tensor& g);
   at::Tensor layer_sqnorms(const at::Tensor& g) const;
@@ -179,7 +180,7 @@ class RunLoop {
   at::Tensor params_;
   std::unique_ptr<FlatOptimizer> opt_;
   const bool stats_;  // the noise statistics (norms); off only to measure their cost
-  at::Tensor comm_buf_, grad_part_, extras_, ring_, loss_i_, square_;
+  at::Tensor comm_buf_, grad_part_, extras_, ring_, loss_i_, square_, micro_grad_;
   std::vector<double> step_ms_, wall_, lrs_;  // host side of the ring rows
 
   RunResult result_;
@@ -239,6 +240,7 @@ void RunLoop::start(const TrainState* resume) {
   grad_part_ = comm_buf_.narrow(0, 0, P);
   extras_ = comm_buf_.narrow(0, P, layout_.extras());
   square_ = no_grad_zeros({P});
+  if (m_ > 1) micro_grad_ = no_grad_zeros({P});
   // Per-step scalars stay on the device until a log interval: no host sync
   // inside a step.
   ring_ = no_grad_zeros({log_every_, layout_.row_width()});
@@ -331,8 +333,9 @@ void RunLoop::forward_backward() {
     if (seeds_model_)
       at::manual_seed(mix_seed({study_.seed, spec_.seed, static_cast<uint64_t>(me_), static_cast<uint64_t>(step_),
                                 static_cast<uint64_t>(j)}));
-    at::Tensor loss = t_.objective.mean_loss(t_.model->forward(params_, x), y);
-    at::Tensor g = torch::autograd::grad({loss}, {params_})[0];
+    const std::vector<at::Tensor> w = t_.model->views(params_);
+    at::Tensor loss = t_.objective.mean_loss(t_.model->forward(w, x), y);
+    const at::Tensor g = flat_gradient(torch::autograd::grad({loss}, w));
     at::NoGradGuard no_grad;
     const double share = static_cast<double>(bj) / static_cast<double>(Bi_);
     const int64_t q = me_ * m_ + j;
@@ -345,14 +348,25 @@ void RunLoop::forward_backward() {
   }
 }
 
+// The slots' gradients (taken with respect to the views, so autograd does
+// not concatenate them) written into one flat buffer: with one micro-batch
+// straight into the reduction buffer, where g_i = g (the same bits as the
+// concatenation, one P-float pass less), else into a buffer kept for the run.
+at::Tensor RunLoop::flat_gradient(const std::vector<at::Tensor>& grads) {
+  at::NoGradGuard no_grad;
+  at::Tensor out = m_ == 1 ? grad_part_ : micro_grad_;
+  const auto parts = t_.model->views(out);
+  for (size_t k = 0; k < grads.size(); ++k) parts[k].copy_(grads[k]);
+  return out;
+}
+
 // grad_part_ += share * g. The first micro-batch writes instead of adding to
 // zeros (the same bits: 0 + x is x), which saves clearing the P floats every
-// step; with one micro-batch the share is 1 and this is a copy.
+// step; with one micro-batch g already is grad_part_.
 void RunLoop::accumulate(const at::Tensor& g, double share, int64_t j) {
+  if (g.is_same(grad_part_)) return;
   if (j > 0) {
     grad_part_.add_(g, share);
-  } else if (share == 1.0) {
-    grad_part_.copy_(g);
   } else {
     at::mul_out(grad_part_, g, at::scalar_tensor(share, g.options()));
   }
