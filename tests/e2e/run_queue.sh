@@ -5,8 +5,8 @@
 # (CPU training is deterministic, and nothing in a run depends on which group
 # trains it), and a study preempted mid-way continues with --resume: finished
 # runs are not trained again, the preempted ones continue from their
-# checkpoints, the ones never handed out start. No sleeps, no timings: the
-# preemption waits for a marker (a run file's step count).
+# checkpoints, the ones never handed out start. No timings: the preemptions
+# wait for the runs to say they hold at a step.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
 cat >"$out/queue.yaml" <<YAML
@@ -18,7 +18,7 @@ model: {name: mlp, hidden: [32]}
 optimizer: {name: sgd, lr: 0.05, ref_batch: 64, scaling: none, momentum: 0.9}
 budget: {steps: 400}
 eval: {every_steps: 100, train_subset: 200}
-log: {every_steps: 10, flush_seconds: 0.2}
+log: {every_steps: 10}
 sweep: {global_batch: [4, 16, 64, 256], lr: [0.02, 0.05], seed: [1], ranks: 1}
 YAML
 run() {  # run NP OUTDIR [args]: the study on NP ranks (NP one-rank groups)
@@ -62,50 +62,64 @@ assert ranks == {0, 1, 2}, ranks"
 check "the summary reports the groups' idle share" grep -q "^group idle: .*% of the study's rank-time" "$out/three.log"
 check "and the queue's answer times" grep -q "^run queue: [0-9]* requests answered" "$out/three.log"
 
-# Preempted once a 256-batch run (handed out first: the longest planned) has
-# trained 40 of its 400 steps; mpirun forwards SIGUSR1 to every rank.
-mpirun -np 3 --oversubscribe "$bin" run "$out/queue.yaml" --threads 1 --set output="$out/p" >"$out/p.log" 2>&1 &
-job=$!
-timeout 120 /usr/bin/python3 - "$out/p/runs/b256_lr0.02_s1.h5" <<'PY'
-import sys, time, h5py
-while True:
-    try:
-        with h5py.File(sys.argv[1], "r", swmr=True) as f:
-            if f["train/step"].shape[0] >= 40:
-                break
-    except (OSError, KeyError):
-        pass
-    time.sleep(0.05)
-PY
-kill -USR1 $job
-wait $job
-check "preempted study exits 75 on every rank" test $? -eq 75
-/usr/bin/python3 - "$out/p" >"$out/p-state.txt" <<'PY'
+# Preemption without timing: with BATCHSCOPE_HOLD_AT_STEP=40 every run that
+# starts fresh stops at step 40 until a stop signal (util/step_hold.h). Job 1:
+# each group holds in its first run; SIGUSR1 -> 3 runs preempted (at step 50,
+# the next drain), 5 never handed out. Job 2 (--resume, same hold): the 3
+# preempted runs go first and finish (they are past step 40), then each group
+# holds in a fresh run; SIGUSR1 -> 3 done, 3 preempted, 2 unstarted. Job 3
+# (--resume): trains the 5 unfinished runs, not the 3 done ones.
+held() {  # held OUTDIR [args]: runs the study in the background until 3 runs hold, then signals it
+  local dir=$1; shift
+  BATCHSCOPE_HOLD_AT_STEP=40 mpirun -np 3 --oversubscribe "$bin" run "$out/queue.yaml" --threads 1 \
+    --set output="$dir" "$@" >>"$dir.log" 2>&1 &
+  local job=$! before
+  before=$(grep -c ' holding at step 40 ' "$dir.log" 2>/dev/null)
+  for _ in $(seq 600); do
+    [ "$(grep -c ' holding at step 40 ' "$dir.log")" -ge $((before + 3)) ] && break
+    kill -0 $job 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -USR1 $job
+  wait $job
+}
+state() {  # state OUTDIR: "run status-code last-step checkpoint" per run file
+  /usr/bin/python3 - "$1" <<'PY'
 import glob, os, sys, h5py
 d = sys.argv[1]
 for p in sorted(glob.glob(f"{d}/runs/*.h5")):
     with h5py.File(p, "r") as f:
         name = os.path.basename(p)[:-3]
-        code = int(f["status/code"][0])
-        ck = os.path.exists(f"{d}/checkpoints/{name}.ckpt.done")
-        print(name, code, ck, f.attrs["created"])
+        print(name, int(f["status/code"][0]), int(f["train/step"][-1]), os.path.exists(f"{d}/checkpoints/{name}.ckpt.done"))
 PY
-echo "after the preemption (run, status code, checkpoint, created):"; sed 's/^/  /' "$out/p-state.txt"
-echo "  never handed out: $((8 - $(wc -l <"$out/p-state.txt")))"
-check "the marked run was preempted with a checkpoint" grep -q "^b256_lr0.02_s1 4 True" "$out/p-state.txt"
-check "every started run is completed or preempted with a checkpoint" \
-  awk '!(($2 == 1 && $3 == "False") || ($2 == 4 && $3 == "True")) { exit 1 }' "$out/p-state.txt"
+}
+count() { grep -c "$1" "$2"; }  # count PATTERN FILE
+
+: >"$out/p.log"
+held "$out/p"
+check "job 1: exit 75 after SIGUSR1" test $? -eq 75
+state "$out/p" >"$out/p1.txt"; sed 's/^/  job 1: /' "$out/p1.txt"
+check "job 1: each group's first run preempted at step 50 with a checkpoint, the rest never handed out" \
+  test "$(count ' 4 50 True$' "$out/p1.txt") $(wc -l <"$out/p1.txt")" = "3 3"
+held "$out/p" --resume
+check "job 2: exit 75 after SIGUSR1" test $? -eq 75
+state "$out/p" >"$out/p2.txt"; sed 's/^/  job 2: /' "$out/p2.txt"
+check "job 2: the 3 preempted runs finished first, 3 fresh ones preempted, 2 never handed out" \
+  test "$(count ' 1 400 False$' "$out/p2.txt") $(count ' 4 50 True$' "$out/p2.txt") $(wc -l <"$out/p2.txt")" = "3 3 6"
+check "job 2: the finished ones are job 1's preempted ones" \
+  test "$(grep ' 4 50 True$' "$out/p1.txt" | cut -d' ' -f1)" = "$(grep ' 1 400 False$' "$out/p2.txt" | cut -d' ' -f1)"
 mpirun -np 3 --oversubscribe "$bin" run "$out/queue.yaml" --threads 1 --set output="$out/p" --resume \
-  >"$out/p.resume.log" 2>&1
-check "resume exits 0" test $? -eq 0
-check "resumed: every run once, equal to the 1-group study" same_as_ref "$out/p" "$out/ref"
+  >"$out/p3.log" 2>&1
+check "job 3: resume exits 0" test $? -eq 0
+check "resumed twice: every run once, equal to the 1-group study" same_as_ref "$out/p" "$out/ref"
 # A trained run prints at least its last progress line; a finished one only
 # its summary row, read from its file.
-not_trained_again() {
+trained_in_job3() {
   while read -r name code _; do
-    if [ "$code" = 1 ] && grep -q "^\[$name\] step" "$out/p.resume.log"; then echo "$name trained again"; return 1; fi
-  done <"$out/p-state.txt"
+    if grep -q "^\[$name\] step" "$out/p3.log"; then echo "$name"; fi
+  done <"$out/p2.txt"
 }
-check "runs finished before the preemption were not trained again" not_trained_again
+check "job 3 trained the 3 preempted runs and not the 3 finished ones" \
+  test "$(trained_in_job3)" = "$(grep ' 4 50 True$' "$out/p2.txt" | cut -d' ' -f1)"
 check "no checkpoint left" test -z "$(ls "$out/p/checkpoints")"
 summary
