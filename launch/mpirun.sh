@@ -3,7 +3,13 @@
 #   launch/mpirun.sh NP STUDY.yaml [batchscope run options, e.g. --set k=v --overwrite]
 # NP=auto asks `batchscope plan` for the smallest world that serves the study.
 # Ranks are not bound to cores: each rank sets its own LibTorch thread count
-# (cores on the node / ranks on the node; override with --threads).
+# (the cores it may run on / ranks on the node; override with --threads), and
+# with more ranks than cores it has Open MPI yield while it waits (even when a
+# hostfile claims the slots). On a machine shared with other busy programs,
+# ranks of several threads each may add OMP_WAIT_POLICY=passive: measured on
+# 2 cores (1 rank, 2 threads), a busy `yes` made the study 4-6x slower with
+# libgomp's default spinning and 2-2.5x with passive threads, but passive threads
+# cost 1.8x on an idle machine, so it is not the default.
 set -euo pipefail
 BS_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BATCHSCOPE_BIN:-$BS_ROOT/build/batchscope}

@@ -1,7 +1,6 @@
 #include "app/replica_group.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "app/device_select.h"
 
@@ -33,10 +32,14 @@ std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& d
                                         trainer_options(devices, env.rank(), noise_statistics));
 }
 
+// The cores this rank may use (a binding or cpuset, not the whole machine's)
+// shared by the ranks on its node (every rank of the job there, whatever its
+// group): never more threads than cores, which would have threads of one rank
+// wait for each other on a shared core. A rank bound to fewer cores than its
+// share gets fewer threads, never more.
 int threads_per_rank(int requested, const MpiEnv& env) {
   if (requested > 0) return requested;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, env.local_size()));
+  return std::max(1, usable_cores() / std::max(1, env.local_size()));
 }
 
 }  // namespace bs

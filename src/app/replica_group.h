@@ -41,8 +41,8 @@ struct ReplicaGroup {
 std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color,
                                          DataSplits data, bool noise_statistics = true);
 
-// LibTorch intra-op threads for this rank: `requested`, or when 0 the node's
-// cores divided among its ranks (at least 1).
+// LibTorch intra-op threads for this rank: `requested`, or when 0 the cores
+// it may run on (usable_cores) divided among the ranks on its node (at least 1).
 int threads_per_rank(int requested, const MpiEnv& env);
 
 }  // namespace bs

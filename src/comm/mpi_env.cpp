@@ -1,9 +1,12 @@
 #include "comm/mpi_env.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+
+#include <sched.h>
 
 #include "util/check.h"
 
@@ -19,7 +22,42 @@ int world_rank_if_initialized() {
   return r;
 }
 
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return online_cores();
+  return std::max(1, CPU_COUNT(&set));
+}
+
+int online_cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+namespace {
+
+// Open MPI's blocking calls busy-poll. With mpi_yield_when_idle they call
+// sched_yield between polls, so a rank waiting for its peer gives the core to
+// another rank that has work. mpirun turns it on itself only when its slot
+// count says the node is oversubscribed (-np above the slots, --oversubscribe),
+// not when a hostfile, --host or a scheduler claims more slots than there are
+// cores. Measured on 2 cores, the 4-rank study of configs/bench/oversub.yaml
+// under `mpirun --host localhost:4` took 15-29 s busy-polling and 10.5-11.3 s
+// yielding. So: more ranks on this node than it has cores turns it on, unless
+// the user chose (--mca and -x reach us as this variable). Only then: ranks
+// bound one to a core (mpirun -np 2) next to another program's busy process
+// took 39 s yielding against 17-22 s polling (each yield hands the core to that
+// process for a time slice). The node's online CPUs, not this rank's affinity
+// mask, are the measure: a bound rank's mask of one core would look
+// oversubscribed. Open MPI reads MCA settings from the environment in
+// MPI_Init, hence before it.
+void yield_when_oversubscribed() {
+  if (std::getenv("OMPI_MCA_mpi_yield_when_idle")) return;
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (local && std::atoi(local) > online_cores()) setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+}
+
+}  // namespace
+
 MpiEnv::MpiEnv(int* argc, char*** argv) {
+  yield_when_oversubscribed();
   int provided = 0;
   BS_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
   // Errors come back as codes, so our check macro can name the call and rank

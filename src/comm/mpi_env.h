@@ -43,4 +43,10 @@ class MpiEnv {
 // World rank when MPI is initialized, else -1; names the rank in NCCL errors.
 int world_rank_if_initialized();
 
+// CPUs this process may run on: its affinity mask (a launcher's binding, a
+// scheduler's cpuset), which hardware_concurrency() ignores; at least 1.
+int usable_cores();
+// CPUs online on this node (hardware_concurrency), at least 1.
+int online_cores();
+
 }  // namespace bs
