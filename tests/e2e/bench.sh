@@ -21,6 +21,24 @@ for name, world, batch, steps in (("mlp", 2, 16, 4), ("cnn", 1, 8, 2)):
     assert abs(r["samples_per_s"] - world * batch * 1e3 / r["step_ms"]) < 1e-3 * r["samples_per_s"] + 1, r
 print("bench JSON OK")
 PY
+# The instrumentation switches: --trace writes the run file as `run` does;
+# --no-noise-stats leaves the squared norms at 0 (and only those).
+mpirun -np 2 --oversubscribe "$bin" bench --model mlp --batch 16 --steps 4 --warmup 2 --threads 1 \
+  --trace "$out/on" >/dev/null
+mpirun -np 2 --oversubscribe "$bin" bench --model mlp --batch 16 --steps 4 --warmup 2 --threads 1 \
+  --trace "$out/off" --no-noise-stats >/dev/null
+/usr/bin/python3 - "$out" <<'PY'
+import sys, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(f"{out}/on/runs/bench.h5", "r") as on, h5py.File(f"{out}/off/runs/bench.h5", "r") as off:
+    for f in (on, off):
+        assert np.array_equal(f["train/step"][:], np.arange(1, 7)), f["train/step"][:]
+        assert f["status/code"][0] == 1, f["status/code"][0]
+    assert np.all(on["gns/sqnorm_global"][:] > 0) and np.all(on["gns/sqnorm_local"][:] > 0)
+    assert np.all(off["gns/sqnorm_global"][:] == 0) and np.all(off["gns/sqnorm_local"][:] == 0)
+    assert np.array_equal(on["train/loss"][:], off["train/loss"][:]), "the statistics must not change training"
+print("bench --trace / --no-noise-stats OK")
+PY
 expect_fail() {  # expect_fail CODE NEEDLE ARGS...
   local code=$1 needle=$2; shift 2
   set +e; "$@" >"$out/fail.txt" 2>&1; local rc=$?; set -e
