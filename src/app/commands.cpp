@@ -207,6 +207,13 @@ int cmd_version() {
   std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch " << torch_version()
             << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n"
             << "BLAS: " << loaded_blas().description << "\n";
+  // Both counts: LibTorch registers its CUDA backend from libtorch_cuda's static
+  // initializers, so a link that dropped that library leaves the runtime seeing
+  // GPUs and LibTorch none.
+  std::cout << "GPUs: CUDA runtime sees " << gpu::device_count() << ", LibTorch sees " << torch_cuda_devices() << "\n";
+  if (nccl_header_version() != nccl_version())
+    std::cout << "warning: NCCL header " << nccl_header_version() << " but library " << nccl_version()
+              << " loaded (two NCCL installs: set NCCL_ROOT to one)\n";
   return 0;
 }
 

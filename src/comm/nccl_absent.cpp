@@ -6,6 +6,7 @@ namespace bs {
 
 bool nccl_built() { return false; }
 std::string nccl_version() { return "none"; }
+std::string nccl_header_version() { return "none"; }
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, const NcclOptions&) {
   throw LibraryError(

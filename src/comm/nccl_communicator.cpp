@@ -134,7 +134,6 @@ class NcclCommunicator final : public Communicator {
   WatchOptions watch_options() const {
     WatchOptions w;
     w.timeout_s = options_.timeout_s;
-    w.poll_s = 50e-6;
     return w;
   }
 
@@ -183,6 +182,10 @@ std::string nccl_version() {
   if (ncclGetVersion(&v) != ncclSuccess) return "unknown";
   // NCCL >= 2.9 encodes major*10000 + minor*100 + patch.
   return std::to_string(v / 10000) + "." + std::to_string((v % 10000) / 100) + "." + std::to_string(v % 100);
+}
+
+std::string nccl_header_version() {
+  return std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH);
 }
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, const NcclOptions& options) {

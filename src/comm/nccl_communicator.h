@@ -19,7 +19,8 @@ struct NcclOptions {
 };
 
 bool nccl_built();
-std::string nccl_version();  // "2.28.9", or "none"
+std::string nccl_version();         // the loaded library's, "2.28.9", or "none"
+std::string nccl_header_version();  // the nccl.h compiled against (they can differ: two installs)
 
 // Collective over `group` (every rank of it must call this); `group` is only
 // used for the bootstrap and must outlive nothing here.

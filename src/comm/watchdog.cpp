@@ -1,5 +1,6 @@
 #include "comm/watchdog.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -14,6 +15,7 @@ void watch(const std::function<bool()>& done, const std::function<std::string()>
     throw std::logic_error("watch: fail() returned instead of throwing: " + why);
   };
   const auto t0 = Clock::now();
+  double sleep_s = o.poll_s;
   for (;;) {
     if (done()) return;
     // The error check comes before the timeout: a peer that died is reported
@@ -25,7 +27,8 @@ void watch(const std::function<bool()>& done, const std::function<std::string()>
       give_up("not finished after " + std::to_string(static_cast<int>(o.timeout_s)) +
               " s: a peer rank of the group never reached it (dead, hung, or at a different step); raise "
               "comm_timeout_s if a step can really take this long");
-    std::this_thread::sleep_for(std::chrono::duration<double>(o.poll_s));
+    std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s));
+    sleep_s = std::min(2 * sleep_s, std::max(o.poll_s, o.poll_max_s));
   }
 }
 

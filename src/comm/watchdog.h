@@ -10,7 +10,12 @@ namespace bs {
 
 struct WatchOptions {
   double timeout_s = 300;
-  double poll_s = 100e-6;  // sleep between polls: the rank is waiting anyway, but needs no spinning core
+  // Sleep between polls, doubling from poll_s up to poll_max_s: a wait that
+  // ends soon is noticed within microseconds, and a long one (a slow peer, a
+  // big step) costs no spinning core; the extra latency stays under the time
+  // already waited, and under poll_max_s.
+  double poll_s = 20e-6;
+  double poll_max_s = 1e-3;
 };
 
 // done(): has the operation finished? error(): the library's asynchronous

@@ -82,7 +82,13 @@ void Event::make_wait(StreamHandle stream) const {
 }
 bool Event::query() const {
   cudaError_t rc = cudaEventQuery(static_cast<cudaEvent_t>(handle_));
-  if (rc == cudaErrorNotReady) return false;
+  if (rc == cudaErrorNotReady) {
+    // cudaEventQuery also leaves cudaErrorNotReady as the thread's last error,
+    // and LibTorch's next launch check (cudaGetLastError) would then throw it
+    // as a failure of an unrelated kernel. PyTorch's own queries clear it too.
+    cudaGetLastError();
+    return false;
+  }
   BS_CUDA_CHECK(rc);
   return true;
 }

@@ -2,7 +2,8 @@
 # tests/gpu/compare_traces.py is what judges the GPU runs against the CPU, on
 # a machine CI never sees; here it is checked on the CPU: the same runs under
 # two rank layouts (1 rank vs 2 ranks, 1-rank groups) agree exactly, and a
-# study with a 1% different lr is reported as different (exit 1).
+# study with a 1% different lr is reported as different (exit 1), as are
+# a run file recording another communicator than expected and a missing run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
 cat >"$out/eq.yaml" <<YAML
@@ -21,13 +22,15 @@ YAML
 mpirun -np 1 "$bin" run "$out/eq.yaml" --set output="$out/np1" --threads 1 >/dev/null
 mpirun -np 2 --oversubscribe "$bin" run "$out/eq.yaml" --set output="$out/np2" --threads 1 >/dev/null
 mpirun -np 1 "$bin" run "$out/eq.yaml" --set output="$out/lr" --set optimizer.lr=0.0505 --threads 1 >/dev/null
-/usr/bin/python3 "$here/../gpu/compare_traces.py" "$out/np1" "$out/np2" --rtol 1e-6
+/usr/bin/python3 "$here/../gpu/compare_traces.py" "$out/np1" "$out/np2" --rtol-first 1e-6 --rtol 1e-6 --expect-comm mpi
 set +e
 /usr/bin/python3 "$here/../gpu/compare_traces.py" "$out/np1" "$out/lr" --rtol 1e-3 >"$out/lr.txt"
 rc=$?
 set -e
 cat "$out/lr.txt"
 [ $rc -eq 1 ] && grep -q FAIL "$out/lr.txt" || { echo "a different lr was not reported (rc $rc)"; exit 1; }
+set +e; /usr/bin/python3 "$here/../gpu/compare_traces.py" "$out/np1" "$out/np2" --expect-comm nccl >"$out/comm.txt"; rc=$?; set -e
+[ $rc -eq 1 ] && grep -q "records comm 'mpi', expected 'nccl'" "$out/comm.txt" || { echo "a wrong communicator was not reported"; exit 1; }
 rm -rf "$out/np2/runs/one_b.h5"
 set +e; /usr/bin/python3 "$here/../gpu/compare_traces.py" "$out/np1" "$out/np2" >/dev/null; rc=$?; set -e
 [ $rc -eq 1 ] || { echo "a missing run was not reported"; exit 1; }

@@ -6,7 +6,8 @@
 #   torch_ddp_baseline.py  the reference baseline (../shared/baselines/)
 #   own_model/cnn_bn.pt    configs/own_model's TorchScript model
 #   debs/                  Debian packages of our C/C++ dependencies (MPI, HDF5,
-#                          yaml-cpp, CLI11), unpacked there without installing
+#                          yaml-cpp, CLI11) and of the libraries they load,
+#                          unpacked there without installing
 # Then: device run with carry [".gpu-carry"] and command "bash tests/gpu/run.sh".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,13 +20,24 @@ cp "$baseline" "$carry/torch_ddp_baseline.py"
 # The example's TorchScript model (Debian's python3-torch); the GPU host's
 # LibTorch loads it (TorchScript files load in later versions).
 /usr/bin/python3 "$root/configs/own_model/export.py" --out "$carry/own_model" --skip-data >/dev/null
-# Runtime and development packages, with the libraries they pull in that a
-# CUDA image typically lacks. apt-get download takes no root and installs nothing.
-pkgs=(libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libevent-core-2.1-7 libevent-pthreads-2.1-7
-  libhwloc15 libhwloc-plugins libfabric1 libucx0 libpsm2-2 libpsm-infinipath1 libibverbs1 librdmacm1 libnl-3-200
-  libnl-route-3-200 libxnvctrl0 libmunge2 libnuma1 libltdl7 libcurl3-gnutls
-  libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libsz2 libaec0 libaec-dev libyaml-cpp-dev libyaml-cpp0.7 libcli11-dev
-  zlib1g-dev)
-(cd "$carry/debs" && apt-get download "${pkgs[@]}" >/dev/null)
+# Development packages of our C/C++ dependencies, and every package their
+# libraries, mpirun and Open MPI's and PMIx's components load, read off ldd
+# here, less the C and C++ runtimes every host has (glibc, libgcc, libstdc++).
+# run.sh uses a carried library only where the host lacks it.
+# apt-get download takes no root and installs nothing.
+dev=(libopenmpi-dev openmpi-bin openmpi-common libhdf5-dev libyaml-cpp-dev libcli11-dev zlib1g-dev)
+lib=/usr/lib/x86_64-linux-gnu
+elfs=("$lib/libmpi.so.40" "$lib/libhdf5_serial.so.103" "$lib/libhdf5_serial_hl.so.100" "$lib/libyaml-cpp.so.0.7"
+  "$(readlink -f /usr/bin/mpirun)" "$lib"/openmpi/lib/openmpi3/*.so "$lib"/pmix2/lib/pmix/*.so)
+owner() { # the Debian package that holds a library file (merged /usr: try both spellings)
+  local r
+  r=$(readlink -f "$1")
+  { dpkg -S "$r" || dpkg -S "${r#/usr}" || dpkg -S "$1"; } 2>/dev/null | head -1 | cut -d: -f1
+}
+mapfile -t runtime < <(for e in "${elfs[@]}"; do ldd "$e"; done | awk '/=>/ && $3 ~ /^\// {print $3}' | sort -u |
+  cat - <(printf '%s\n' "${elfs[@]}") | while read -r l; do owner "$l"; done |
+  grep -v -x -E 'libc6|libgcc-s1|libstdc\+\+6' | sort -u)
+(cd "$carry/debs" && apt-get download "${dev[@]}" "${runtime[@]}" >/dev/null)
+echo "carried packages: ${#dev[@]} development, ${#runtime[@]} runtime (${runtime[*]})"
 du -sh "$carry" "$carry"/*
 echo "prepared $carry: pass carry [\".gpu-carry\"] to the device run"

@@ -1,79 +1,149 @@
 #!/usr/bin/env bash
 # One call on a GPU host: build batchscope against that host's Python
-# LibTorch (CUDA) and NCCL, run the GPU tests and the benchmark, print a
-# summary. The host needs no network: run tests/gpu/prepare.sh on a machine
-# with one first and bring .gpu-carry/ along (data, baseline, Debian packages).
+# LibTorch (CUDA) and NCCL, run the GPU checks and the benchmark, print a
+# PASS/FAIL summary. The host needs no network: run tests/gpu/prepare.sh on a
+# machine with one first and bring .gpu-carry/ along (data, baseline, model,
+# Debian packages of our C/C++ dependencies and of what those need).
 #
-# Tests (each must pass; the summary counts failures and the exit code is 1
-# if any failed):
+# Checks (each must pass; the exit code is 1 if any failed):
+#   build              configure and build; ldd must show libtorch_cuda and
+#                      libc10_cuda (an --as-needed link drops them and LibTorch
+#                      then sees no GPU) and `version` must see the GPU
 #   nccl-1rank-groups  the same study (two 1-rank runs) on the CPU and on the
-#                      GPU with NCCL, one group per run: loss traces agree
-#                      within RTOL, and the 2-group NCCL study completes
+#                      GPU with NCCL, one group per run. A 1-rank all-reduce
+#                      changes nothing, so this cannot catch a stream-ordering
+#                      bug; only nccl-hung-peer (2+ GPUs) runs a multi-rank
+#                      NCCL group.
 #   mpi-shared-gpu     a 2-rank heterogeneous run ([16, 48]) on the CPU and on
-#                      the one GPU over MPI (host-staged): traces agree
-#   nccl-refused       comm: nccl with two ranks of a group on one GPU exits 2
-#                      with a message that says to use comm: mpi
+#                      the one GPU over MPI (host-staged)
+#   nccl-refused       comm: nccl with two ranks of a group on one GPU: exit 2
+#                      and a message that says to use comm: mpi (1 GPU only)
+#   nccl-hung-peer     (2+ GPUs) a rank stopped with SIGSTOP 25 s in, with
+#                      comm_timeout_s 20: the job ends within 140 s, naming the
+#                      rank and the NCCL operation
 #   own-model-cuda     configs/own_model's TorchScript CNN with BatchNorm on
-#                      CUDA vs the CPU: traces agree within RTOL
-#   nccl-hung-peer     (2+ GPUs only) a rank stopped with SIGSTOP 25 s in, with
-#                      comm_timeout_s 20: the job ends within 140 s of its
-#                      start, naming the rank and the NCCL operation
-# Then tests/bench/compare.py on the GPU: mlp and cnn at per-rank batch 32,
-# 128, 1024 and 8192, batchscope vs the DDP baseline (NCCL).
+#                      CUDA vs the CPU
+#   quickstart-cuda    configs/quickstart.yaml on the GPU (4 ranks, MPI
+#                      host-staged) and the analysis summary of its output
+#   benchmark          tests/bench/compare.py on the GPU: mlp and cnn at
+#                      per-rank batch 32, 128, 1024, 8192, batchscope vs the
+#                      DDP baseline (NCCL)
+# GPU vs CPU traces are compared by tests/gpu/compare_traces.py: the first
+# step tightly (loss and squared gradient norm), later steps loosely (two
+# ways of summing part exponentially; see its docstring), and the GPU run
+# file must record the communicator the check is about.
+#
+# Every mpirun runs under `timeout`, the studies set comm_timeout_s: 60, and
+# the summary is printed on any exit, so a hang costs one check, not the run.
+# Environment: BS_CARRY (default .gpu-carry), BS_GPU_CHECKS (names of the
+# checks to run, default all; build always runs), BS_BENCH_BATCHES.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=${BS_CARRY:-$root/.gpu-carry}
 out=${OUT:-$root/build-gpu/out}
 build=$root/build-gpu
-RTOL=${RTOL:-1e-3}
+checks=${BS_GPU_CHECKS:-all}
 mkdir -p "$out" "$build"
 exec > >(tee "$out/gpu-run.log") 2>&1
 cd "$root"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
-py=$(command -v python3)
-nvidia-smi -L || true
-[ -d "$carry/fashion-mnist" ] || { echo "no $carry/fashion-mnist: run tests/gpu/prepare.sh and carry .gpu-carry"; exit 2; }
+t_start=$(date +%s)
+work=$build/gpu-tests
 
-# --- dependencies: the host's own where it has them, else the carried debs,
-# unpacked (not installed) under /tmp/bsdeps and relocated by prefix.
-deps=/tmp/bsdeps
-cmake_args=()
-if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
-  mkdir -p $deps
-  for f in "$carry"/debs/*.deb; do dpkg -x "$f" $deps; done
-  export OPAL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
-  export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:$deps/usr/lib/x86_64-linux-gnu/openmpi/lib:$deps/usr/lib/x86_64-linux-gnu/hdf5/serial${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  ln -sf mpirun.openmpi $deps/usr/bin/mpirun
-  ln -sf mpicc.openmpi $deps/usr/bin/mpicc
-  cmake_args+=(-DMPI_C_COMPILER=$deps/usr/bin/mpicc.openmpi -DMPIEXEC_EXECUTABLE=$deps/usr/bin/mpirun.openmpi
-    -DHDF5_ROOT=$deps/usr/lib/x86_64-linux-gnu/hdf5/serial -DHDF5_NO_FIND_PACKAGE_CONFIG_FILE=ON)
-  prefix_extra="$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake;$deps/usr/share/cmake"
-fi
+failed=0
+results=()
+result() {
+  results+=("$(printf '%-18s %s' "$1" "$2")")
+  [ "${2%% *}" = PASS ] || [ "${2%% *}" = SKIPPED ] || failed=$((failed + 1))
+}
+summary() {
+  echo
+  echo "SUMMARY ($(date -u +%FT%TZ), $(($(date +%s) - t_start)) s, $(nvidia-smi -L 2>/dev/null | head -1))"
+  for r in "${results[@]}"; do echo "  $r"; done
+  # one archive: the device tool brings back at most 8 files
+  (cd "$work" 2>/dev/null && tar czf "$out/logs.tgz" ./*.log ./*.txt "$build"/*.log 2>/dev/null) || true
+  echo "failed: $failed"
+}
+trap summary EXIT
+trap 'result interrupted "FAIL (signal)"; exit 143' TERM INT
+want() { [ "$checks" = all ] || [[ " $checks " == *" $1 "* ]]; }
+# tmo SECONDS CMD...: a check that hangs is killed and fails, the rest go on
+tmo() { timeout -k 10 "$@"; }
+
+echo "== host"
+nvidia-smi -L || true
+(. /etc/os-release && echo "$PRETTY_NAME, kernel $(uname -r), $(nproc) cores")
+gcc --version | head -1
+cmake --version | head -1
+[ -d "$carry/fashion-mnist" ] || {
+  result carry "FAIL (no $carry/fashion-mnist: run tests/gpu/prepare.sh and carry .gpu-carry)"
+  exit 2
+}
+# A CUDA LibTorch's find_package(Torch) runs FindCUDAToolkit, which needs nvcc.
+for d in "${CUDA_HOME:-/usr/local/cuda}/bin" /usr/local/cuda/bin; do
+  [ -x "$d/nvcc" ] && export PATH=$d:$PATH && break
+done
+nvcc --version | tail -1 || {
+  result build "FAIL (no nvcc on PATH or in CUDA_HOME/bin)"
+  exit 1
+}
+for t in mpicc mpirun h5cc; do echo "host $t: $(command -v $t || echo none)"; done
+
+# --- dependencies: the carried packages where the host lacks them
+source "$root/tests/gpu/deps.sh"
+gpu_deps "$carry" || {
+  result deps "FAIL (unresolved: $deps_unresolved)"
+  exit 1
+}
+
+# --- build: the binary only (the GoogleTest suites run in CI, on the CPU) -------
+py=$(command -v python3)
 torch_prefix=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)')
 nccl_root=$($py -c 'import os, nvidia.nccl as n; print(os.path.dirname(n.__file__) if n.__file__ else list(n.__path__)[0])' 2>/dev/null || true)
-echo "torch: $($py -c 'import torch; print(torch.__version__, torch.version.cuda)'); NCCL_ROOT=${nccl_root:-<cuda toolkit>}"
-
-# --- build: the binary only (the GoogleTest suites run in CI, on the CPU)
+echo "torch: $($py -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda, "NCCL", torch.cuda.nccl.version())'); NCCL_ROOT=${nccl_root:-<cuda toolkit>}"
 t0=$(date +%s)
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBATCHSCOPE_TESTS=OFF \
-  -DCMAKE_PREFIX_PATH="$torch_prefix${prefix_extra:+;$prefix_extra}" ${nccl_root:+-DNCCL_ROOT=$nccl_root} \
-  "${cmake_args[@]}" || { echo "SUMMARY: configure failed"; exit 1; }
-cmake --build "$build" -j "$(nproc)" --target batchscope || { echo "SUMMARY: build failed"; exit 1; }
+  -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix_extra" ${nccl_root:+-DNCCL_ROOT=$nccl_root} \
+  "${cmake_args[@]}" >"$build/configure.log" 2>&1 || {
+  tail -40 "$build/configure.log"
+  result build "FAIL (configure)"
+  exit 1
+}
+grep -E '^-- (batchscope|Found (MPI|HDF5|CUDAToolkit))' "$build/configure.log"
+cmake --build "$build" -j "$(nproc)" --target batchscope >"$build/build.log" 2>&1 || {
+  grep -E -B2 -A8 'error|Error' "$build/build.log" | head -80
+  result build "FAIL (compile or link)"
+  exit 1
+}
 bin=$build/batchscope
-echo "build: $(( $(date +%s) - t0 )) s"; "$bin" version
+fill_missing "$bin"
+echo "build: $(($(date +%s) - t0)) s (configure and $(nproc)-way compile)"
+ldd "$bin" | grep -E 'libtorch_cuda|libc10_cuda|nccl|cudart|libmpi|hdf5' | sed 's/^/  /'
+"$bin" version
+if [ -n "$(unresolved "$bin")" ]; then
+  result build "FAIL (unresolved: $(unresolved "$bin" | tr '\n' ' '))"
+  exit 1
+elif ! ldd "$bin" | grep -q libtorch_cuda || ! ldd "$bin" | grep -q libc10_cuda; then
+  result build "FAIL (libtorch_cuda or libc10_cuda not linked: LibTorch would see no GPU)"
+  exit 1
+elif ! "$bin" version | grep -q 'LibTorch sees [1-9]'; then
+  result build "FAIL (LibTorch sees no GPU)"
+  exit 1
+fi
+result build "PASS ($(($(date +%s) - t0)) s)"
 
-failed=0; results=()
-result() { results+=("$1: $2"); [ "$2" = PASS ] || failed=$((failed + 1)); }
-mpirun_() { mpirun --oversubscribe "$@"; }
-
-work=$build/gpu-tests; rm -rf "$work"; mkdir -p "$work"
+rm -rf "$work"
+mkdir -p "$work"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 # One study body, two run lists: the same data, model, optimizer and budget.
-study_yaml() {  # study_yaml NAME RUNS...
-  local name=$1; shift
+study_yaml() { # study_yaml NAME RUNS...
+  local name=$1
+  shift
   cat <<YAML
 study: $name
 output: $work/unused
 seed: 11
+comm_timeout_s: 60
 data: {name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}
 model: {name: mlp, hidden: [256, 128]}
 optimizer: {name: sgd, lr: 0.05, ref_batch: 64, scaling: none, momentum: 0.9}
@@ -87,66 +157,121 @@ YAML
 }
 study_yaml gpu_eq "{name: one_a, batch: [64]}" "{name: one_b, batch: [256]}" >"$work/eq.yaml"
 study_yaml gpu_hetero "{name: hetero, batch: [16, 48]}" >"$work/hetero.yaml"
+mpirun_() { mpirun --oversubscribe "$@"; }
+# compare NAME REF OTHER ARGS...: the traces' verdict, its lines kept for the note
+compare() {
+  local name=$1
+  shift
+  $py tests/gpu/compare_traces.py "$@" | tee "$work/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  sed -n 's/.*first 1 step(s) (loss, squared norm) max rel diff \([^ ]*\).*later loss max rel diff \([^ ]*\).*/\1 \2/p' \
+    "$work/$name.txt" | sort -g -k2 | tail -1 >"$work/$name.worst"
+  return "$rc"
+}
+verdict() { # verdict NAME: PASS/FAIL with the worst first-step and later differences
+  local w
+  w=$(cat "$work/$1.worst" 2>/dev/null)
+  [ -n "$w" ] && echo "(max rel diff: step 1 ${w% *}, later ${w#* })"
+}
 
 # 1. two 1-rank groups on NCCL vs the CPU
-mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-cpu" --set device=cpu --threads 4 &&
-  mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-nccl" --set device=cuda --set comm=nccl &&
-  $py tests/gpu/compare_traces.py "$work/eq-cpu" "$work/eq-nccl" --rtol "$RTOL" &&
-  result nccl-1rank-groups PASS || result nccl-1rank-groups FAIL
+if want nccl-1rank-groups; then
+  if tmo 120 mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-cpu" --set device=cpu --threads 4 >"$work/eq-cpu.log" 2>&1 &&
+    tmo 120 mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-nccl" --set device=cuda --set comm=nccl >"$work/eq-nccl.log" 2>&1 &&
+    compare eq "$work/eq-cpu" "$work/eq-nccl" --rtol-first 1e-5 --rtol 2e-2 --expect-comm nccl; then
+    result nccl-1rank-groups "PASS $(verdict eq)"
+  else
+    tail -5 "$work"/eq-*.log
+    result nccl-1rank-groups "FAIL $(verdict eq)"
+  fi
+fi
 
 # 2. a 2-rank heterogeneous group on the one GPU over MPI vs the CPU
-mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-cpu" --set device=cpu --threads 4 &&
-  mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-gpu" --set device=cuda --set comm=mpi &&
-  $py tests/gpu/compare_traces.py "$work/het-cpu" "$work/het-gpu" --rtol "$RTOL" &&
-  result mpi-shared-gpu PASS || result mpi-shared-gpu FAIL
+if want mpi-shared-gpu; then
+  if tmo 120 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-cpu" --set device=cpu --threads 4 >"$work/het-cpu.log" 2>&1 &&
+    tmo 120 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-gpu" --set device=cuda --set comm=mpi >"$work/het-gpu.log" 2>&1 &&
+    compare het "$work/het-cpu" "$work/het-gpu" --rtol-first 1e-5 --rtol 2e-2 --expect-comm mpi-host-staged; then
+    result mpi-shared-gpu "PASS $(verdict het)"
+  else
+    tail -5 "$work"/het-*.log
+    result mpi-shared-gpu "FAIL $(verdict het)"
+  fi
+fi
 
 # 3. NCCL asked for where a group shares a GPU: a clear error, exit 2
-gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-if [ "$gpus" -lt 2 ]; then
-  mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/refused" --set device=cuda --set comm=nccl \
+if want nccl-refused && [ "$gpus" -lt 2 ]; then
+  tmo 60 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/refused" --set device=cuda --set comm=nccl \
     >"$work/refused.log" 2>&1
   rc=$?
-  grep -q "use comm: mpi" "$work/refused.log" && [ $rc -ne 0 ] && result nccl-refused PASS || {
-    cat "$work/refused.log"; result nccl-refused FAIL; }
+  if grep -q "use comm: mpi" "$work/refused.log" && [ $rc -eq 2 ]; then
+    result nccl-refused "PASS (exit $rc)"
+  else
+    tail -20 "$work/refused.log"
+    result nccl-refused "FAIL (exit $rc)"
+  fi
 fi
 
 # 4. a hung NCCL peer ends the job with a message (needs a 2-rank NCCL group)
-if [ "$gpus" -ge 2 ]; then
+if want nccl-hung-peer && [ "$gpus" -ge 2 ]; then
   t=$(date +%s)
-  mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/hung" --set device=cuda --set comm=nccl \
+  tmo 200 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/hung" --set device=cuda --set comm=nccl \
     --set comm_timeout_s=20 --set 'budget={steps: 100000}' >"$work/hung.log" 2>&1 &
   job=$!
   sleep 25
   pkill -STOP -f "batchscope run $work/hetero.yaml" -n || true
   wait $job
-  el=$(( $(date +%s) - t ))
+  el=$(($(date +%s) - t))
   pkill -CONT -f "batchscope run $work/hetero.yaml" || true
   pkill -KILL -f "batchscope run $work/hetero.yaml" || true
-  grep -q "NCCL: ncclAllReduce" "$work/hung.log" && [ $el -lt 140 ] && result nccl-hung-peer PASS || {
-    tail -20 "$work/hung.log"; result nccl-hung-peer FAIL; }
-else
-  results+=("nccl-hung-peer: SKIPPED (needs 2 GPUs: NCCL refuses two ranks of one communicator on one GPU)")
+  if grep -q "NCCL: ncclAllReduce" "$work/hung.log" && [ $el -lt 140 ]; then
+    result nccl-hung-peer "PASS (ended after $el s)"
+  else
+    tail -20 "$work/hung.log"
+    result nccl-hung-peer "FAIL (after $el s)"
+  fi
+elif want nccl-hung-peer; then
+  result nccl-hung-peer "SKIPPED (needs 2 GPUs: NCCL refuses two ranks of one communicator on one GPU)"
 fi
 
 # 5. your own model: configs/own_model's TorchScript CNN with BatchNorm
 # (exported by prepare.sh with Debian's torch 1.13, loaded by this host's
-# LibTorch) trains on CUDA on Fashion-MNIST (the carried IDX files: the HDF5
-# export would not fit the carry) and follows its CPU run within RTOL.
-own=(--set model.path="$carry/own_model/cnn_bn.pt" --set "budget={steps: 60}" --set "eval={every_steps: 30, train_subset: 500}"
-  --set "data={name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}"
-  --set "sweep={global_batch: [64], ranks: 1}")
-mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-cpu" --set device=cpu --threads 4 &&
-  mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-gpu" --set device=cuda &&
-  $py tests/gpu/compare_traces.py "$work/own-cpu" "$work/own-gpu" --rtol "$RTOL" &&
-  result own-model-cuda PASS || result own-model-cuda FAIL
+# LibTorch) on CUDA vs the CPU, on the carried IDX files. Step 1 is held to
+# 1e-3, not 1e-5: cuDNN convolutions run in TF32 by default (LibTorch's
+# allowTF32CuDNN), with a 10-bit mantissa.
+if want own-model-cuda; then
+  own=(--set model.path="$carry/own_model/cnn_bn.pt" --set "budget={steps: 60}" --set "eval={every_steps: 30, train_subset: 500}"
+    --set "data={name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}"
+    --set "sweep={global_batch: [64], ranks: 1}" --set comm_timeout_s=60)
+  if tmo 150 mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-cpu" --set device=cpu --threads 8 >"$work/own-cpu.log" 2>&1 &&
+    tmo 120 mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-gpu" --set device=cuda >"$work/own-gpu.log" 2>&1 &&
+    compare own "$work/own-cpu" "$work/own-gpu" --rtol-first 1e-3 --rtol 5e-2; then
+    result own-model-cuda "PASS $(verdict own)"
+  else
+    tail -5 "$work"/own-*.log
+    result own-model-cuda "FAIL $(verdict own)"
+  fi
+fi
 
-# 6. the benchmark table
-$py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
-  --data "$carry/fashion-mnist" --device cuda --ranks 1 --out "$out/bench.jsonl" | tee "$out/bench.md"
-[ "${PIPESTATUS[0]}" -eq 0 ] && result benchmark PASS || result benchmark FAIL
+# 6. the quickstart study on the GPU (its own config, trimmed to a quarter epoch)
+if want quickstart-cuda; then
+  qs=$work/quickstart
+  if tmo 180 mpirun_ -np 4 "$bin" run configs/quickstart.yaml --set output="$qs" --set device=cuda \
+    --set "data.root=$carry/fashion-mnist" --set "budget={epochs: 0.25}" --set "eval.every_epochs=0.125" \
+    >"$work/quickstart.log" 2>&1 &&
+    PYTHONPATH=$root/analysis tmo 120 $py -m batchscope_analysis summary "$qs" >"$work/quickstart-summary.log" 2>&1; then
+    tail -8 "$work/quickstart-summary.log"
+    result quickstart-cuda "PASS ($(ls "$qs"/runs/*.h5 | wc -l) runs)"
+  else
+    tail -15 "$work"/quickstart*.log
+    result quickstart-cuda FAIL
+  fi
+fi
 
-echo; echo "SUMMARY ($(date -u +%FT%TZ), $(nvidia-smi -L 2>/dev/null | head -1))"
-for r in "${results[@]}"; do echo "  $r"; done
-cp "$work"/*.log "$out"/ 2>/dev/null || true
-echo "failed: $failed"
-exit $(( failed > 0 ))
+# 7. the benchmark table
+if want benchmark; then
+  tmo 240 $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
+    --data "$carry/fashion-mnist" --device cuda --ranks 1 --batches "${BS_BENCH_BATCHES:-32,128,1024,8192}" \
+    --timeout 60 --out "$out/bench.jsonl" | tee "$out/bench.md"
+  [ "${PIPESTATUS[0]}" -eq 0 ] && result benchmark PASS || result benchmark FAIL
+fi
+exit $((failed > 0))
