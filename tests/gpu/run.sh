@@ -100,6 +100,7 @@ gpu_deps "$carry" || {
 py=$(command -v python3)
 torch_prefix=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)')
 nccl_root=$($py -c 'import os, nvidia.nccl as n; print(os.path.dirname(n.__file__) if n.__file__ else list(n.__path__)[0])' 2>/dev/null || true)
+[ -f "$nccl_root/include/nccl.h" ] || nccl_root=""  # a wheel without the header: the toolkit's NCCL
 echo "torch: $($py -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda, "NCCL", torch.cuda.nccl.version())'); NCCL_ROOT=${nccl_root:-<cuda toolkit>}"
 t0=$(date +%s)
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBATCHSCOPE_TESTS=OFF \
