@@ -34,14 +34,20 @@ gpu_deps() {
   local carry=$1 f
   rm -rf $deps
   mkdir -p $deps/fallback
-  for f in "$carry"/debs/*.deb; do dpkg -x "$f" $deps; done
+  local host_mpi=0
+  command -v mpicc >/dev/null && command -v mpirun >/dev/null && host_mpi=1
+  for f in "$carry"/debs/*.deb; do
+    # the host's own Open MPI, or none: one libmpi, the one mpirun matches
+    [ $host_mpi = 1 ] && [[ $(basename "$f") == @(libopenmpi|openmpi|libpmix)* ]] && continue
+    dpkg -x "$f" $deps
+  done
   export LD_LIBRARY_PATH=$deps/fallback${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export HWLOC_PLUGINS_PATH=$deps_lib/hwloc
   # No h5cc: Debian's wrapper prints /usr paths, so FindHDF5 searches HDF5_ROOT.
   cmake_args=(-DHDF5_ROOT=$deps_lib/hdf5/serial -DHDF5_NO_FIND_PACKAGE_CONFIG_FILE=ON
     -DHDF5_C_COMPILER_EXECUTABLE=$deps/no-h5cc)
   prefix_extra="$deps/usr;$deps_lib/cmake;$deps/usr/share/cmake"
-  if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
+  if [ $host_mpi = 0 ]; then
     # Debian's Open MPI and PMIx find their components relative to these
     # prefixes; shared memory and TCP only (no verbs, UCX or OFI on one node).
     export OPAL_PREFIX=$deps/usr PMIX_PREFIX=$deps_lib/pmix2 PATH=$deps/usr/bin:$PATH
@@ -52,7 +58,7 @@ gpu_deps() {
   fi
   local carried
   mapfile -t carried < <(find $deps_lib -maxdepth 1 -name '*.so.*' -type f
-    find $deps_lib/openmpi $deps_lib/pmix2 -name '*.so' -type f)
+    find $deps_lib/openmpi $deps_lib/pmix2 -name '*.so' -type f 2>/dev/null)
   fill_missing "${carried[@]}" "$(readlink -f "$(command -v mpirun)")"
   echo "Open MPI: $(command -v mpirun); linked from the carried packages: $(ls $deps/fallback | tr '\n' ' ')"
   deps_unresolved=$(unresolved "$(readlink -f "$(command -v mpirun)")" $deps_lib/libhdf5_serial.so.103 \

@@ -36,7 +36,8 @@
 # Every mpirun runs under `timeout`, the studies set comm_timeout_s: 60, and
 # the summary is printed on any exit, so a hang costs one check, not the run.
 # Environment: BS_CARRY (default .gpu-carry), BS_GPU_CHECKS (names of the
-# checks to run, default all; build always runs), BS_BENCH_BATCHES.
+# checks to run, default all; build always runs), BS_BENCH_BATCHES,
+# BS_BENCH_ROUNDS (paired rounds per benchmark case, default 1).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=${BS_CARRY:-$root/.gpu-carry}
@@ -158,56 +159,56 @@ YAML
 }
 study_yaml gpu_eq "{name: one_a, batch: [64]}" "{name: one_b, batch: [256]}" >"$work/eq.yaml"
 study_yaml gpu_hetero "{name: hetero, batch: [16, 48]}" >"$work/hetero.yaml"
-mpirun_() { mpirun --oversubscribe "$@"; }
+tmp_mpirun() { local s=$1; shift; timeout -k 10 "$s" mpirun --oversubscribe "$@"; }
 # compare NAME REF OTHER ARGS...: the traces' verdict, its lines kept for the note
 compare() {
   local name=$1
   shift
   $py tests/gpu/compare_traces.py "$@" | tee "$work/$name.txt"
   local rc=${PIPESTATUS[0]}
-  sed -n 's/.*first 1 step(s) (loss, squared norm) max rel diff \([^ ]*\).*later loss max rel diff \([^ ]*\).*/\1 \2/p' \
+  sed -n 's/.*first [0-9]* step(s) (loss, squared norm) max rel diff \([^ ]*\).*later loss max rel diff \([^ ]*\).*/\1 \2/p' \
     "$work/$name.txt" | sort -g -k2 | tail -1 >"$work/$name.worst"
   return "$rc"
 }
 verdict() { # verdict NAME: PASS/FAIL with the worst first-step and later differences
   local w
   w=$(cat "$work/$1.worst" 2>/dev/null)
-  [ -n "$w" ] && echo "(max rel diff: step 1 ${w% *}, later ${w#* })"
+  [ -n "$w" ] && echo "(max rel diff: first steps ${w% *}, later ${w#* })"
 }
 
 # 1. two 1-rank groups on NCCL vs the CPU
 if want nccl-1rank-groups; then
-  if tmo 120 mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-cpu" --set device=cpu --threads 4 >"$work/eq-cpu.log" 2>&1 &&
-    tmo 120 mpirun_ -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-nccl" --set device=cuda --set comm=nccl >"$work/eq-nccl.log" 2>&1 &&
+  if tmp_mpirun 120 -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-cpu" --set device=cpu --threads 4 >"$work/eq-cpu.log" 2>&1 &&
+    tmp_mpirun 120 -np 2 "$bin" run "$work/eq.yaml" --set output="$work/eq-nccl" --set device=cuda --set comm=nccl >"$work/eq-nccl.log" 2>&1 &&
     compare eq "$work/eq-cpu" "$work/eq-nccl" --rtol-first 1e-5 --rtol 2e-2 --expect-comm nccl; then
     result nccl-1rank-groups "PASS $(verdict eq)"
   else
-    tail -5 "$work"/eq-*.log
+    tail -n 5 "$work"/eq-*.log
     result nccl-1rank-groups "FAIL $(verdict eq)"
   fi
 fi
 
 # 2. a 2-rank heterogeneous group on the one GPU over MPI vs the CPU
 if want mpi-shared-gpu; then
-  if tmo 120 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-cpu" --set device=cpu --threads 4 >"$work/het-cpu.log" 2>&1 &&
-    tmo 120 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-gpu" --set device=cuda --set comm=mpi >"$work/het-gpu.log" 2>&1 &&
+  if tmp_mpirun 120 -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-cpu" --set device=cpu --threads 4 >"$work/het-cpu.log" 2>&1 &&
+    tmp_mpirun 120 -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/het-gpu" --set device=cuda --set comm=mpi >"$work/het-gpu.log" 2>&1 &&
     compare het "$work/het-cpu" "$work/het-gpu" --rtol-first 1e-5 --rtol 2e-2 --expect-comm mpi-host-staged; then
     result mpi-shared-gpu "PASS $(verdict het)"
   else
-    tail -5 "$work"/het-*.log
+    tail -n 5 "$work"/het-*.log
     result mpi-shared-gpu "FAIL $(verdict het)"
   fi
 fi
 
 # 3. NCCL asked for where a group shares a GPU: a clear error, exit 2
 if want nccl-refused && [ "$gpus" -lt 2 ]; then
-  tmo 60 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/refused" --set device=cuda --set comm=nccl \
+  tmp_mpirun 60 -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/refused" --set device=cuda --set comm=nccl \
     >"$work/refused.log" 2>&1
   rc=$?
   if grep -q "use comm: mpi" "$work/refused.log" && [ $rc -eq 2 ]; then
     result nccl-refused "PASS (exit $rc)"
   else
-    tail -20 "$work/refused.log"
+    tail -n 20 "$work/refused.log"
     result nccl-refused "FAIL (exit $rc)"
   fi
 fi
@@ -215,7 +216,7 @@ fi
 # 4. a hung NCCL peer ends the job with a message (needs a 2-rank NCCL group)
 if want nccl-hung-peer && [ "$gpus" -ge 2 ]; then
   t=$(date +%s)
-  tmo 200 mpirun_ -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/hung" --set device=cuda --set comm=nccl \
+  tmp_mpirun 200 -np 2 "$bin" run "$work/hetero.yaml" --set output="$work/hung" --set device=cuda --set comm=nccl \
     --set comm_timeout_s=20 --set 'budget={steps: 100000}' >"$work/hung.log" 2>&1 &
   job=$!
   sleep 25
@@ -227,7 +228,7 @@ if want nccl-hung-peer && [ "$gpus" -ge 2 ]; then
   if grep -q "NCCL: ncclAllReduce" "$work/hung.log" && [ $el -lt 140 ]; then
     result nccl-hung-peer "PASS (ended after $el s)"
   else
-    tail -20 "$work/hung.log"
+    tail -n 20 "$work/hung.log"
     result nccl-hung-peer "FAIL (after $el s)"
   fi
 elif want nccl-hung-peer; then
@@ -236,19 +237,21 @@ fi
 
 # 5. your own model: configs/own_model's TorchScript CNN with BatchNorm
 # (exported by prepare.sh with Debian's torch 1.13, loaded by this host's
-# LibTorch) on CUDA vs the CPU, on the carried IDX files. Step 1 is held to
-# 1e-3, not 1e-5: cuDNN convolutions run in TF32 by default (LibTorch's
-# allowTF32CuDNN), with a 10-bit mantissa.
+# LibTorch) on CUDA vs the CPU, on the carried IDX files, at lr 0.005: at the
+# study's 0.05 this BatchNorm CNN amplifies rounding so fast that two CPU runs
+# differing only in thread count (1 vs 2) part by 8% in loss by step 34; at
+# 0.005 they stay within 7.8e-7 over the first 10 steps and 1.7e-3 to step 60.
+# The first 10 steps are held to 1e-4 (cuDNN may run convolutions in TF32).
 if want own-model-cuda; then
   own=(--set model.path="$carry/own_model/cnn_bn.pt" --set "budget={steps: 60}" --set "eval={every_steps: 30, train_subset: 500}"
     --set "data={name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}"
-    --set "sweep={global_batch: [64], ranks: 1}" --set comm_timeout_s=60)
-  if tmo 150 mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-cpu" --set device=cpu --threads 8 >"$work/own-cpu.log" 2>&1 &&
-    tmo 120 mpirun_ -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-gpu" --set device=cuda >"$work/own-gpu.log" 2>&1 &&
-    compare own "$work/own-cpu" "$work/own-gpu" --rtol-first 1e-3 --rtol 5e-2; then
+    --set "sweep={global_batch: [64], ranks: 1}" --set comm_timeout_s=60 --set optimizer.lr=0.005)
+  if tmp_mpirun 150 -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-cpu" --set device=cpu --threads 8 >"$work/own-cpu.log" 2>&1 &&
+    tmp_mpirun 120 -np 1 "$bin" run configs/own_model/study.yaml "${own[@]}" --set output="$work/own-gpu" --set device=cuda >"$work/own-gpu.log" 2>&1 &&
+    compare own "$work/own-cpu" "$work/own-gpu" --first-steps 10 --rtol-first 1e-4 --rtol 2e-2; then
     result own-model-cuda "PASS $(verdict own)"
   else
-    tail -5 "$work"/own-*.log
+    tail -n 5 "$work"/own-*.log
     result own-model-cuda "FAIL $(verdict own)"
   fi
 fi
@@ -256,23 +259,23 @@ fi
 # 6. the quickstart study on the GPU (its own config, trimmed to a quarter epoch)
 if want quickstart-cuda; then
   qs=$work/quickstart
-  if tmo 180 mpirun_ -np 4 "$bin" run configs/quickstart.yaml --set output="$qs" --set device=cuda \
+  if tmp_mpirun 180 -np 4 "$bin" run configs/quickstart.yaml --set output="$qs" --set device=cuda \
     --set "data.root=$carry/fashion-mnist" --set "budget={epochs: 0.25}" --set "eval.every_epochs=0.125" \
     >"$work/quickstart.log" 2>&1 &&
     PYTHONPATH=$root/analysis tmo 120 $py -m batchscope_analysis summary "$qs" >"$work/quickstart-summary.log" 2>&1; then
     tail -8 "$work/quickstart-summary.log"
     result quickstart-cuda "PASS ($(ls "$qs"/runs/*.h5 | wc -l) runs)"
   else
-    tail -15 "$work"/quickstart*.log
+    tail -n 15 "$work"/quickstart*.log
     result quickstart-cuda FAIL
   fi
 fi
 
 # 7. the benchmark table
 if want benchmark; then
-  tmo 240 $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
+  tmo $((130 * ${BS_BENCH_ROUNDS:-1} + 60)) $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
     --data "$carry/fashion-mnist" --device cuda --ranks 1 --batches "${BS_BENCH_BATCHES:-32,128,1024,8192}" \
-    --timeout 60 --out "$out/bench.jsonl" | tee "$out/bench.md"
+    --rounds "${BS_BENCH_ROUNDS:-1}" --timeout 60 --out "$out/bench.jsonl" | tee "$out/bench.md"
   [ "${PIPESTATUS[0]}" -eq 0 ] && result benchmark PASS || result benchmark FAIL
 fi
 exit $((failed > 0))
