@@ -17,8 +17,9 @@ bs_install_deps() {
   # tests/slurm/run.sh starts itself; mypy for the analysis package; clang-format
   # and clang-tidy for tests/lint (Debian 12's 14: the formatting is pinned to it);
   # PyTorch (1.13) for tests/tools/make_torchscript.py, the TorchScript models
-  # the model tests load
-  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy clang-format clang-tidy python3-torch)
+  # the model tests load; unzip and pip for tests/cuda/build.sh (the CUDA
+  # LibTorch wheel)
+  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy clang-format clang-tidy python3-torch unzip python3-pip)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -67,8 +67,13 @@ done
 mkdir -p "$cache"
 shopt -s nullglob
 pip_download() {
-  python3 -m pip --version >/dev/null 2>&1 || die "needs pip (python3 -m pip) to download $*"
-  python3 -m pip download --no-deps --quiet --dest "$cache" "$@"
+  # the first python3 with pip (Debian's /usr/bin/python3 has it through python3-pip)
+  local py
+  for py in python3 /usr/bin/python3 ''; do
+    [ -n "$py" ] || die "needs pip (python3 -m pip, Debian: python3-pip) to download $*"
+    "$py" -m pip --version >/dev/null 2>&1 && break
+  done
+  "$py" -m pip download --no-deps --quiet --dest "$cache" "$@"
 }
 echo "== download (cache: $cache)"
 time {
