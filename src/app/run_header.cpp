@@ -95,7 +95,9 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
       {"microbatches", st.gns.microbatches},   {"target_stop", st.target.enabled() && st.target.stop ? 1 : 0}};
   h.float_attrs = {{"base_lr", r.lr},
                    {"peak_lr", rb.peak_lr},
-                   {"ema_beta", st.gns.ema_beta},
+                   {"ema_beta", st.gns.step_beta(r.global_batch())},
+                   {"ema_samples", st.gns.ema_samples > 0 ? st.gns.ema_samples : std::nan("")},
+                   {"beta2", st.optimizer.name == "adam" ? rb.beta2 : std::nan("")},
                    {"target_value", st.target.enabled() ? st.target.value : std::nan("")}};
   h.world_ranks = placement.world_ranks;
   h.hosts = placement.hosts;

@@ -146,6 +146,8 @@ void check_optimizer(const Section& s, OptimizerSpec& o, bool has_betas) {
     o.beta1 = b[0];
     o.beta2 = b[1];
   }
+  if (o.beta2_scaling != "none" && o.name != "adam")
+    s.fail("beta2_scaling", "only adam takes beta2_scaling (optimizer.name is " + o.name + "); use none");
   require(o.eps > 0, s, "eps", "must be > 0");
 }
 
@@ -155,6 +157,7 @@ OptimizerSpec parse_optimizer(const Section& s) {
   o.lr = s.number("lr", o.lr);
   o.ref_batch = s.integer("ref_batch", o.ref_batch);
   o.scaling = s.choice("scaling", o.scaling, {"none", "linear", "sqrt"});
+  o.beta2_scaling = s.choice("beta2_scaling", o.beta2_scaling, {"none", "half_life"});
   o.schedule = s.choice("schedule", o.schedule, {"constant", "cosine"});
   o.warmup_epochs = s.number("warmup_epochs", 0);
   o.warmup_steps = s.integer("warmup_steps", 0);
@@ -210,13 +213,28 @@ LogSpec parse_log(const Section& s) {
   return l;
 }
 
+// gns.ema_samples (the default) or gns.ema_beta: one of the two sets the EMA.
+void check_gns_ema(const Section& s, GnsSpec& g) {
+  if (s.has("ema_beta")) {
+    if (s.has("ema_samples"))
+      s.fail("ema_samples",
+             "set either gns.ema_samples (the EMA's window in samples) or gns.ema_beta (its factor per step), not "
+             "both; on the command line, --set gns.ema_samples=null drops the file's one");
+    g.ema_samples = 0;
+  }
+  require(g.ema_beta >= 0 && g.ema_beta < 1, s, "ema_beta", "must be in [0, 1)");
+  require(s.has("ema_beta") || (std::isfinite(g.ema_samples) && g.ema_samples > 0), s, "ema_samples",
+          "must be a number of samples > 0, e.g. 10000 (or set gns.ema_beta for an EMA counted in steps)");
+}
+
 GnsSpec parse_gns(const Section& s) {
   GnsSpec g;
+  g.ema_samples = s.number("ema_samples", g.ema_samples);
   g.ema_beta = s.number("ema_beta", g.ema_beta);
   g.microbatches = s.integer("microbatches", 1);
   g.per_layer = s.boolean("per_layer", false);
   s.reject_unread();
-  require(g.ema_beta >= 0 && g.ema_beta < 1, s, "ema_beta", "must be in [0, 1)");
+  check_gns_ema(s, g);
   require(g.microbatches >= 1 && g.microbatches <= 1024, s, "microbatches",
           "must be between 1 (no splitting) and 1024; 2 or more gives one-rank runs a noise estimate");
   return g;
@@ -476,6 +494,7 @@ void emit_optimizer(YAML::Emitter& out, const OptimizerSpec& o) {
   entry(out, "lr", o.lr);
   entry(out, "ref_batch", o.ref_batch);
   entry(out, "scaling", o.scaling);
+  if (o.name == "adam") entry(out, "beta2_scaling", o.beta2_scaling);
   entry(out, "schedule", o.schedule);
   if (o.warmup_steps > 0)
     entry(out, "warmup_steps", o.warmup_steps);
@@ -518,7 +537,10 @@ void emit_monitoring(YAML::Emitter& out, const Study& st) {
   entry(out, "progress_seconds", st.log.progress_seconds);
   out << YAML::EndMap;
   begin_map(out, "gns");
-  entry(out, "ema_beta", st.gns.ema_beta);
+  if (st.gns.ema_samples > 0)
+    entry(out, "ema_samples", st.gns.ema_samples);
+  else
+    entry(out, "ema_beta", st.gns.ema_beta);
   entry(out, "microbatches", st.gns.microbatches);
   entry(out, "per_layer", st.gns.per_layer);
   out << YAML::EndMap;
@@ -605,6 +627,17 @@ int64_t RunSpec::global_batch() const {
   return b;
 }
 
+double GnsSpec::step_beta(int64_t global_batch) const {
+  return ema_samples > 0 ? std::exp(-static_cast<double>(global_batch) / ema_samples) : ema_beta;
+}
+
+// Marek et al. 2025: beta2 ** (B / ref_batch) keeps the half-life of Adam's
+// second-moment average constant in samples.
+double adam_beta2(const OptimizerSpec& o, int64_t global_batch) {
+  if (o.beta2_scaling != "half_life") return o.beta2;
+  return std::pow(o.beta2, static_cast<double>(global_batch) / static_cast<double>(o.ref_batch));
+}
+
 RunBudget run_budget(const Study& st, const RunSpec& run) {
   RunBudget rb;
   const int64_t B = run.global_batch();
@@ -627,6 +660,7 @@ RunBudget run_budget(const Study& st, const RunSpec& run) {
   rb.peak_lr = run.lr * (st.optimizer.scaling == "linear" ? ratio
                          : st.optimizer.scaling == "sqrt" ? std::sqrt(ratio)
                                                           : 1.0);
+  rb.beta2 = adam_beta2(st.optimizer, B);
   return rb;
 }
 
@@ -665,6 +699,7 @@ std::string run_yaml(const Study& st, const RunSpec& r) {
   out << YAML::Key << "batch" << YAML::Value << YAML::Flow << r.batch_per_rank;
   out << YAML::Key << "global_batch" << YAML::Value << r.global_batch();
   out << YAML::Key << "lr" << YAML::Value << r.lr << YAML::Key << "peak_lr" << YAML::Value << rb.peak_lr;
+  if (st.optimizer.name == "adam") out << YAML::Key << "beta2" << YAML::Value << rb.beta2;
   out << YAML::Key << "seed" << YAML::Value << r.seed;
   out << YAML::Key << "steps_per_epoch" << YAML::Value << rb.steps_per_epoch;
   out << YAML::Key << "total_steps" << YAML::Value << rb.total_steps << YAML::EndMap;

@@ -44,8 +44,9 @@ struct OptimizerSpec {
   std::string name = "sgd";  // sgd | adam
   double lr = 0.05;          // base lr, at ref_batch
   int64_t ref_batch = 128;
-  std::string scaling = "none";       // none | linear | sqrt
-  std::string schedule = "constant";  // constant | cosine
+  std::string scaling = "none";        // none | linear | sqrt
+  std::string beta2_scaling = "none";  // adam: none | half_life (beta2 ** (B / ref_batch))
+  std::string schedule = "constant";   // constant | cosine
   double warmup_epochs = 0;
   int64_t warmup_steps = 0;
   double momentum = 0.9;
@@ -77,10 +78,17 @@ struct CheckpointSpec {
   double every_minutes = 10;  // 0: not by time; checkpoints also happen on SIGTERM / SIGUSR1
 };
 
+// The noise EMA's factor per step: set by samples (the default; the same
+// amount of data at every batch size) or, with ema_beta, by steps.
 struct GnsSpec {
-  double ema_beta = 0.99;
-  int64_t microbatches = 1;  // m: each rank's batch is split into m micro-batches
-  bool per_layer = false;    // also store per-parameter-tensor squared norms
+  double ema_samples = 10000;  // > 0: in effect; 0 when the file sets ema_beta
+  double ema_beta = 0.99;      // in effect only when ema_samples is 0
+  int64_t microbatches = 1;    // m: each rank's batch is split into m micro-batches
+  bool per_layer = false;      // also store per-parameter-tensor squared norms
+
+  // The EMA factor of one step of `global_batch` samples: exp(-B / ema_samples),
+  // or ema_beta when that is set.
+  double step_beta(int64_t global_batch) const;
 };
 
 // Steps-to-result (Shallue et al. 2018): the first evaluation at which the
@@ -134,8 +142,12 @@ struct RunBudget {
   int64_t eval_every_steps = 0;  // 0: only at start and end
   int64_t warmup_steps = 0;
   double peak_lr = 0;
+  double beta2 = 0;  // adam's beta2 for this batch (optimizer.beta2_scaling)
 };
 RunBudget run_budget(const Study& study, const RunSpec& run);
+// Adam's beta2 at a global batch: optimizer.beta2, or with beta2_scaling
+// half_life beta2 ** (B / ref_batch).
+double adam_beta2(const OptimizerSpec& optimizer, int64_t global_batch);
 
 // Reads and validates; throws ConfigError naming the file, key and valid values.
 Study load_study(const std::string& path, const std::vector<std::string>& overrides = {});

@@ -213,7 +213,7 @@ RunLoop::RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const 
       ckpt_seconds_(t.study.checkpoint.every_minutes * 60.0),
       seeds_model_(t.model->init_source() != "builtin"),
       buffers_(t.model->buffers()),
-      gns_(micro_batches(spec.batch_per_rank, m_), N_, t.study.gns.ema_beta),
+      gns_(micro_batches(spec.batch_per_rank, m_), N_, t.study.gns.step_beta(B_)),
       stats_(t.options.noise_statistics),
       step_ms_(static_cast<size_t>(log_every_)),
       wall_(static_cast<size_t>(log_every_)),
@@ -235,7 +235,9 @@ void RunLoop::start(const TrainState* resume) {
     params_.copy_(at::from_blob(const_cast<float*>(resume->params.data()), {P}, at::kFloat));
   }
   params_.set_requires_grad(true);
-  opt_ = std::make_unique<FlatOptimizer>(study_.optimizer, params_);
+  OptimizerSpec opt = study_.optimizer;
+  opt.beta2 = budget_.beta2;  // optimizer.beta2_scaling
+  opt_ = std::make_unique<FlatOptimizer>(opt, params_);
   comm_buf_ = no_grad_zeros({layout_.buffer()});
   grad_part_ = comm_buf_.narrow(0, 0, P);
   extras_ = comm_buf_.narrow(0, P, layout_.extras());

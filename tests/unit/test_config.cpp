@@ -90,7 +90,7 @@ TEST(ParseStudy, SweepStudyExpandsAndFillsDefaults) {
   EXPECT_EQ(st.eval.batch, 1000);
   EXPECT_EQ(st.log.every_steps, 20);
   EXPECT_DOUBLE_EQ(st.log.flush_seconds, 10.0);
-  EXPECT_DOUBLE_EQ(st.gns.ema_beta, 0.99);
+  EXPECT_DOUBLE_EQ(st.gns.ema_samples, 10000.0);  // the EMA counts samples unless ema_beta is set
   EXPECT_EQ(st.data.name, "synthetic");
   EXPECT_EQ(st.data.effective_train_size(), 1000);
   EXPECT_EQ(st.data.effective_test_size(), 200);
@@ -161,6 +161,7 @@ TEST(Overrides, NestedScalar) {
 TEST(Overrides, CreatesMissingSections) {
   Study st = parse_study(kSweepStudy, kLabel, {"gns.ema_beta=0.5"});
   EXPECT_DOUBLE_EQ(st.gns.ema_beta, 0.5);
+  EXPECT_DOUBLE_EQ(st.gns.ema_samples, 0.0);  // ema_beta set: the EMA counts steps
 }
 
 TEST(Overrides, ListValueReplacesSweep) {
@@ -247,12 +248,15 @@ void expect_equivalent(const Study& a, const Study& b) {
   EXPECT_EQ(a.eval.train_subset, b.eval.train_subset);
   EXPECT_EQ(a.log.every_steps, b.log.every_steps);
   EXPECT_DOUBLE_EQ(a.gns.ema_beta, b.gns.ema_beta);
+  EXPECT_DOUBLE_EQ(a.gns.ema_samples, b.gns.ema_samples);
+  EXPECT_EQ(a.optimizer.beta2_scaling, b.optimizer.beta2_scaling);
   for (size_t i = 0; i < a.runs.size() && i < b.runs.size(); ++i) {
     RunBudget ra = run_budget(a, a.runs[i]), rb = run_budget(b, b.runs[i]);
     EXPECT_EQ(ra.total_steps, rb.total_steps);
     EXPECT_EQ(ra.eval_every_steps, rb.eval_every_steps);
     EXPECT_EQ(ra.warmup_steps, rb.warmup_steps);
     EXPECT_DOUBLE_EQ(ra.peak_lr, rb.peak_lr);
+    EXPECT_DOUBLE_EQ(ra.beta2, rb.beta2);
   }
 }
 
@@ -316,7 +320,7 @@ log:
   flush_seconds: 10
   progress_seconds: 5
 gns:
-  ema_beta: 0.98999999999999999
+  ema_samples: 10000
   microbatches: 1
   per_layer: false
 checkpoint:
@@ -371,6 +375,7 @@ optimizer:
   lr: 0.001
   ref_batch: 128
   scaling: linear
+  beta2_scaling: none
   schedule: cosine
   warmup_steps: 3
   betas: [0.80000000000000004, 0.94999999999999996]
@@ -387,7 +392,7 @@ log:
   flush_seconds: 10
   progress_seconds: 5
 gns:
-  ema_beta: 0.98999999999999999
+  ema_samples: 10000
   microbatches: 2
   per_layer: true
 checkpoint:
@@ -494,6 +499,55 @@ TEST(RunBudget, PeakLrScaling) {
   EXPECT_NEAR(run_budget(st, r).peak_lr, 0.05, 1e-15);
   st.optimizer.scaling = "linear";
   EXPECT_NEAR(run_budget(st, r).peak_lr, 0.025, 1e-15);
+}
+
+TEST(RunBudget, AdamBeta2HalfLifeInSamples) {
+  Study st = parse_study(
+      "study: s\nbudget: {steps: 5}\noptimizer: {name: adam, ref_batch: 128, betas: [0.9, 0.99], "
+      "beta2_scaling: half_life}\nsweep: {global_batch: [32, 128, 512]}\n",
+      kLabel);
+  ASSERT_EQ(st.runs.size(), 3u);
+  EXPECT_NEAR(run_budget(st, st.runs[0]).beta2, std::pow(0.99, 0.25), 1e-15);  // B = ref/4
+  EXPECT_DOUBLE_EQ(run_budget(st, st.runs[1]).beta2, 0.99);                    // B = ref
+  EXPECT_NEAR(run_budget(st, st.runs[2]).beta2, std::pow(0.99, 4.0), 1e-15);   // B = 4 ref
+  // Constant half-life in samples: B * ln 2 / -ln(beta2) is the same at every batch.
+  for (const auto& r : st.runs) {
+    const double half_life = static_cast<double>(r.global_batch()) * std::log(0.5) / std::log(run_budget(st, r).beta2);
+    EXPECT_NEAR(half_life, 128 * std::log(0.5) / std::log(0.99), 1e-6) << r.name;
+  }
+  EXPECT_NE(run_yaml(st, st.runs[2]).find("beta2: 0.96"), std::string::npos) << run_yaml(st, st.runs[2]);
+  st.optimizer.beta2_scaling = "none";
+  EXPECT_DOUBLE_EQ(run_budget(st, st.runs[2]).beta2, 0.99);
+}
+
+// ---------------------------------------------------------------- noise EMA
+
+TEST(GnsEma, SamplesWindowGivesTheSameDataAtEveryBatch) {
+  Study st = parse_study(kSweepStudy, kLabel, {"gns.ema_samples=4096"});
+  EXPECT_DOUBLE_EQ(st.gns.ema_samples, 4096.0);
+  EXPECT_DOUBLE_EQ(st.gns.step_beta(32), std::exp(-32.0 / 4096));
+  EXPECT_DOUBLE_EQ(st.gns.step_beta(512), std::exp(-512.0 / 4096));
+  // After W samples, whatever the batch, the oldest sample's weight has decayed by e.
+  for (int64_t B : {8, 32, 128, 512, 4096}) {
+    const double steps = 4096.0 / static_cast<double>(B);
+    EXPECT_NEAR(std::pow(st.gns.step_beta(B), steps), std::exp(-1.0), 1e-12) << B;
+  }
+}
+
+TEST(GnsEma, EmaBetaCountsStepsWhateverTheBatch) {
+  Study st = parse_study(kSweepStudy, kLabel, {"gns.ema_beta=0.95"});
+  EXPECT_DOUBLE_EQ(st.gns.ema_samples, 0.0);
+  EXPECT_DOUBLE_EQ(st.gns.step_beta(32), 0.95);
+  EXPECT_DOUBLE_EQ(st.gns.step_beta(512), 0.95);
+  EXPECT_NE(st.resolved_yaml.find("ema_beta: 0.9"), std::string::npos);
+  EXPECT_EQ(st.resolved_yaml.find("ema_samples"), std::string::npos);
+  // The default is the sample window, and it round-trips.
+  Study d = parse_study(kSweepStudy, kLabel);
+  EXPECT_DOUBLE_EQ(d.gns.step_beta(100), std::exp(-0.01));
+  Study again = parse_study(d.resolved_yaml, "resolved.yaml");
+  EXPECT_DOUBLE_EQ(again.gns.step_beta(100), d.gns.step_beta(100));
+  Study steps_again = parse_study(st.resolved_yaml, "resolved.yaml");
+  EXPECT_DOUBLE_EQ(steps_again.gns.step_beta(100), 0.95);
 }
 
 // ---------------------------------------------------------------- quickstart
@@ -624,6 +678,27 @@ std::vector<BadCase> bad_cases() {
        "eval.every_steps",
        {"set either eval.every_epochs or eval.every_steps, not both"}},
       {"ema_beta_one", kOk + "gns: {ema_beta: 1}\n", {}, "gns.ema_beta", {"must be in [0, 1)"}},
+      {"ema_samples_zero", kOk + "gns: {ema_samples: 0}\n", {}, "gns.ema_samples", {"must be a number of samples > 0"}},
+      {"ema_samples_negative",
+       kOk + "gns: {ema_samples: -5}\n",
+       {},
+       "gns.ema_samples",
+       {"must be a number of samples > 0", "gns.ema_beta"}},
+      {"ema_samples_and_beta",
+       kOk + "gns: {ema_samples: 5000, ema_beta: 0.9}\n",
+       {},
+       "gns.ema_samples",
+       {"set either gns.ema_samples", "or gns.ema_beta", "not both"}},
+      {"bad_beta2_scaling",
+       kOk + "optimizer: {name: adam, beta2_scaling: sqrt}\n",
+       {},
+       "optimizer.beta2_scaling",
+       {"expected one of: none, half_life"}},
+      {"beta2_scaling_on_sgd",
+       kOk + "optimizer: {name: sgd, beta2_scaling: half_life}\n",
+       {},
+       "optimizer.beta2_scaling",
+       {"only adam takes beta2_scaling"}},
       {"sweep_global_batch_empty",
        "study: s\n" + kOkBudget + "sweep: {global_batch: []}\n",
        {},
@@ -800,7 +875,7 @@ std::vector<BadCase> bad_cases() {
        {"optimizer.lrr=3"},
        "optimizer.lrr",
        {"unknown key (from --set)",
-        "name, lr, ref_batch, scaling, schedule, warmup_epochs, warmup_steps, momentum, "
+        "name, lr, ref_batch, scaling, beta2_scaling, schedule, warmup_epochs, warmup_steps, momentum, "
         "nesterov, weight_decay, betas, eps"}},
       {"run_unknown_key_lists_all",
        "study: s\n" + kOkBudget + "runs: [{batch: [8], rank: 1}]\n",

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config/study.h"
 #include "data/batch_plan.h"
 #include "noise/estimator.h"
 #include "util/rng.h"
@@ -285,6 +286,35 @@ TEST(GnsEstimator, MonteCarloUnbiasedFiniteN) {
   // Ignoring N biases |G|^2 low by tr(Sigma)/(N-1), well outside the noise.
   EXPECT_NEAR(mean_g2_inf, true_g2 - true_tr / (N - 1), 5 * se_g2);
   EXPECT_LT(mean_g2_inf, true_g2 - 0.1 * true_g2);
+}
+
+// ---------------------------------------------------------------- EMA in samples
+
+// B_simple after `samples` training samples at global batch B: exact norms,
+// |G|^2 = 0.4 for the first 8192 samples and 0.1 after, tr(Sigma) = 40.
+double b_simple_after(int64_t B, double beta, int64_t samples) {
+  GnsEstimator est({B / 2, B / 2}, 0, beta);
+  const Exact early = exact_norms({B / 2, B / 2}, 0, 0.4, 40.0), late = exact_norms({B / 2, B / 2}, 0, 0.1, 40.0);
+  double b = 0;
+  for (int64_t seen = B; seen <= samples; seen += B) {
+    const Exact& e = seen <= 8192 ? early : late;
+    b = est.update(e.s.data(), e.S).b_simple;
+  }
+  return b;
+}
+
+TEST(GnsEmaSamples, SameSamplesGiveTheSameBSimpleAtEveryBatch) {
+  GnsSpec g;
+  g.ema_samples = 4096;
+  // The bias-corrected EMAs weigh a sample seen s samples ago by exp(-s / W)
+  // whatever the batch, so at equal samples they agree exactly.
+  const double e1 = std::exp(-1.0), e3 = std::exp(-3.0);
+  const double g2 = (0.1 * (1 - e1) + 0.4 * (e1 - e3)) / (1 - e3);
+  for (int64_t B : {32, 128, 512}) expect_rel(b_simple_after(B, g.step_beta(B), 12288), 40.0 / g2, 1e-9);
+  // An EMA counted in steps remembers 16 times more samples at B = 512 than
+  // at B = 32: the large batch still reports mostly early training.
+  const double small = b_simple_after(32, 0.99, 12288), large = b_simple_after(512, 0.99, 12288);
+  EXPECT_GT(small / large, 1.5) << small << " vs " << large;
 }
 
 }  // namespace
