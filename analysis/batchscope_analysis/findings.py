@@ -19,7 +19,7 @@ import pandas as pd
 from batchscope_analysis.generalization import EqualEpochs, GapTrend, equal_epochs, gap_trend
 from batchscope_analysis.load import Run
 from batchscope_analysis.noise import b_simple_summary
-from batchscope_analysis.scaling import StepsFit, fit_study
+from batchscope_analysis.scaling import ScalingStudy, StepsFit, fit_study, scaling_study, scaling_text
 from batchscope_analysis.score import Score
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.textfmt import fmt
@@ -45,6 +45,8 @@ class Findings:
     fit: StepsFit
     gap: GapTrend
     answers: list[Answer]
+    # Intervals on the fit, time to target per batch and their caveats (scaling.scaling_study).
+    scaling: Optional[ScalingStudy] = None
 
 
 def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Findings:
@@ -54,18 +56,19 @@ def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Fi
     equal = equal_epochs(runs)
     noise_per_batch, noise_overall = b_simple_summary(runs)
     steps_table, steps_best, fit = fit_study(runs, resolved)
+    scaling = scaling_study(runs, resolved) if resolved is not None else None
     gap = gap_trend(equal.by_batch, equal.score)
     answers = [
         Answer("Best batch at equal epochs", _best_batch_text(equal)),
         Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall) + _buffers_text(runs)),
-        Answer("Critical batch size", _b_crit_text(fit, steps_best, resolved, note, noise_overall)),
+        Answer("Critical batch size", _b_crit_text(fit, steps_best, resolved, note, noise_overall, scaling)),
         Answer("Generalization gap", _gap_text(gap, equal)),
     ]
     studies = sorted({str(r.attrs.get("study", "")) for r in runs} - {""})
     return Findings(
         runs=len(runs), studies=studies, target=resolved, target_note=note, equal=equal,
         noise_per_batch=noise_per_batch, noise_overall=noise_overall, steps_table=steps_table,
-        steps_best=steps_best, fit=fit, gap=gap, answers=answers,
+        steps_best=steps_best, fit=fit, gap=gap, answers=answers, scaling=scaling,
     )
 
 
@@ -137,11 +140,13 @@ def _noise_text(per_batch: pd.DataFrame, overall: float) -> str:
     )
 
 
-def _b_crit_text(fit: StepsFit, best: pd.DataFrame, target: Optional[Target], note: str, b_simple: float) -> str:
+def _b_crit_text(fit: StepsFit, best: pd.DataFrame, target: Optional[Target], note: str, b_simple: float,
+                 scaling: Optional[ScalingStudy] = None) -> str:
     if target is None:
         return f"Not estimated: {note}."
+    more = f" {scaling_text(scaling)}" if scaling is not None else ""
     if not fit.ok:
-        return f"Not estimated for target {target.describe()}: {fit.reason}."
+        return f"Not estimated for target {target.describe()}: {fit.reason}.{more}"
     largest = int(best["global_batch"].max())
     examples_factor = 1.0 + largest / fit.b_crit  # E(B)/E_min = (S_min B + E_min)/E_min
     steps_factor = 1.0 + fit.b_crit / largest  # S(B)/S_min
@@ -156,7 +161,7 @@ def _b_crit_text(fit: StepsFit, best: pd.DataFrame, target: Optional[Target], no
         ratio = b_simple / fit.b_crit
         text += f" The measured B_simple ({fmt(b_simple)}) is {ratio:.2g}× B_crit"
         text += " (McCandlish et al. find the two agree within about an order of magnitude)."
-    return text
+    return text + more
 
 
 def _gap_text(trend: GapTrend, equal: EqualEpochs) -> str:

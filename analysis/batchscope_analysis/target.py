@@ -200,3 +200,28 @@ def _needs_accuracy(runs: list["Run"], target: Target) -> str:
         f"target {target.describe()} needs accuracy, which mse runs do not have (model.loss: mse); "
         "use a loss target, e.g. --target val_loss=VALUE or train_loss=VALUE"
     )
+
+
+def previous_eval_step(run: "Run", step: float) -> float:
+    """The last evaluated step before `step` (NaN when `step` is NaN).
+
+    Evaluations only look every so many steps, so a run first met its target
+    somewhere in (previous_eval_step, step]: that is how well one seed's
+    steps-to-target is known. A hit at the first evaluation has no earlier
+    one; `step` itself is returned (no spread to give).
+    """
+    if not math.isfinite(step):
+        return math.nan
+    steps = run.eval["step"].to_numpy(dtype=float) if len(run.eval) else np.zeros(0)
+    earlier = steps[steps < step]
+    return float(earlier.max()) if earlier.size else float(step)
+
+
+def eval_interval(run: "Run") -> float:
+    """Median steps between the run's evaluations (NaN with fewer than two)."""
+    steps = np.unique(run.eval["step"].to_numpy(dtype=float)) if len(run.eval) else np.zeros(0)
+    if steps.size < 2:
+        return math.nan
+    # The last evaluation (after the final step) may sit off the grid; the
+    # median ignores it.
+    return float(np.median(np.diff(steps)))
