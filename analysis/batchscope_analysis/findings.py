@@ -18,7 +18,7 @@ import pandas as pd
 
 from batchscope_analysis.generalization import EqualEpochs, GapTrend, equal_epochs, gap_trend
 from batchscope_analysis.load import Run
-from batchscope_analysis.noise import b_simple_summary
+from batchscope_analysis.noise import NoiseSummary, b_simple_summary, noise_summary
 from batchscope_analysis.scaling import ScalingStudy, StepsFit, fit_study, scaling_study, scaling_text
 from batchscope_analysis.score import Score
 from batchscope_analysis.target import Target, study_target
@@ -54,13 +54,14 @@ def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Fi
     runs = list(runs)
     resolved, note = study_target(runs, target)
     equal = equal_epochs(runs)
+    noise = noise_summary(runs)
     noise_per_batch, noise_overall = b_simple_summary(runs)
     steps_table, steps_best, fit = fit_study(runs, resolved)
     scaling = scaling_study(runs, resolved) if resolved is not None else None
     gap = gap_trend(equal.by_batch, equal.score)
     answers = [
         Answer("Best batch at equal epochs", _best_batch_text(equal)),
-        Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall) + _buffers_text(runs)),
+        Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall, noise) + _buffers_text(runs)),
         Answer("Critical batch size", _b_crit_text(fit, steps_best, resolved, note, noise_overall, scaling)),
         Answer("Generalization gap", _gap_text(gap, equal)),
     ]
@@ -126,17 +127,28 @@ def _best_batch_text(equal: EqualEpochs) -> str:
     )
 
 
-def _noise_text(per_batch: pd.DataFrame, overall: float) -> str:
+def _noise_text(per_batch: pd.DataFrame, overall: float, noise: NoiseSummary) -> str:
     if per_batch.empty:
         return (
             "Not measured: no run has more than one small batch (one rank and gns.microbatches = 1), so the "
             "noise cannot be separated from the gradient. Set gns.microbatches >= 2 or use several ranks."
         )
     listed = ", ".join(f"B={int(r.global_batch)}: {fmt(r.b_simple_median)}" for r in per_batch.itertuples())
+    short = noise.short_runs
+    caveat = (
+        f" Caveat: {len(short)} run{'s' if len(short) != 1 else ''} ({', '.join(short[:3])}"
+        f"{', ...' if len(short) > 3 else ''}) saw fewer than twice the window's samples, so their B_simple "
+        "still averages early training; set a smaller gns.ema_samples or train longer."
+        if short
+        else ""
+    )
     return (
-        f"The measured gradient noise scale B_simple is {fmt(overall)} samples overall "
-        f"(median over runs of each run's median over the second half of training); per global batch: {listed}. "
+        f"The measured gradient noise scale B_simple is {fmt(overall)} samples overall (every run re-smoothed "
+        f"from its raw norms over a window of {noise.window:g} samples, the same at every batch size; each "
+        "run's median over the second half of its samples, then the median over its batch's runs, then over "
+        f"batches); per global batch: {listed}. "
         "Batches well below B_simple use samples efficiently; far above it, extra samples per step buy little."
+        + caveat
     )
 
 

@@ -11,6 +11,11 @@ replacement from N training samples (docs/metrics.md)
 writer does (so other EMA factors can be tried after the fact); `fit_noise`
 fits the line above by least squares over windows of steps, with bootstrap
 confidence intervals, as an estimate that does not depend on an EMA.
+
+The study's B_simple (`b_simple_summary`, `noise_answers`) re-smooths every
+run, old files too, with one EMA window counted in training samples, factor
+exp(-B / window) per step, so that runs at different batch sizes average the
+same amount of data (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.signal import lfilter
 
-from batchscope_analysis.load import Run, b_simple_stats
+from batchscope_analysis.load import Run
 
 # Default bootstrap: 200 resamples, 5th..95th percentile (a 90 % interval).
 N_BOOT: int = 200
@@ -324,29 +329,144 @@ _NOISE_SUMMARY_FINISHED: tuple[str, ...] = ("completed", "preempted")
 _NOISE_SUMMARY_SKIP: tuple[str, ...] = ("diverged", "failed")
 
 
-def b_simple_summary(runs: Iterable[Run]) -> tuple[pd.DataFrame, float]:
-    """Measured B_simple per global batch and overall.
+# The noise EMA's window in training samples when a file does not name one
+# (written before gns.ema_samples, or with gns.ema_beta): gns.ema_samples' default.
+DEFAULT_EMA_SAMPLES: float = 10000.0
+# A run shorter than this many windows (in samples) gets a warning: the
+# second half of its re-smoothed B_simple still averages its first half.
+_MIN_WINDOWS_PER_RUN: float = 2.0
 
-    Each run contributes the median of its /gns/b_simple over the second
-    half of its rows (load.b_simple_stats). Per batch: the median of those
-    over the batch's runs (columns global_batch, b_simple_median, runs);
-    overall: their median over all runs (NaN when none has a value). Only
-    finished runs count when there are any; otherwise running ones do (a
-    live study still gets a number).
+
+def ema_samples_of(run: Run) -> float:
+    """The run's noise window in samples: its `ema_samples` attribute, or
+    DEFAULT_EMA_SAMPLES where that is absent or NaN (older files, gns.ema_beta)."""
+    value = run.attrs.get("ema_samples")
+    try:
+        window = float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        window = math.nan
+    return window if math.isfinite(window) and window > 0 else DEFAULT_EMA_SAMPLES
+
+
+def study_window(runs: Iterable[Run]) -> float:
+    """One window in samples for a whole study: the largest any run names
+    (DEFAULT_EMA_SAMPLES when none does), so every run averages as much data."""
+    return max((ema_samples_of(r) for r in runs), default=DEFAULT_EMA_SAMPLES)
+
+
+def sample_beta(global_batch: int, window_samples: float) -> float:
+    """The EMA factor per step of `global_batch` samples: exp(-B / window)."""
+    if not (math.isfinite(window_samples) and window_samples > 0):
+        raise ValueError(f"the window must be a number of samples > 0, got {window_samples}")
+    return math.exp(-float(global_batch) / float(window_samples))
+
+
+def resmooth_samples(run: Run, window_samples: float) -> pd.DataFrame:
+    """`resmooth` with a window in samples instead of a factor per step."""
+    return resmooth(run, beta=sample_beta(raw_noise(run).global_batch, window_samples))
+
+
+def run_b_simple(run: Run, window_samples: float) -> float:
+    """The run's B_simple: its b_simple re-smoothed over `window_samples`,
+    median over the rows past half its samples (NaN when none is finite)."""
+    smooth = resmooth_samples(run, window_samples)
+    values = smooth["b_simple"].to_numpy(dtype=float)
+    samples = smooth["samples"].to_numpy(dtype=float)
+    if not len(samples):
+        return math.nan
+    late = np.isfinite(values) & (samples > samples[-1] / 2.0)
+    return float(np.median(values[late])) if late.any() else math.nan
+
+
+def _summary_runs(runs: Iterable[Run]) -> list[Run]:
+    """Finished runs when any has finished, else the running ones; never
+    diverged or failed runs."""
+    kept = [r for r in runs if r.status.name not in _NOISE_SUMMARY_SKIP]
+    if any(r.status.name in _NOISE_SUMMARY_FINISHED for r in kept):
+        kept = [r for r in kept if r.status.name in _NOISE_SUMMARY_FINISHED]
+    return kept
+
+
+def _short_run_warning(run: Run, window: float) -> Optional[str]:
+    samples = int(run.train["samples"].iloc[-1]) if len(run.train) else 0
+    if samples >= _MIN_WINDOWS_PER_RUN * window:
+        return None
+    return (
+        f"run {run.name} (B={run.global_batch}) saw {samples} samples, fewer than twice the noise window of "
+        f"{window:g} samples: its B_simple still averages early training; set a smaller gns.ema_samples "
+        "or train longer"
+    )
+
+
+@dataclass(frozen=True)
+class NoiseSummary:
+    """The study's B_simple: per run, per global batch and the headline."""
+
+    window: float  # samples
+    per_run: pd.DataFrame  # run, global_batch, b_simple
+    per_batch: pd.DataFrame  # global_batch, b_simple_median (NaN: no value), runs (with a value)
+    overall: float  # median over the batches with a value; NaN when none
+    warnings: list[str]
+    short_runs: list[str]  # runs that saw fewer than twice the window's samples
+
+
+def noise_summary(runs: Iterable[Run], window_samples: Optional[float] = None) -> NoiseSummary:
+    """Every run re-smoothed from its raw norms with one window in samples
+    (default: study_window), so the numbers are comparable across batch sizes.
+
+    Per run: run_b_simple. Per batch: the median over its runs (finished
+    runs when any has finished; diverged and failed runs never). Headline:
+    the median over the batches, each counting once however many seeds it
+    has. Warnings: runs shorter than twice the window, and a study where no
+    run can separate the noise.
     """
-    runs = [r for r in runs if r.status.name not in _NOISE_SUMMARY_SKIP]
-    if any(r.status.name in _NOISE_SUMMARY_FINISHED for r in runs):
-        runs = [r for r in runs if r.status.name in _NOISE_SUMMARY_FINISHED]
-    rows = []
-    for run in runs:
-        _final, median = b_simple_stats(run)
-        if math.isfinite(median):
-            rows.append({"global_batch": run.global_batch, "b_simple_median": median})
-    columns = ["global_batch", "b_simple_median", "runs"]
-    if not rows:
-        return pd.DataFrame(columns=columns), math.nan
-    per_run = pd.DataFrame(rows)
+    runs = _summary_runs(runs)
+    window = study_window(runs) if window_samples is None else float(window_samples)
+    rows = [{"run": r.name, "global_batch": r.global_batch, "b_simple": run_b_simple(r, window)} for r in runs]
+    per_run = pd.DataFrame(rows, columns=["run", "global_batch", "b_simple"])
+    short = [(r.name, w) for r, w in ((r, _short_run_warning(r, window)) for r in runs) if w]
+    warnings = [w for _name, w in short]
+    if runs and not per_run["b_simple"].notna().any():
+        warnings.append(
+            "B_simple not measured: no run has more than one small batch (one rank and gns.microbatches = 1)"
+        )
     per_batch = per_run.groupby("global_batch").agg(
-        b_simple_median=("b_simple_median", "median"), runs=("b_simple_median", "size")
+        b_simple_median=("b_simple", "median"), runs=("b_simple", "count")
     ).reset_index()
-    return per_batch[columns], float(per_run["b_simple_median"].median())
+    values = per_batch["b_simple_median"].dropna()
+    overall = float(values.median()) if len(values) else math.nan
+    return NoiseSummary(window, per_run, per_batch, overall, warnings, [name for name, _w in short])
+
+
+def b_simple_summary(runs: Iterable[Run]) -> tuple[pd.DataFrame, float]:
+    """Measured B_simple per global batch and overall, as noise_summary.
+
+    Columns global_batch, b_simple_median, runs: only batches with a value
+    (empty when no run can separate the noise); overall NaN when none.
+    """
+    summary = noise_summary(runs)
+    per_batch = summary.per_batch[summary.per_batch["b_simple_median"].notna()].reset_index(drop=True)
+    return per_batch[["global_batch", "b_simple_median", "runs"]], summary.overall
+
+
+def noise_answers(runs: Iterable[Run]) -> dict[str, Any]:
+    """answers.json's noise keys (docs/answers.md).
+
+    {"b_simple_per_batch": {global_batch (int): B_simple in samples (float) or
+    None where none of the batch's runs has a value}, "b_simple": the
+    headline (float) or None, "warnings": [sentences]}, all as noise_summary.
+    """
+    summary = noise_summary(runs)
+    per_batch: dict[int, Optional[float]] = {
+        int(row.global_batch): _finite_or_none(row.b_simple_median) for row in summary.per_batch.itertuples()
+    }
+    return {
+        "b_simple_per_batch": per_batch,
+        "b_simple": _finite_or_none(summary.overall),
+        "warnings": list(summary.warnings),
+    }
+
+
+def _finite_or_none(value: Any) -> Optional[float]:
+    number = float(value)
+    return number if math.isfinite(number) else None

@@ -63,13 +63,16 @@ ROOT_ATTRS: dict[str, str] = {
 }
 
 # Root attributes describing the model (files written before they existed
-# lack them and mean a built-in model with cross-entropy: score.MODEL_ATTR_DEFAULTS)
-# and the BLAS the run computed with (absent in older files); checked only when present.
+# lack them and mean a built-in model with cross-entropy: score.MODEL_ATTR_DEFAULTS),
+# the BLAS the run computed with, the noise EMA's window in samples and Adam's
+# beta2 at the run's batch (absent in older files); checked only when present.
 OPTIONAL_ROOT_ATTRS: dict[str, str] = {
     "model_loss": "str",
     "model_init": "str",
     "model_buffers": "str",
     "blas": "str",
+    "ema_samples": "float",
+    "beta2": "float",
 }
 
 # Shape entries are fixed sizes or symbols: "n" = ranks, "K" = micro-batches
