@@ -16,13 +16,15 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from batchscope_analysis.generalization import EqualEpochs, GapTrend, equal_epochs, gap_trend
+from batchscope_analysis.generalization import EqualEpochs, GapTrend, equal_epochs
+from batchscope_analysis.intervals import Interval, round_to_interval
 from batchscope_analysis.load import Run
 from batchscope_analysis.noise import NoiseSummary, b_simple_summary, noise_summary
 from batchscope_analysis.scaling import ScalingStudy, StepsFit, fit_study, scaling_study, scaling_text
 from batchscope_analysis.score import Score
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.textfmt import fmt
+from batchscope_analysis.tuning import ROBUST_LOSS_SHARE, ROBUST_STEPS_SHARE, STEPS_METRIC, Tuning, tuning_study
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Findings:
     answers: list[Answer]
     # Intervals on the fit, time to target per batch and their caveats (scaling.scaling_study).
     scaling: Optional[ScalingStudy] = None
+    # Each batch at its best lr, with intervals and warnings (tuning.py).
+    tuning: Optional[Tuning] = None
 
 
 def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Findings:
@@ -58,9 +62,10 @@ def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Fi
     noise_per_batch, noise_overall = b_simple_summary(runs)
     steps_table, steps_best, fit = fit_study(runs, resolved)
     scaling = scaling_study(runs, resolved) if resolved is not None else None
-    gap = gap_trend(equal.by_batch, equal.score)
+    tuning = tuning_study(runs, equal.score, equal)
+    gap = tuning.gap
     answers = [
-        Answer("Best batch at equal epochs", _best_batch_text(equal)),
+        Answer("Best batch at equal epochs", _best_batch_text(equal, tuning)),
         Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall, noise) + _buffers_text(runs)),
         Answer("Critical batch size", _b_crit_text(fit, steps_best, resolved, note, noise_overall, scaling)),
         Answer("Generalization gap", _gap_text(gap, equal)),
@@ -70,6 +75,7 @@ def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Fi
         runs=len(runs), studies=studies, target=resolved, target_note=note, equal=equal,
         noise_per_batch=noise_per_batch, noise_overall=noise_overall, steps_table=steps_table,
         steps_best=steps_best, fit=fit, gap=gap, answers=answers, scaling=scaling,
+        tuning=tuning,
     )
 
 
@@ -82,10 +88,18 @@ def _excluded_text(equal: EqualEpochs) -> str:
     return f"{text} ({total} run{'s' if total != 1 else ''} left out: {parts}.)"
 
 
-def _best_batch_text(equal: EqualEpochs) -> str:
+def _best_batch_text(equal: EqualEpochs, tuning: Optional[Tuning] = None) -> str:
+    """The best batch at equal epochs, each batch at its own best lr; with `tuning`, the interval of
+    its lead, the lrs within reach of each batch's best and every tuning warning."""
+    return _best_batch_core(equal) + (_tuning_text(tuning) if tuning is not None else "")
+
+
+def _best_batch_core(equal: EqualEpochs) -> str:
     table, score = equal.by_batch, equal.score
     col = f"{score.column}_mean"
     if table.empty:
+        if equal.use_steps_to_target:
+            return "No equal-epoch comparison." + _excluded_text(equal)
         return "No completed run to compare." + _excluded_text(equal)
     epochs = f"{equal.epoch:.3g} epoch{'s' if equal.epoch != 1 else ''}"
     values = table[col].astype(float)
@@ -125,6 +139,46 @@ def _best_batch_text(equal: EqualEpochs) -> str:
         f"{score.better_word} the largest batch, B={int(largest['global_batch'])} ({score.value(largest[col])})."
         + _excluded_text(equal)
     )
+
+
+def _tuning_text(tuning: Tuning) -> str:
+    """The margin's interval, each batch's best lr and robust range, and the warnings (but the
+    equal-epoch note, which _excluded_text already gives)."""
+    score = tuning.score
+    parts: list[str] = []
+    if tuning.best_batch is not None and tuning.runner_up is not None:
+        lead = _with_interval(tuning.margin, score, tuning.interval_from)
+        parts.append(f"Its lead over the next best batch, B={tuning.runner_up}: {lead}.")
+    rows = [r for _, r in sorted(tuning.per_batch.items()) if r.lrs_within]
+    if rows and any(len(r.lrs_tried) > 1 for r in rows):
+        if tuning.metric == STEPS_METRIC:
+            rule = (f"reaching the target on every seed in at most {100 * ROBUST_STEPS_SHARE:g} % more steps "
+                    "than the batch's best lr")
+        elif score.higher_is_better:
+            rule = "within 1 point of the batch's best"
+        else:
+            rule = f"within {100 * ROBUST_LOSS_SHARE:g} % of the batch's lowest loss"
+        listed = "; ".join(
+            f"B={r.batch}: best {r.lr:g}, "
+            + (f"{min(r.lrs_within):g} to {max(r.lrs_within):g}" if len(r.lrs_within) > 1 else "only it")
+            + f" ({len(r.lrs_within)} of {len(r.lrs_tried)} tried)"
+            for r in rows
+        )
+        parts.append(f"Base learning rates {rule}: {listed}.")
+    parts += [w for w in tuning.warnings if w != tuning.note]
+    return "".join(f" {p}" for p in parts)
+
+
+def _with_interval(iv: Interval, score: Score, source: str) -> str:
+    """`value (90 % interval low to high, what was resampled)`, rounded to what the interval supports."""
+    if not iv.has_interval:
+        return f"{score.difference(iv.value)} (no interval: {iv.reason})"
+    what = "seeds resampled" if source == "seeds" else "evaluations resampled (one seed)"
+    if score.higher_is_better:  # percentage points
+        low, high = (round_to_interval(100.0 * x, 100.0 * (iv.high - iv.low)) for x in (iv.low, iv.high))
+        return f"{score.difference(iv.value)} (90 % interval {low:.3g} to {high:.3g} points, {what})"
+    low, high = (round_to_interval(x, iv.high - iv.low) for x in (iv.low, iv.high))
+    return f"{score.difference(iv.value)} (90 % interval {low:.4g} to {high:.4g}, {what})"
 
 
 def _noise_text(per_batch: pd.DataFrame, overall: float, noise: NoiseSummary) -> str:
@@ -178,14 +232,17 @@ def _b_crit_text(fit: StepsFit, best: pd.DataFrame, target: Optional[Target], no
 
 def _gap_text(trend: GapTrend, equal: EqualEpochs) -> str:
     if len(trend.batches) < 2:
+        if equal.use_steps_to_target:
+            return "Not measured: there is no fair equal-epoch comparison (see the best batch)."
         return "Not enough completed batch sizes to see a trend in the generalization gap."
     score: Score = equal.score
     first, last = trend.gaps[0], trend.gaps[-1]
     lo_b, hi_b = trend.batches[0], trend.batches[-1]
-    what = f"The generalization gap ({score.gap_words} after {equal.epoch:.3g} epochs)"
+    what = f"The generalization gap ({score.gap_words} after {equal.epoch:.3g} epochs, each batch at its best lr)"
     ends = f"{score.difference(first)} at B={lo_b}, {score.difference(last)} at B={hi_b}"
+    interval = _gap_interval_text(trend, score)
     if trend.direction == "flat":
-        return f"{what} stays about flat across batch sizes: {ends}."
+        return f"{what} stays about flat across batch sizes: {ends}{interval}."
     sign = "+" if trend.per_doubling > 0 else "-"
     if score.higher_is_better:
         rate = f"{100 * abs(trend.per_doubling):.2g} percentage points"
@@ -193,8 +250,21 @@ def _gap_text(trend: GapTrend, equal: EqualEpochs) -> str:
         rate = f"{abs(trend.per_doubling):.2g}"
     return (
         f"{what} {trend.direction} with batch size: {ends} ({sign}{rate} "
-        f"per doubling of B, least squares over {len(trend.batches)} batch sizes)."
+        f"per doubling of B, least squares over {len(trend.batches)} batch sizes{interval})."
     )
+
+
+def _gap_interval_text(trend: GapTrend, score: Score) -> str:
+    """`; 90 % interval a to b per doubling`, and whether it excludes no change; "" without one."""
+    if not (math.isfinite(trend.low) and math.isfinite(trend.high)):
+        return ""
+    width = trend.high - trend.low
+    scale = 100.0 if score.higher_is_better else 1.0
+    unit = " points" if score.higher_is_better else ""
+    low, high = (round_to_interval(scale * x, scale * width) for x in (trend.low, trend.high))
+    what = "seeds" if trend.interval_from == "seeds" else "evaluations (one seed)"
+    verdict = "" if trend.low > 0 or trend.high < 0 else ", which includes no change"
+    return f"; 90 % interval {low:+.3g} to {high:+.3g}{unit} per doubling, {what} resampled{verdict}"
 
 
 def _buffers_text(runs: list[Run]) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from synthetic_runs import EPOCHS, STOP_SPEC, TARGET, TRAIN_SIZE, RunSpec, gap_at, val_acc, write_run_file
 
-from batchscope_analysis.generalization import equal_epochs, gap_trend
+from batchscope_analysis.generalization import equal_epochs, gap_trend, slope_per_doubling
 from batchscope_analysis.load import load_run, load_study
 
 
@@ -76,3 +76,24 @@ def test_study_where_every_run_stopped_at_target(tmp_path: Path) -> None:
     # b64 stops at step 60 (1.875 epochs), b128 at step 40 (2.5 epochs).
     assert equal.epoch == pytest.approx(60 * 64 / TRAIN_SIZE)
     assert len(equal.per_run) == 2
+
+
+def test_a_learning_rate_that_diverged_on_any_seed_is_not_a_batch_best(study_dir: Path) -> None:
+    # B=64: lr 0.1 (seeds 0 and 1 completed, the better lr: lr 0.05 learns slower) diverged on seed 2.
+    write_run_file(study_dir / "runs" / "b64-s2-div.h5",
+                   RunSpec("b64-s2-div", (32, 32), 2, 0.1, status="diverged", steps_written=30))
+    write_run_file(study_dir / "runs" / "b64-slow.h5", RunSpec("b64-slow", (32, 32), 0, 0.05))
+    runs = load_study(study_dir)
+    before = equal_epochs([r for r in runs if r.name != "b64-s2-div"]).by_batch.set_index("global_batch")
+    assert before.loc[64, "base_lr"] == 0.1  # the better lr, while it has not diverged
+    equal = equal_epochs(runs)
+    assert equal.diverged_runs == ("b64-s2-div",) and equal.diverged_lrs == ((64, 0.1),)
+    assert {"b64-s0", "b64-s1"} <= set(equal.per_run["run"])  # its completed seeds are still reported
+    assert equal.by_batch.set_index("global_batch").loc[64, "base_lr"] == 0.05
+
+
+def test_slope_per_doubling_is_the_least_squares_slope() -> None:
+    batches, values = [16, 64, 128, 1024], [0.01, 0.035, 0.03, 0.09]
+    expected = np.polyfit(np.log2(batches), values, 1)[0]
+    assert slope_per_doubling(batches, values) == pytest.approx(expected)
+    assert np.isnan(slope_per_doubling([64, 64], [0.1, 0.2]))
