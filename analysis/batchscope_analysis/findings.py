@@ -174,11 +174,10 @@ def _with_interval(iv: Interval, score: Score, source: str) -> str:
     if not iv.has_interval:
         return f"{score.difference(iv.value)} (no interval: {iv.reason})"
     what = "seeds resampled" if source == "seeds" else "evaluations resampled (one seed)"
-    if score.higher_is_better:  # percentage points
-        low, high = (round_to_interval(100.0 * x, 100.0 * (iv.high - iv.low)) for x in (iv.low, iv.high))
-        return f"{score.difference(iv.value)} (90 % interval {low:.3g} to {high:.3g} points, {what})"
-    low, high = (round_to_interval(x, iv.high - iv.low) for x in (iv.low, iv.high))
-    return f"{score.difference(iv.value)} (90 % interval {low:.4g} to {high:.4g}, {what})"
+    scale = 100.0 if score.higher_is_better else 1.0  # accuracy in percentage points
+    value, low, high = (round_to_interval(scale * x, scale * (iv.high - iv.low)) for x in (iv.value, iv.low, iv.high))
+    unit = f" percentage point{'' if value == 1 else 's'}" if score.higher_is_better else ""
+    return f"{value:.4g}{unit} (90 % interval {low:.4g} to {high:.4g}, {what})"
 
 
 def _noise_text(per_batch: pd.DataFrame, overall: float, noise: NoiseSummary) -> str:
@@ -244,10 +243,11 @@ def _gap_text(trend: GapTrend, equal: EqualEpochs) -> str:
     if trend.direction == "flat":
         return f"{what} stays about flat across batch sizes: {ends}{interval}."
     sign = "+" if trend.per_doubling > 0 else "-"
-    if score.higher_is_better:
-        rate = f"{100 * abs(trend.per_doubling):.2g} percentage points"
-    else:
-        rate = f"{abs(trend.per_doubling):.2g}"
+    scale = 100.0 if score.higher_is_better else 1.0
+    width = scale * (trend.high - trend.low) if math.isfinite(trend.high - trend.low) else math.nan
+    shown = round_to_interval(scale * abs(trend.per_doubling), width)
+    number = f"{shown:.4g}" if math.isfinite(width) and width > 0 else f"{shown:.2g}"
+    rate = f"{number} percentage point{'' if shown == 1 else 's'}" if score.higher_is_better else number
     return (
         f"{what} {trend.direction} with batch size: {ends} ({sign}{rate} "
         f"per doubling of B, least squares over {len(trend.batches)} batch sizes{interval})."
@@ -264,7 +264,7 @@ def _gap_interval_text(trend: GapTrend, score: Score) -> str:
     low, high = (round_to_interval(scale * x, scale * width) for x in (trend.low, trend.high))
     what = "seeds" if trend.interval_from == "seeds" else "evaluations (one seed)"
     verdict = "" if trend.low > 0 or trend.high < 0 else ", which includes no change"
-    return f"; 90 % interval {low:+.3g} to {high:+.3g}{unit} per doubling, {what} resampled{verdict}"
+    return f"; 90 % interval {low:+.4g} to {high:+.4g}{unit} per doubling, {what} resampled{verdict}"
 
 
 def _buffers_text(runs: list[Run]) -> str:

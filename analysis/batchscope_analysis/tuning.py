@@ -58,6 +58,12 @@ ROBUST_STEPS_SHARE: float = 0.10
 EVAL_WINDOW: int = 8
 MIN_EVAL_WINDOW: int = 4
 STEPS_METRIC: str = "steps_to_target"
+# Below this many seeds at the lrs compared, the percentile bootstrap over
+# seeds runs narrow (it ignores the t-distribution and shrinks the variance
+# by (n - 1) / n): on synthetic studies with 3 seeds its 90 % intervals
+# covered the truth 64 % (a batch's value), 77 % (gap slope) and 84 %
+# (margin) of the time; with 8 seeds 82-88 %. A warning says so.
+FEW_SEEDS: int = 5
 
 Key = tuple[int, float]  # (global batch, base lr)
 Unit = tuple[float, float]  # (score value, gap) of one seed or one resampled evaluation
@@ -171,7 +177,7 @@ def tuning_study(
         per_batch = _score_per_batch(units, equal, score)
         metric = score.column
     warnings += _grid_warnings(per_batch) + _diverged_warnings(equal, per_batch)
-    warnings += _seed_warnings(units, source)
+    warnings += _seed_warnings(units, source) + _few_seeds_warning(units, per_batch, source)
     winner, runner = _winner(per_batch, score, metric)
     best_value, margin, gap = _intervals(units, winner, score, draws, seed, source)
     trend = _gap_trend(units, score, gap, source)
@@ -455,6 +461,21 @@ def _diverged_warnings(equal: EqualEpochs, per_batch: Mapping[int, BatchTuning])
             out.append(f"B={b}: every learning rate tried diverged or did not learn, so it has no result "
                        "(it is not ranked).")
     return out
+
+
+def _few_seeds_warning(units: Units, per_batch: Mapping[int, BatchTuning], source: str) -> list[str]:
+    """A warning when the best lrs have 2 to FEW_SEEDS - 1 seeds: their intervals run narrow."""
+    if source != "seeds":
+        return []
+    counts = [len(units[(b, r.lr)]) for b, r in per_batch.items() if (b, r.lr) in units]
+    few = [n for n in counts if 2 <= n < FEW_SEEDS]
+    if not few:
+        return []
+    return [
+        f"{min(few)} seed{'s' if min(few) != 1 else ''} at some batch's best lr: a bootstrap over so few seeds "
+        "understates the uncertainty (on synthetic studies with 3 seeds, 90 % intervals covered the truth only "
+        f"64-84 % of the time); read the intervals as rough, or run {FEW_SEEDS} or more seeds."
+    ]
 
 
 def _seed_warnings(units: Units, source: str) -> list[str]:

@@ -158,6 +158,14 @@ def test_one_seed_intervals_come_from_evaluations_and_are_warned_about() -> None
     assert any(w.startswith("One seed per learning rate and batch") for w in t.warnings)
 
 
+def test_few_seeds_warn_that_intervals_run_narrow() -> None:
+    rng = np.random.default_rng(6)
+    three = tuning_study(sweep(GOOD, seeds=3, rng=rng, seed_sd=0.004), draws=100)
+    assert any(w.startswith("3 seeds at some batch's best lr") for w in three.warnings)
+    six = tuning_study(sweep(GOOD, seeds=6, rng=rng, seed_sd=0.004), draws=100)
+    assert not any("seeds at some batch's best lr" in w for w in six.warnings)
+
+
 def test_gap_text_gives_the_trend_interval() -> None:
     rng = np.random.default_rng(4)
     runs = sweep(GOOD, seeds=4, rng=rng, seed_sd=0.004)
