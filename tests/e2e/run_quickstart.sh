@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 timeout 600 mpirun -np 4 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" \
   --set output="$out" --set budget.epochs=0.25 --set data.train_size=20000 \
   --set eval.every_epochs=0.1 --set eval.train_subset=2000 --set log.every_steps=7 \
-  --set 'runs=[{name: solo-b64, batch: [64], lr: 0.05, seed: 2}]' --threads 1
+  --set 'runs=[{name: solo-b64, batch: [64], lr: 0.05, seed: 2}]' --set 'sweep.lr=[0.05]' --threads 1
 BATCHSCOPE_E2E_DIR="$out" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/test_run_files.py"
 /usr/bin/python3 -m batchscope_analysis plot "$out"
 test -s "$out/figures/loss_vs_samples.png"

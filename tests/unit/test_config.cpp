@@ -312,7 +312,7 @@ optimizer:
 budget:
   epochs: 1
 eval:
-  every_epochs: 0.25
+  every_epochs: 0.10000000000000001
   train_subset: 10000
   batch: 1000
 log:
@@ -326,10 +326,20 @@ gns:
 checkpoint:
   every_steps: 0
   every_minutes: 10
+target:
+  metric: val_error
+  value: 0.20000000000000001
+  stop: false
 runs:
+  - {name: b32_lr0.025_s1, batch: [8, 24], lr: 0.025000000000000001, seed: 1}
   - {name: b32_lr0.05_s1, batch: [8, 24], lr: 0.050000000000000003, seed: 1}
+  - {name: b32_lr0.1_s1, batch: [8, 24], lr: 0.10000000000000001, seed: 1}
+  - {name: b128_lr0.025_s1, batch: [32, 96], lr: 0.025000000000000001, seed: 1}
   - {name: b128_lr0.05_s1, batch: [32, 96], lr: 0.050000000000000003, seed: 1}
-  - {name: b512_lr0.05_s1, batch: [128, 384], lr: 0.050000000000000003, seed: 1})");
+  - {name: b128_lr0.1_s1, batch: [32, 96], lr: 0.10000000000000001, seed: 1}
+  - {name: b512_lr0.025_s1, batch: [128, 384], lr: 0.025000000000000001, seed: 1}
+  - {name: b512_lr0.05_s1, batch: [128, 384], lr: 0.050000000000000003, seed: 1}
+  - {name: b512_lr0.1_s1, batch: [128, 384], lr: 0.10000000000000001, seed: 1})");
 }
 
 // The branches quickstart does not take: synthetic data, cnn, adam, steps,
@@ -560,21 +570,22 @@ TEST(LoadStudy, Quickstart) {
   EXPECT_EQ(st.data.effective_train_size(), 60000);
   EXPECT_EQ(st.model.hidden, (std::vector<int64_t>{256, 128}));
   EXPECT_EQ(st.optimizer.scaling, "sqrt");
-  ASSERT_EQ(st.runs.size(), 3u);
+  ASSERT_EQ(st.runs.size(), 9u);  // 3 batches x 3 learning rates
   const std::vector<std::vector<int64_t>> splits{{8, 24}, {32, 96}, {128, 384}};
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(st.runs[i].batch_per_rank, splits[i]);
+  for (size_t i = 0; i < 9; ++i) {
+    EXPECT_EQ(st.runs[i].batch_per_rank, splits[i / 3]);
     EXPECT_EQ(st.runs[i].ranks(), 2);
   }
-  EXPECT_EQ(st.runs[0].name, "b32_lr0.05_s1");
-  RunBudget rb = run_budget(st, st.runs[1]);
+  EXPECT_EQ(st.runs[0].name, "b32_lr0.025_s1");
+  EXPECT_EQ(st.runs[4].name, "b128_lr0.05_s1");
+  RunBudget rb = run_budget(st, st.runs[4]);
   EXPECT_EQ(rb.steps_per_epoch, 60000 / 128);
   EXPECT_EQ(rb.total_steps, 60000 / 128);  // 1 epoch
   EXPECT_NEAR(rb.peak_lr, 0.05, 1e-12);    // B == ref_batch
 
   // Overrides on a loaded file; the file label is the path.
   Study small = load_study(std::string(BATCHSCOPE_SOURCE_DIR) + "/configs/quickstart.yaml",
-                           {"budget.epochs=null", "budget.steps=10", "sweep.global_batch=[64]"});
+                           {"budget.epochs=null", "budget.steps=10", "sweep.global_batch=[64]", "sweep.lr=[0.05]"});
   ASSERT_EQ(small.runs.size(), 1u);
   EXPECT_EQ(small.runs[0].batch_per_rank, (std::vector<int64_t>{16, 48}));
   EXPECT_EQ(run_budget(small, small.runs[0]).total_steps, 10);
