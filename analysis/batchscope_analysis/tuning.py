@@ -145,7 +145,7 @@ def answers_of(t: Tuning) -> dict[str, Any]:
         for b, r in sorted(t.per_batch.items()) if r.lrs_within
     }
     gap = {"per_doubling": _num(t.gap.per_doubling), "low": _num(t.gap.low), "high": _num(t.gap.high),
-           "interval_from": t.gap.interval_from or None}
+           "interval_from": t.gap.interval_from if math.isfinite(t.gap.low) else None}
     return {"best_batch": best, "best_lr_per_batch": lrs, "gap_trend": gap, "lr_robustness_per_batch": robust,
             "diverged": list(t.diverged), "warnings": list(t.warnings)}
 
