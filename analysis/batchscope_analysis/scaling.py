@@ -389,25 +389,36 @@ def fit_intervals(
 # which every evaluation waits for, so the lag does not accumulate.
 
 
-def reference_hardware(hits: Sequence[Hit]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(device models, hosts) most runs used: the hardware the study's times are judged on."""
+@dataclass(frozen=True)
+class Hardware:
+    """What most runs used: the hardware the study's times are judged on."""
+
+    models: tuple[str, ...]
+    hosts: tuple[str, ...]
+    shared: bool  # most runs had ranks sharing a device (the usual CPU study: ranks split a host's cores)
+
+
+def reference_hardware(hits: Sequence[Hit]) -> Hardware:
     if not hits:
-        return (), ()
+        return Hardware((), (), False)
     models = Counter(h.models for h in hits).most_common(1)[0][0]
     hosts = Counter(h.hosts for h in hits).most_common(1)[0][0]
-    return models, hosts
+    shared = Counter(bool(h.shared) for h in hits).most_common(1)[0][0]
+    return Hardware(models, hosts, shared)
 
 
-def not_comparable(hit: Hit, reference: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+def not_comparable(hit: Hit, reference: Hardware) -> str:
     """Why `hit`'s wall time is not this study's hardware time for its batch, "" when it is.
 
-    Not comparable: some ranks share a device; other device models than most
-    runs used; or hosts outside the set most runs used (a run on fewer of the
-    same hosts is fine: a smaller batch on fewer devices is the usual study).
+    Not comparable: some ranks share a device where most runs' ranks do not
+    (where most do, as when every run splits one CPU host, all take turns alike);
+    other device models than most runs used; or hosts outside the set most runs
+    used (a run on fewer of the same hosts is fine: a smaller batch on fewer
+    devices is the usual study).
     """
-    models, hosts = reference
+    models, hosts = reference.models, reference.hosts
     reasons = []
-    if hit.shared:
+    if hit.shared and not reference.shared:
         reasons.append(f"{hit.run}: {hit.shared}")
     if hit.models != models:
         reasons.append(f"{hit.run} ran on {', '.join(hit.models) or 'unknown devices'}, most runs on "
@@ -437,8 +448,7 @@ class BatchTime:
         return not self.why_not_comparable
 
 
-def batch_times(best: Mapping[int, Sequence[Hit]], reference: tuple[tuple[str, ...], tuple[str, ...]]
-                ) -> list[BatchTime]:
+def batch_times(best: Mapping[int, Sequence[Hit]], reference: Hardware) -> list[BatchTime]:
     """Time to target per batch (batches with no finite wall time at the hit left out)."""
     out = []
     for batch, hits in sorted(best.items()):

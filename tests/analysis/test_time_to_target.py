@@ -124,6 +124,15 @@ def test_a_run_on_fewer_of_the_same_devices_is_comparable(tmp_path: Path) -> Non
     assert answers["time_to_target_per_batch"][32]["comparable"] is True
 
 
+def test_every_run_splitting_one_cpu_host_alike_is_comparable(tmp_path: Path) -> None:
+    def two_ranks_on_one_cpu(batch: int) -> tuple[list[str], list[str]]:
+        return ["vm", "vm"], ["cpu", "cpu"]
+
+    answers = scaling_answers(load_study(build(tmp_path, {}, two_ranks_on_one_cpu)), TARGET)
+    assert all(t["comparable"] for t in answers["time_to_target_per_batch"].values())
+    assert not any("not comparable" in w for w in answers["warnings"])
+
+
 def test_device_model_and_sharing() -> None:
     assert device_model(gpu(3)) == H100
     assert device_model("cpu") == "cpu"
