@@ -8,6 +8,7 @@ usage errors, so scripts can tell it apart from `check` finding problems (1).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -15,6 +16,7 @@ from typing import Callable, Optional, Sequence
 import pandas as pd
 
 from batchscope_analysis import __version__
+from batchscope_analysis.answers import compute_answers, write_answers
 from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.load import REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, find_runs, load_study, runs_table
 from batchscope_analysis.plots import plot_all
@@ -55,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_target_option(report)
     report.set_defaults(func=_report)
 
+    answers = commands.add_parser("answers", help="write answers.json: the report's answers as data (docs/answers.md)")
+    answers.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
+    answers.add_argument("--out", type=Path, metavar="FILE.json",
+                         help="answers file, or - for standard output (default: first DIR/answers.json)")
+    _add_target_option(answers)
+    answers.set_defaults(func=_answers)
+
     plot = commands.add_parser("plot", help="write figures (PNG) of one or more studies")
     plot.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
     plot.add_argument("--out", type=Path, metavar="FIGDIR", help="figure folder (default: first DIR/figures)")
@@ -94,7 +103,18 @@ def _report(args: argparse.Namespace) -> int:
     report, figures = write_report(runs, out, args.target, sources=args.dirs)
     for path in figures:
         print(path)
+    print(write_answers(runs, report.parent / "answers.json", args.target))
     print(report)
+    return EXIT_OK
+
+
+def _answers(args: argparse.Namespace) -> int:
+    runs = load_study(args.dirs)
+    if args.out is not None and str(args.out) == "-":
+        print(json.dumps(compute_answers(runs, args.target), indent=2, allow_nan=False))
+        return EXIT_OK
+    out: Path = args.out if args.out is not None else _study_root(args.dirs[0]) / "answers.json"
+    print(write_answers(runs, out, args.target))
     return EXIT_OK
 
 
