@@ -11,7 +11,15 @@ resampled is the unit of independent evidence:
   with replacement (the caller does this; the same `bootstrap` runs it).
 
 Intervals are 90 % by default (LEVEL) and deterministic: the generator is
-seeded (SEED), so a report is reproducible. With fewer than two distinct
+seeded (SEED), so a report is reproducible.
+
+Few seeds: the plain percentile bootstrap runs narrow when each group has n
+units (it ignores the t distribution and shrinks the variance by (n-1)/n; on
+synthetic studies with 3 seeds, 90 % intervals covered the truth 64-84 % of
+the time). Given n, an interval is widened about its point estimate by
+small_sample_factor(n) = t(n-1) / z * sqrt(n / (n-1)), the ratio of the
+Student-t interval of a mean of n to the normal one the bootstrap mimics
+(2.17 at n = 3, 1.23 at n = 8, 1.08 at n = 20). With fewer than two distinct
 values to resample, there is no interval: `Interval.low`/`high` are NaN and
 `reason` says why.
 """
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Hashable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
+from scipy import stats
 
 LEVEL: float = 0.9
 DRAWS: int = 2000
@@ -59,14 +68,27 @@ def no_interval(value: float, reason: str) -> Interval:
     return Interval(value, math.nan, math.nan, LEVEL, reason)
 
 
-def percentile_interval(draws: Sequence[float], value: float, level: float = LEVEL) -> Interval:
-    """The central `level` range of the finite draws around `value`."""
+def small_sample_factor(n: int, level: float = LEVEL) -> float:
+    """How much wider a Student-t interval of a mean of n is than the bootstrap's (1 for n < 2)."""
+    if n < 2:
+        return 1.0
+    q = 0.5 + level / 2.0
+    return float(stats.t.ppf(q, n - 1) / stats.norm.ppf(q) * math.sqrt(n / (n - 1)))
+
+
+def percentile_interval(draws: Sequence[float], value: float, level: float = LEVEL,
+                        units: Optional[int] = None) -> Interval:
+    """The central `level` range of the finite draws around `value`, widened for
+    `units` resampled units per group (module docstring) when given."""
     x = np.asarray([d for d in draws if d is not None and math.isfinite(d)], dtype=float)
     if x.size < 10:
         return no_interval(value, f"only {x.size} of {len(draws)} resampled estimates were finite")
     tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(x, [tail, 100.0 - tail])
-    return Interval(value, float(low), float(high), level)
+    low, high = (float(v) for v in np.percentile(x, [tail, 100.0 - tail]))
+    if units is not None and math.isfinite(value):
+        c = small_sample_factor(units, level)
+        low, high = value - c * max(value - low, 0.0), value + c * max(high - value, 0.0)
+    return Interval(value, low, high, level)
 
 
 def bootstrap(
@@ -84,7 +106,13 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     n = len(data)
     out = [statistic([data[i] for i in rng.integers(0, n, n)]) for _ in range(draws)]
-    return percentile_interval(out, value, level)
+    return percentile_interval(out, value, level, units=n)
+
+
+def smallest_group(groups: Mapping[K, Sequence[T]]) -> int:
+    """Units in the smallest group that has at least two (what the widening is sized by)."""
+    sizes = [len(v) for v in groups.values() if len(v) >= 2]
+    return min(sizes) if sizes else 1
 
 
 def resample_groups(groups: Mapping[K, Sequence[T]], rng: np.random.Generator) -> dict[K, list[T]]:
@@ -109,7 +137,7 @@ def bootstrap_groups(
         return no_interval(value, "one seed per group: nothing to resample across seeds")
     rng = np.random.default_rng(seed)
     out = [statistic(resample_groups(groups, rng)) for _ in range(draws)]
-    return percentile_interval(out, value, level)
+    return percentile_interval(out, value, level, units=smallest_group(groups))
 
 
 def round_to_interval(x: float, width: float) -> float:
