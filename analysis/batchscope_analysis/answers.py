@@ -26,6 +26,7 @@ from batchscope_analysis.score import study_score
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.tuning import tuning_answers
 
+ANSWERS_FILE: str = "answers.json"
 SCHEMA: str = "batchscope-answers"
 SCHEMA_VERSION: int = 1
 

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import pandas as pd
 
 from batchscope_analysis import __version__
-from batchscope_analysis.answers import compute_answers, write_answers
+from batchscope_analysis.answers import ANSWERS_FILE, compute_answers, write_answers
 from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.load import REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, find_runs, load_study, runs_table
 from batchscope_analysis.plots import plot_all
@@ -103,7 +103,7 @@ def _report(args: argparse.Namespace) -> int:
     report, figures = write_report(runs, out, args.target, sources=args.dirs)
     for path in figures:
         print(path)
-    print(write_answers(runs, report.parent / "answers.json", args.target))
+    print(report.parent / ANSWERS_FILE)
     print(report)
     return EXIT_OK
 
@@ -113,7 +113,7 @@ def _answers(args: argparse.Namespace) -> int:
     if args.out is not None and str(args.out) == "-":
         print(json.dumps(compute_answers(runs, args.target), indent=2, allow_nan=False))
         return EXIT_OK
-    out: Path = args.out if args.out is not None else _study_root(args.dirs[0]) / "answers.json"
+    out: Path = args.out if args.out is not None else _study_root(args.dirs[0]) / ANSWERS_FILE
     print(write_answers(runs, out, args.target))
     return EXIT_OK
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+import json
 import math
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from batchscope_analysis import __version__
+from batchscope_analysis.answers import ANSWERS_FILE, write_answers
 from batchscope_analysis.findings import Findings, compute_findings
 from batchscope_analysis.generalization import final_by_batch
 from batchscope_analysis.load import Run, runs_table
@@ -81,19 +83,23 @@ def write_report(
     figure_dir: Optional[PathLike] = None,
     sources: Sequence[PathLike] = (),
 ) -> tuple[Path, list[Path]]:
-    """Writes the report to `out` and its figures (also kept as PNG files) to
-    `figure_dir` (default: `figures/` beside the report). Returns (report, figures)."""
+    """Writes the report to `out`, answers.json beside it (docs/answers.md), and
+    its figures (also kept as PNG files) to `figure_dir` (default: `figures/`
+    beside the report). Returns (report, figures)."""
     runs = list(runs)
     out = Path(out)
     figure_dir = Path(figure_dir) if figure_dir is not None else out.parent / "figures"
     findings = compute_findings(runs, target)
     figures = plot_all(runs, figure_dir, findings.target)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(runs, findings, figures, sources), encoding="utf-8")
+    answers = write_answers(runs, out.parent / ANSWERS_FILE, target)
+    warnings = json.loads(answers.read_text(encoding="utf-8"))["warnings"]
+    out.write_text(render_html(runs, findings, figures, sources, warnings), encoding="utf-8")
     return out, figures
 
 
-def render_html(runs: list[Run], findings: Findings, figures: list[Path], sources: Sequence[PathLike] = ()) -> str:
+def render_html(runs: list[Run], findings: Findings, figures: list[Path], sources: Sequence[PathLike] = (),
+                warnings: Sequence[str] = ()) -> str:
     esc = html.escape
     score = findings.equal.score
     title = f"Batch-size study: {', '.join(findings.studies) or 'unnamed study'}"
@@ -111,7 +117,14 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     ]
     for answer in findings.answers:
         parts.append(f"<dt>{esc(answer.topic)}</dt><dd>{esc(answer.text)}</dd>")
-    parts.append("</dl></section>")
+    parts.append("</dl>")
+    if warnings:
+        # The same list as answers.json's "warnings": every caveat, in one place.
+        parts.append('<h3 id="caveats">Caveats</h3><ul>')
+        parts += [f"<li>{esc(w)}</li>" for w in warnings]
+        parts.append("</ul>")
+    parts.append(f'<p class="note">The answers as data: {ANSWERS_FILE} beside this page (docs/answers.md).</p>')
+    parts.append("</section>")
 
     parts.append('<section id="figures"><h2>Figures</h2>')
     for path in figures:

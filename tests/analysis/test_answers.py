@@ -3,6 +3,7 @@ the synthetic study's known truths imply."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -42,3 +43,11 @@ def test_report_writes_answers_beside_it_and_answers_prints_them(study_dir: Path
     assert main(["answers", str(study_dir), "--out", "-"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == compute_answers(load_study(study_dir))
+
+
+def test_report_lists_every_warning_as_a_caveat(study_dir: Path, tmp_path: Path) -> None:
+    assert main(["report", str(study_dir), "--out", str(tmp_path / "report.html")]) == 0
+    warnings = json.loads((tmp_path / "answers.json").read_text(encoding="utf-8"))["warnings"]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert warnings and 'id="caveats"' in page
+    assert all(f"<li>{html.escape(w)}</li>" in page for w in warnings)
