@@ -19,7 +19,9 @@ synthetic studies with 3 seeds, 90 % intervals covered the truth 64-84 % of
 the time). Given n, an interval is widened about its point estimate by
 small_sample_factor(n) = t(n-1) / z * sqrt(n / (n-1)), the ratio of the
 Student-t interval of a mean of n to the normal one the bootstrap mimics
-(2.17 at n = 3, 1.23 at n = 8, 1.08 at n = 20). With fewer than two distinct
+(2.17 at n = 3, 1.23 at n = 8, 1.08 at n = 20); a quantity whose every draw
+is positive (a time, a batch size) is widened on a log scale instead, so its
+interval stays positive. With fewer than two distinct
 values to resample, there is no interval: `Interval.low`/`high` are NaN and
 `reason` says why.
 """
@@ -87,7 +89,11 @@ def percentile_interval(draws: Sequence[float], value: float, level: float = LEV
     low, high = (float(v) for v in np.percentile(x, [tail, 100.0 - tail]))
     if units is not None and math.isfinite(value):
         c = small_sample_factor(units, level)
-        low, high = value - c * max(value - low, 0.0), value + c * max(high - value, 0.0)
+        if value > 0 and bool(np.all(x > 0)):
+            # A positive quantity (a time, a batch size) widens on a log scale, so it stays positive.
+            low, high = value * (min(low, value) / value) ** c, value * (max(high, value) / value) ** c
+        else:
+            low, high = value - c * max(value - low, 0.0), value + c * max(high - value, 0.0)
     return Interval(value, low, high, level)
 
 

@@ -54,3 +54,10 @@ def test_three_seeds_are_widened_to_about_their_level() -> None:
         covered += iv.low <= 0.0 <= iv.high
     assert 0.80 <= covered / trials <= 0.97
     assert small_sample_factor(3) == pytest.approx(2.17, abs=0.01) and small_sample_factor(1) == 1.0
+
+
+def test_a_positive_quantity_stays_positive_when_widened() -> None:
+    iv = bootstrap_groups({1: [0.2, 3.0]}, lambda g: float(np.mean(g[1])), draws=300)
+    assert 0 < iv.low < iv.value < iv.high
+    c = small_sample_factor(2)  # 5.4: two seeds say little, and the interval says so
+    assert iv.low == pytest.approx(1.6 * (0.2 / 1.6) ** c) and iv.high == pytest.approx(1.6 * (3.0 / 1.6) ** c)
