@@ -113,18 +113,8 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">{findings.runs} runs from {esc(where)}; {esc(model_summary(runs))}; '
         f"target: {esc(target)}; written {esc(when)} by batchscope-analysis {esc(__version__)}.</p>",
-        '<section id="answers"><h2>Answers</h2><dl>',
     ]
-    for answer in findings.answers:
-        parts.append(f"<dt>{esc(answer.topic)}</dt><dd>{esc(answer.text)}</dd>")
-    parts.append("</dl>")
-    if warnings:
-        # The same list as answers.json's "warnings": every caveat, in one place.
-        parts.append('<h3 id="caveats">Caveats</h3><ul>')
-        parts += [f"<li>{esc(w)}</li>" for w in warnings]
-        parts.append("</ul>")
-    parts.append(f'<p class="note">The answers as data: {ANSWERS_FILE} beside this page (docs/answers.md).</p>')
-    parts.append("</section>")
+    parts += _answers_section(findings, warnings)
 
     parts.append('<section id="figures"><h2>Figures</h2>')
     for path in figures:
@@ -159,6 +149,21 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
         parts.append(f'<p class="note" id="buffers">{esc(caveat)}</p>')
     parts.append("</section></body></html>")
     return "\n".join(parts)
+
+
+def _answers_section(findings: Findings, warnings: Sequence[str]) -> list[str]:
+    esc = html.escape
+    parts = ['<section id="answers"><h2>Answers</h2><dl>']
+    parts += [f"<dt>{esc(a.topic)}</dt><dd>{esc(a.text)}</dd>" for a in findings.answers]
+    parts.append("</dl>")
+    if warnings:
+        # The same list as answers.json's "warnings": every caveat, in one place.
+        parts.append('<h3 id="caveats">Caveats</h3><ul>')
+        parts += [f"<li>{esc(w)}</li>" for w in warnings]
+        parts.append("</ul>")
+    parts.append(f'<p class="note">The answers as data: {ANSWERS_FILE} beside this page (docs/answers.md).</p>')
+    parts.append("</section>")
+    return parts
 
 
 REPORT_RUN_COLUMNS: tuple[str, ...] = (
