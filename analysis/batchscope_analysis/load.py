@@ -328,13 +328,18 @@ def runs_table(runs: Iterable[Run], target: Optional[Target] = None) -> pd.DataF
     steps_to_target is measured against `target`, or each run's own stored
     target when None; target_metric/target_value say which was used, and
     steps/samples_to_target are NaN when it was not reached.
-    b_simple_median is the median of the finite /gns/b_simple values over the
-    second half of the rows written (steps > last step / 2): early training
-    has a much smaller noise scale, and the EMA needs time to settle.
+    b_simple_final/_median: each run's b_simple re-smoothed from its raw norms
+    over the study's window in samples (noise.study_window, docs/metrics.md),
+    the last finite value and the median over the second half of its samples
+    (early training has a much smaller noise scale, and the EMA needs time to
+    settle): the numbers the report's per-batch B_simple is the median of.
     """
+    from batchscope_analysis.noise import study_window  # noise builds on this module
+
     runs = list(runs)
     columns = runs_table_columns(study_score(runs))
-    return pd.DataFrame([_run_row(run, target) for run in runs], columns=list(columns))
+    window = study_window(runs)
+    return pd.DataFrame([_run_row(run, target, window) for run in runs], columns=list(columns))
 
 
 def train_table(runs: Iterable[Run]) -> pd.DataFrame:
@@ -392,7 +397,7 @@ def b_simple_stats(run: Run) -> tuple[float, float]:
     return final, median
 
 
-def _run_row(run: Run, target: Optional[Target]) -> dict[str, Any]:
+def _run_row(run: Run, target: Optional[Target], window: float) -> dict[str, Any]:
     nan = float("nan")
     train, evals = run.train, run.eval
     steps = int(train["step"].iloc[-1]) if len(train) else 0
@@ -405,7 +410,9 @@ def _run_row(run: Run, target: Optional[Target]) -> dict[str, Any]:
     final_train_loss = float(last["train_loss"]) if last is not None else nan
     used = target if target is not None else run.own_target
     hit = steps_to_target(run, used)
-    b_final, b_median = b_simple_stats(run)
+    from batchscope_analysis.noise import run_b_simple_stats
+
+    b_final, b_median = run_b_simple_stats(run, window) if len(run.gns) else (float("nan"), float("nan"))
     return {
         "run": run.name,
         "study": run.attrs.get("study", ""),

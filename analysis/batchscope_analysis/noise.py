@@ -369,13 +369,20 @@ def resmooth_samples(run: Run, window_samples: float) -> pd.DataFrame:
 def run_b_simple(run: Run, window_samples: float) -> float:
     """The run's B_simple: its b_simple re-smoothed over `window_samples`,
     median over the rows past half its samples (NaN when none is finite)."""
+    return run_b_simple_stats(run, window_samples)[1]
+
+
+def run_b_simple_stats(run: Run, window_samples: float) -> tuple[float, float]:
+    """(last finite, median past half the samples) of the run's b_simple
+    re-smoothed over `window_samples`; NaN where none is finite."""
     smooth = resmooth_samples(run, window_samples)
     values = smooth["b_simple"].to_numpy(dtype=float)
     samples = smooth["samples"].to_numpy(dtype=float)
-    if not len(samples):
-        return math.nan
-    late = np.isfinite(values) & (samples > samples[-1] / 2.0)
-    return float(np.median(values[late])) if late.any() else math.nan
+    finite = np.isfinite(values)
+    if not finite.any():
+        return math.nan, math.nan
+    late = finite & (samples > samples[-1] / 2.0)
+    return float(values[finite][-1]), float(np.median(values[late])) if late.any() else math.nan
 
 
 def _summary_runs(runs: Iterable[Run]) -> list[Run]:

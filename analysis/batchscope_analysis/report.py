@@ -133,7 +133,8 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     parts.append(
         f'<p class="note">Equal-epoch columns: each batch at the base lr with {best}, at '
         f"epoch {findings.equal.epoch:.3g}. Steps/samples to target: the fewest over lrs and seeds. "
-        "B_simple: median over runs of the median over the second half of training.</p>"
+        "B_simple: each run re-smoothed from its raw norms over one window in samples for the study, median "
+        "over the second half of its samples, then the median over the batch's runs.</p>"
     )
     parts.append("<h3>Steps to target, every run</h3>")
     if findings.target is not None:

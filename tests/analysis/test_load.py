@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from synthetic_runs import (
 )
 
 from batchscope_analysis.errors import RunFileError
+from batchscope_analysis.noise import DEFAULT_EMA_SAMPLES
 from batchscope_analysis.load import (
     RUNS_TABLE_COLUMNS,
     eval_table,
@@ -166,8 +168,11 @@ def test_runs_table_noise_columns(study_dir: Path, specs: dict[str, RunSpec]) ->
     for name, spec in specs.items():
         row = table.loc[name]
         assert row["microbatches"] == spec.microbatches
+        # Re-smoothed from the raw norms over the study's window in samples (one factor per
+        # run, exp(-B / window)), the reference transcription of docs/metrics.md.
         _local, micro, glob = raw_norms(spec)
-        _g2, _tr, b_simple = reference_estimates(spec.batch_micro, micro, glob, TRAIN_SIZE, EMA_BETA)
+        beta = math.exp(-sum(spec.batch_micro) / DEFAULT_EMA_SAMPLES)
+        _g2, _tr, b_simple = reference_estimates(spec.batch_micro, micro, glob, TRAIN_SIZE, beta)
         finite = np.flatnonzero(np.isfinite(b_simple))
         assert row["b_simple_final"] == pytest.approx(b_simple[finite[-1]])
         steps = np.arange(1, spec.steps + 1)
