@@ -27,7 +27,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLoc
 
 from batchscope_analysis.generalization import final_by_batch
 from batchscope_analysis.load import Run, runs_table
-from batchscope_analysis.noise import CI_PERCENTILES, N_BOOT, b_simple_summary, default_window, fit_noise
+from batchscope_analysis.noise import (
+    CI_PERCENTILES, N_BOOT, b_simple_summary, default_window, fit_noise, resmooth_samples, study_window,
+)
 from batchscope_analysis.scaling import fit_study
 from batchscope_analysis.score import study_score
 from batchscope_analysis.target import Target, study_target
@@ -172,7 +174,7 @@ def plot_final_vs_batch(runs: Iterable[Run], out: PathLike) -> list[Path]:
 
 
 def plot_b_simple_vs_samples(runs: Iterable[Run], out: PathLike, b_crit: Optional[float] = None) -> list[Path]:
-    """B_simple (/gns/b_simple, as the writer smoothed it) vs samples seen, log axes.
+    """B_simple (re-smoothed over the study's window in samples) vs samples seen, log axes.
 
     A dashed line marks B_crit from the steps-to-target fit when given, for
     comparison: McCandlish et al. find B_crit ~ B_noise during training.
@@ -180,8 +182,8 @@ def plot_b_simple_vs_samples(runs: Iterable[Run], out: PathLike, b_crit: Optiona
     runs = list(runs)
     path = Path(out) / B_SIMPLE_SAMPLES_FIGURE
     title = f"Gradient noise scale B_simple vs samples seen: {_study_names(runs)}"
-    series = [(run, run.train["samples"].to_numpy(dtype=float), run.gns["b_simple"].to_numpy(dtype=float))
-              for run in runs]
+    window = study_window(runs)
+    series = [(run, run.train["samples"].to_numpy(dtype=float), _b_simple(run, window)) for run in runs]
     if not any(_positive(y).any() for _run, _x, y in series):
         return [_no_data_figure(path, title, _NO_B_SIMPLE)]
     fig = _new_figure((10.0, 5.5))
@@ -196,9 +198,18 @@ def plot_b_simple_vs_samples(runs: Iterable[Run], out: PathLike, b_crit: Optiona
     ax.grid(True, which="both", alpha=0.3)
     _plain_log_labels(ax.yaxis)
     _legend(ax, handles, extra=b_crit is not None and math.isfinite(b_crit), loc="upper left")
-    ax.set_title("EMA-smoothed as written by the run; values <= 0 are not shown on log axes", fontsize="small")
+    ax.set_title(f"EMA over {fmt(window)} samples at every batch size, re-smoothed from the raw norms; "
+                 "values <= 0 are not shown on log axes", fontsize="small")
     fig.suptitle(title)
     return [_save(fig, path)]
+
+
+def _b_simple(run: Run, window: float) -> npt.NDArray[np.float64]:
+    """The run's b_simple re-smoothed over `window` samples, row for row (the answers' numbers)."""
+    if not len(run.gns):
+        return np.zeros(0)
+    values: npt.NDArray[np.float64] = resmooth_samples(run, window)["b_simple"].to_numpy(dtype=float)
+    return values
 
 
 def plot_b_simple_vs_loss(runs: Iterable[Run], out: PathLike) -> list[Path]:
@@ -211,8 +222,8 @@ def plot_b_simple_vs_loss(runs: Iterable[Run], out: PathLike) -> list[Path]:
     runs = list(runs)
     path = Path(out) / B_SIMPLE_LOSS_FIGURE
     title = f"Gradient noise scale B_simple vs training loss: {_study_names(runs)}"
-    series = [(run, _smooth(run.train["loss"].to_numpy(dtype=float)), run.gns["b_simple"].to_numpy(dtype=float))
-              for run in runs]
+    window = study_window(runs)
+    series = [(run, _smooth(run.train["loss"].to_numpy(dtype=float)), _b_simple(run, window)) for run in runs]
     if not any((_positive(y) & _positive(x)).any() for _run, x, y in series):
         return [_no_data_figure(path, title, _NO_B_SIMPLE)]
     fig = _new_figure((10.0, 5.5))
