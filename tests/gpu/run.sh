@@ -258,11 +258,12 @@ if want own-model-cuda; then
   fi
 fi
 
-# 6. the quickstart study on the GPU (its own config, trimmed to a quarter epoch)
+# 6. the quickstart study on the GPU (its own config, trimmed to a quarter epoch
+# and one base lr: the 3 runs measured on the H100)
 if want quickstart-cuda; then
   qs=$work/quickstart
   if tmp_mpirun 180 -np 4 "$bin" run configs/quickstart.yaml --set output="$qs" --set device=cuda \
-    --set "data.root=$carry/fashion-mnist" --set "budget={epochs: 0.25}" --set "eval.every_epochs=0.125" \
+    --set "data.root=$carry/fashion-mnist" --set "budget={epochs: 0.25}" --set "eval.every_epochs=0.125" --set "sweep.lr=[0.05]" \
     >"$work/quickstart.log" 2>&1 &&
     PYTHONPATH=$root/analysis tmo 120 $py -m batchscope_analysis summary "$qs" >"$work/quickstart-summary.log" 2>&1; then
     tail -8 "$work/quickstart-summary.log"

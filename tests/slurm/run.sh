@@ -202,7 +202,7 @@ small=(--set data.train_size=4096 --set data.test_size=1000 --set 'eval={every_s
        --set 'sweep={global_batch: [32], ranks: 2}' --set log.progress_seconds=2 --threads 1)
 
 # --- basic: the quickstart, shrunk -------------------------------------------------
-if jid=$(submit basic --time 00:10:00 -- --set 'budget={steps: 30}' --set data.train_size=4096 --set data.test_size=2000 \
+if jid=$(submit basic --time 00:10:00 -- --set 'budget={steps: 30}' --set 'sweep.lr=[0.05]' --set data.train_size=4096 --set data.test_size=2000 \
            --set eval.train_subset=500 --set output="$out/slurm-basic" --threads 1); then
   s=$(wait_job "$jid" 180)
   if [ "$s" = COMPLETED ] && check_runs "$out/slurm-basic" 3; then
