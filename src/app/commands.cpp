@@ -111,18 +111,20 @@ int cmd_run(int argc, char** argv, const std::string& file, const std::vector<st
   install_stop_handlers();
   MpiEnv env(&argc, &argv);
   install_stop_handlers();
+  RunOptions options = opt;
+  options.resume_hint = resume_command({argv[0], file, sets, opt.threads}, env.size());
   RunSetup s;
   // Everything before training fails alike on every rank: rank 0 reports,
   // all exit with the error's code cleanly, no MPI_Abort noise.
   try {
-    s = prepare_run(file, sets, opt, env);
+    s = prepare_run(file, sets, options, env);
   } catch (const std::exception& e) {
     if (env.rank() == 0) return report(e);
     return exit_code_for(e);
   }
   warn_if_slow_blas(env);
   try {
-    return run_study(s.st, s.layout, s.devices, s.actions, env, opt, std::move(s.data));
+    return run_study(s.st, s.layout, s.devices, s.actions, env, options, std::move(s.data));
   } catch (const std::exception& e) {
     // Past this point ranks may be inside collectives with peers that did not
     // fail: only MPI_Abort is sure to end the whole job.

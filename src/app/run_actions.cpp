@@ -66,26 +66,56 @@ Fingerprint settings_keys(const Study& st, const RunSpec& r) {
           {"gns.per_layer", std::to_string(st.gns.per_layer)}};
 }
 
-// One run's action; throws when its run file may not be touched. `files` is
-// the study's file_fingerprint, taken at the first checkpoint that needs it
-// and kept for the other runs (hashing a large data file once per study).
+// What to do about a run file --resume cannot continue from.
+std::string start_again(const RunSpec& r) {
+  return "Delete it to train run " + r.name +
+         " again from its first step, or pass --overwrite instead of --resume to start every run of the study again";
+}
+
+// Under --resume, a run file that cannot be read is refused and left as it
+// is: continuing, or starting its run again, would lose whatever it holds.
+void require_readable(const RunSpec& r, const std::string& path) {
+  const std::string damage = run_file_damage(path);
+  if (damage.empty()) return;
+  throw OutputError("--resume cannot use run file " + path + ": " + damage + "; it is left as it is. " +
+                    start_again(r));
+}
+
+// An unfinished run under --resume: it continues from its checkpoint when
+// that fits the study and the run file, else starts again. `files` is the
+// study's file_fingerprint, taken at the first checkpoint that needs it and
+// kept for the other runs (hashing a large data file once per study).
+RunAction unfinished_run(const Study& st, const RunSpec& r, const std::string& path,
+                         std::optional<Fingerprint>& files) {
+  const std::string ck = checkpoint_path(st.output, r.name);
+  if (!checkpoint_exists(ck)) {
+    std::cout << "run " << r.name << ": no checkpoint, starting it again" << std::endl;
+    return RunAction::Fresh;
+  }
+  const Checkpoint saved = read_checkpoint(ck);
+  if (!files) files = file_fingerprint(st);
+  require_same(ck, saved.fingerprint, fingerprint(st, r, *files));
+  // Checked here, not when the run starts: every rank still stops cleanly.
+  try {
+    require_rows(path, st.gns.per_layer, saved.state.step, saved.state.eval_rows);
+  } catch (const CheckpointError& e) {
+    throw CheckpointError(std::string(e.what()) + ". " + start_again(r));
+  }
+  return RunAction::Resume;
+}
+
+// One run's action; throws when its run file may not be touched.
 RunAction plan_run(const Study& st, const RunSpec& r, const RunOptions& opt, std::optional<Fingerprint>& files) {
-  const std::string path = run_path(st, r), ck = checkpoint_path(st.output, r.name);
+  const std::string path = run_path(st, r);
   if (!file_exists(path) || opt.overwrite) return RunAction::Fresh;
   if (!opt.resume)
     throw OutputError("run file " + path +
                       " already exists; pass --resume to continue the study, --overwrite to replace its run files, "
                       "or set another output (--set output=DIR)");
+  require_readable(r, path);
   const RunStatus status = read_run_status(path);
   if (status == RunStatus::Completed || status == RunStatus::Diverged) return RunAction::Done;
-  if (checkpoint_exists(ck)) {
-    const Checkpoint saved = read_checkpoint(ck);
-    if (!files) files = file_fingerprint(st);
-    require_same(ck, saved.fingerprint, fingerprint(st, r, *files));
-    return RunAction::Resume;
-  }
-  std::cout << "run " << r.name << ": no checkpoint, starting it again" << std::endl;
-  return RunAction::Fresh;
+  return unfinished_run(st, r, path, files);
 }
 
 // How rank 0's planning ended, as broadcast: the error's type, not its exit

@@ -1,7 +1,17 @@
 #include "app/study_runner.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <unistd.h>
 
 #include "app/console.h"
 #include "app/group_queue.h"
@@ -58,7 +68,66 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// One word for a POSIX shell: as it is when no character in it is special to
+// a shell, else in single quotes (a quote inside becomes '\'').
+std::string shell_word(const std::string& w) {
+  static const std::string plain = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./=:,+@%";
+  if (!w.empty() && w.find_first_not_of(plain) == std::string::npos) return w;
+  std::string out = "'";
+  for (char c : w) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The words of this process's parent's command line before `binary`, when
+// the parent is an MPI launcher (mpirun starts the ranks on its own node
+// itself), e.g. {"mpirun", "-np", "2", "--oversubscribe"}; else none.
+std::vector<std::string> parent_launcher(const std::string& binary) {
+  static const std::set<std::string> launchers = {"mpirun",  "mpiexec",        "orterun",
+                                                  "prterun", "mpirun.openmpi", "mpiexec.openmpi"};
+  std::ifstream in("/proc/" + std::to_string(getppid()) + "/cmdline", std::ios::binary);
+  std::vector<std::string> words;
+  for (std::string w; std::getline(in, w, '\0');) words.push_back(w);
+  if (words.empty() || launchers.count(std::filesystem::path(words[0]).filename().string()) == 0) return {};
+  const auto program = std::find(words.begin() + 1, words.end(), binary);
+  if (program == words.end()) return {};
+  return {words.begin(), program};
+}
+
+// The launcher words of resume_command (study_runner.h says which).
+std::vector<std::string> launcher(const std::string& binary, int world_size) {
+  std::vector<std::string> parent = parent_launcher(binary);
+  if (!parent.empty()) return parent;
+  const std::string n = std::to_string(world_size);
+  if (env_or_empty("SLURM_STEP_NUM_TASKS") == n) {
+    std::vector<std::string> srun = {"srun"};
+    const std::string mpi = env_or_empty("SLURM_MPI_TYPE");
+    if (!mpi.empty()) srun.push_back("--mpi=" + mpi);
+    srun.insert(srun.end(), {"-n", n});
+    return srun;
+  }
+  if (world_size > 1 || !env_or_empty("OMPI_COMM_WORLD_SIZE").empty()) return {"mpirun", "-np", n};
+  return {};
+}
+
 }  // namespace
+
+std::string resume_command(const RunCommand& c, int world_size) {
+  std::vector<std::string> words = launcher(c.binary, world_size);
+  words.insert(words.end(), {c.binary, "run", c.study});
+  for (const std::string& set : c.sets) words.insert(words.end(), {"--set", set});
+  if (c.threads != 0) words.insert(words.end(), {"--threads", std::to_string(c.threads)});
+  words.emplace_back("--resume");
+  std::error_code ec;
+  const std::filesystem::path here = std::filesystem::current_path(ec);
+  std::string out = ec ? "" : "cd " + shell_word(here.string()) + " && ";
+  for (size_t i = 0; i < words.size(); ++i) out += (i ? " " : "") + shell_word(words[i]);
+  return out;
+}
 
 int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, const std::vector<RunAction>& actions,
               const MpiEnv& env, const RunOptions& opt, DataSplits data) {
@@ -85,9 +154,10 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
   // answer; runs the queue withheld after a stop signal leave the study
   // unfinished too.
   const bool preempted = env.allreduce_max(stopped_early || queue.withheld() ? 1 : 0) != 0;
-  if (preempted && root)
-    std::cout << "preempted: checkpoints written; continue with: batchscope run " << st.file << " --resume"
-              << std::endl;
+  if (preempted && root) {
+    const std::string hint = opt.resume_hint.empty() ? "batchscope run " + st.file + " --resume" : opt.resume_hint;
+    std::cout << "preempted: checkpoints written; continue with: " << hint << std::endl;
+  }
   return preempted ? kExitPreempted : 0;
 }
 

@@ -4,7 +4,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
+#include <system_error>
 
 #include "util/errors.h"
 
@@ -176,6 +178,30 @@ void RunFile::set_status(RunStatus status, int64_t step) {
   write_single(dset(step_col), ColumnType::I64, step);
 }
 
+namespace {
+bool has_rows(const RunFileColumn& c) { return c.rows == ColumnRows::Step || c.rows == ColumnRows::Eval; }
+
+// Opens a step or eval column of an old run file and checks that it holds the
+// rows a checkpoint at train_rows steps and eval_rows evaluations needs.
+h5::Handle open_rows(hid_t old, const std::string& old_path, const RunFileColumn& c, int64_t train_rows,
+                     int64_t eval_rows) {
+  h5::Handle d = h5::open_dataset(old, c.path());
+  const int64_t want = c.rows == ColumnRows::Eval ? eval_rows : train_rows;
+  const int64_t have = h5::rows_of(d.id());
+  if (have < want)
+    throw CheckpointError(old_path + ": " + c.path() + " has " + std::to_string(have) +
+                          " rows, but the checkpoint is at " + std::to_string(want) +
+                          "; the run file lost rows it had flushed before the checkpoint");
+  return d;
+}
+}  // namespace
+
+void require_rows(const std::string& path, bool per_layer, int64_t train_rows, int64_t eval_rows) {
+  h5::Handle old = h5::open_file_read(path);
+  for (const RunFileColumn& c : run_file_columns())
+    if (has_rows(c) && column_present(c, per_layer)) open_rows(old.id(), path, c, train_rows, eval_rows);
+}
+
 // The old file's first train_rows rows of every step column and eval_rows of
 // every eval column; any rows past them were written after the checkpoint and
 // will be written again.
@@ -184,14 +210,9 @@ void RunFile::copy_rows(const std::string& old_path, int64_t train_rows, int64_t
   h5::Handle old = h5::open_file_read(old_path);
   for (size_t i = 0; i < cols.size(); ++i) {
     const RunFileColumn& c = cols[i];
-    if ((c.rows != ColumnRows::Step && c.rows != ColumnRows::Eval) || !dsets_[i].valid()) continue;
-    h5::Handle d = h5::open_dataset(old.id(), c.path());
+    if (!has_rows(c) || !dsets_[i].valid()) continue;
+    h5::Handle d = open_rows(old.id(), old_path, c, train_rows, eval_rows);
     const int64_t want = c.rows == ColumnRows::Eval ? eval_rows : train_rows;
-    const int64_t have = h5::rows_of(d.id());
-    if (have < want)
-      throw CheckpointError(old_path + ": " + c.path() + " has " + std::to_string(have) +
-                            " rows, but the checkpoint is at " + std::to_string(want) +
-                            "; the run file lost rows it had flushed before the checkpoint");
     const int64_t width = column_width(c, dims_);
     std::vector<unsigned char> buf(static_cast<size_t>(want * std::max<int64_t>(width, 1)) * type_size(c.type));
     h5::read_rows(d.id(), h5_type(c.type), want, width, buf.data());
@@ -204,10 +225,16 @@ std::unique_ptr<RunFile> RunFile::resume(const std::string& path, const RunFileH
                                          int64_t target_samples) {
   const std::string tmp = path + ".resume.tmp";
   std::unique_ptr<RunFile> rf(new RunFile(tmp, with_defaults(header), flush_seconds, 0));
-  rf->copy_rows(path, train_rows, eval_rows);
-  if (target_step >= 0) rf->set_target_reached(target_step, target_samples);
-  rf->set_status(RunStatus::Running, train_rows);
-  rf->flush();
+  try {
+    rf->copy_rows(path, train_rows, eval_rows);
+    if (target_step >= 0) rf->set_target_reached(target_step, target_samples);
+    rf->set_status(RunStatus::Running, train_rows);
+    rf->flush();
+  } catch (...) {
+    rf.reset();  // closes the half-made file; the old one is left as it was
+    std::remove(tmp.c_str());
+    throw;
+  }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     throw OutputError("cannot replace " + path + " with the resumed run file " + tmp + ": " + std::strerror(errno));
   rf->path_ = path;
@@ -274,23 +301,57 @@ RunStatus status_code(hid_t file) {
   h5::read_rows(d.id(), h5::Type::I32, 1, 0, &code);
   return static_cast<RunStatus>(code);
 }
+
+// What the runner reads of a finished run.
+RunFileSummary summary_of(hid_t f) {
+  RunFileSummary s;
+  s.status = status_code(f);
+  s.steps = first_int(f, "status", "step");
+  s.target_step = first_int(f, "target", "step");
+  s.val_acc = all_values(f, "eval", "val_acc");
+  s.final_train_acc = all_values(f, "eval", "train_acc").back();
+  s.wall_s = all_values(f, "train", "wall_s").back();
+  return s;
+}
+
+// Whether HDF5 opens the file, without its error stack on stderr: the caller
+// says what is wrong, naming the file.
+bool opens_quietly(const std::string& path) {
+  bool ok = true;
+  H5E_BEGIN_TRY {
+    try {
+      h5::open_file_read(path);
+    } catch (const LibraryError&) {
+      ok = false;
+    }
+  }
+  H5E_END_TRY;
+  return ok;
+}
 }  // namespace
 
 std::string hdf5_version() { return h5::library_version(); }
 
 RunStatus read_run_status(const std::string& path) { return reading(path, status_code); }
 
-RunFileSummary read_run_summary(const std::string& path) {
-  return reading(path, [](hid_t f) {
-    RunFileSummary s;
-    s.status = status_code(f);
-    s.steps = first_int(f, "status", "step");
-    s.target_step = first_int(f, "target", "step");
-    s.val_acc = all_values(f, "eval", "val_acc");
-    s.final_train_acc = all_values(f, "eval", "train_acc").back();
-    s.wall_s = all_values(f, "train", "wall_s").back();
-    return s;
-  });
+RunFileSummary read_run_summary(const std::string& path) { return reading(path, summary_of); }
+
+std::string run_file_damage(const std::string& path) {
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  if (ec) return "it cannot be read (" + ec.message() + ")";
+  if (bytes == 0) return "it is empty (0 bytes)";
+  const std::string size = std::to_string(bytes) + " bytes";
+  if (!h5::is_hdf5_file(path)) return "it is not an HDF5 file (" + size + " without HDF5's signature)";
+  if (!opens_quietly(path))
+    return "it is truncated or damaged: HDF5 finds its signature but cannot open it (" + size + ")";
+  try {
+    h5::Handle f = h5::open_file_read(path);
+    summary_of(f.id());
+  } catch (const LibraryError& e) {
+    return std::string("it is not a whole batchscope run file: ") + e.what();
+  }
+  return "";
 }
 
 }  // namespace bs

@@ -46,6 +46,15 @@ struct RunFileSummary {
 RunStatus read_run_status(const std::string& path);  // /status/code only
 RunFileSummary read_run_summary(const std::string& path);
 
+// Why --resume cannot use the run file at `path`, e.g. "it is not an HDF5
+// file"; empty when it opens and read_run_summary reads it. Only reads.
+std::string run_file_damage(const std::string& path);
+// Throws CheckpointError naming the file and a column when the run file holds
+// fewer rows than RunFile::resume copies for a checkpoint at train_rows steps
+// and eval_rows evaluations (per_layer: the study's gns.per_layer); throws
+// LibraryError when it cannot be read.
+void require_rows(const std::string& path, bool per_layer, int64_t train_rows, int64_t eval_rows);
+
 // The HDF5 library that writes run files, for their provenance (version_hdf5).
 std::string hdf5_version();
 
