@@ -426,6 +426,7 @@ YAML::Node load_tree(const std::string& text, const std::string& file, const std
   }
   if (root.IsNull() || !root.IsDefined()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError(file, "", "expected a mapping at the top level (study: ..., data: ..., ...)");
+  reject_duplicate_keys(root, file, "");
   for (const auto& o : overrides) {
     apply_override(root, o, file);
     overridden.insert(o.substr(0, o.find('=')));

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 
 #include "util/errors.h"
 
@@ -32,6 +34,40 @@ std::string scalar_text(const YAML::Node& n) {
   return "nothing";
 }
 
+// Where a key was given twice: two lines, or two columns of one line (a
+// --set value, or a flow mapping written on one line).
+std::string both_places(const YAML::Mark& a, const YAML::Mark& b) {
+  if (a.line != b.line) return "lines " + std::to_string(a.line + 1) + " and " + std::to_string(b.line + 1);
+  return "line " + std::to_string(a.line + 1) + ", columns " + std::to_string(a.column + 1) + " and " +
+         std::to_string(b.column + 1);
+}
+
+// Depth first; `seen` holds the text positions of the collections already
+// walked, so one reached again through an alias is walked once.
+void check_unique_keys(const YAML::Node& node, const std::string& path, const std::string& file, std::set<int>& seen) {
+  if (!node.IsMap() && !node.IsSequence()) return;
+  const int pos = node.Mark().pos;
+  if (pos >= 0 && !seen.insert(pos).second) return;
+  if (node.IsSequence()) {
+    size_t i = 0;
+    for (const auto& item : node) check_unique_keys(item, path + "[" + std::to_string(i++) + "]", file, seen);
+    return;
+  }
+  std::map<std::string, YAML::Mark> first;  // key -> where it was first given
+  for (const auto& kv : node) {
+    const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : YAML::Dump(kv.first);
+    std::string dotted = path;
+    if (!dotted.empty()) dotted += '.';
+    dotted += k;
+    const auto [at, fresh] = first.emplace(k, kv.first.Mark());
+    if (!fresh)
+      throw ConfigError(file, dotted,
+                        "given twice, at " + both_places(at->second, kv.first.Mark()) +
+                            "; a mapping takes each key once: remove one of them");
+    check_unique_keys(kv.second, dotted, file, seen);
+  }
+}
+
 // One --set, split up: `where` names the file and the assignment as typed,
 // `path` the dotted key, `parts` its components.
 struct Assignment {
@@ -55,6 +91,7 @@ Assignment parse_assignment(const std::string& assignment, const std::string& fi
   } catch (const YAML::Exception& e) {
     throw ConfigError(a.where, a.path, "value is not valid YAML: " + std::string(e.what()));
   }
+  reject_duplicate_keys(a.value, a.where, a.path);
   return a;
 }
 
@@ -98,6 +135,11 @@ YAML::Node parent_of(YAML::Node& root, const Assignment& a) {
 }
 
 }  // namespace
+
+void reject_duplicate_keys(const YAML::Node& node, const std::string& file, const std::string& prefix) {
+  std::set<int> seen;
+  check_unique_keys(node, prefix, file, seen);
+}
 
 void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
   const Assignment a = parse_assignment(assignment, file);

@@ -15,6 +15,13 @@ namespace bs {
 // Applies "a.b.c=value" (value parsed as YAML; "null" removes the key).
 void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
 
+// Throws ConfigError when a mapping anywhere under `node` gives the same key
+// twice: yaml-cpp keeps both and every lookup reads the first, so the other
+// would be ignored without a word. `prefix` is the dotted key of `node` ("" for
+// a whole study file); the error names the file, the dotted key and both
+// places. Call it on a freshly parsed document, whose nodes carry their marks.
+void reject_duplicate_keys(const YAML::Node& node, const std::string& file, const std::string& prefix);
+
 class Section {
  public:
   // overridden: dotted keys set by --set, so messages say "from --set" rather

@@ -14,6 +14,13 @@ expect 2 "needs at least 8 ranks.*mpirun -np 8" -- "$bin" plan "$study" --ranks 
 expect 2 "needs at least 8 ranks.*mpirun -np 8" -- mpirun -np 2 --oversubscribe "$bin" run "$study" --set sweep.ranks=8 --set sweep.split=equal
 expect 2 "key 'data.root'" -- mpirun -np 2 --oversubscribe "$bin" run "$study" --set data.root=/nonexistent
 expect 2 "exceeds the training set" -- "$bin" check "$study" --set data.train_size=100
+# A key given twice is refused (yaml-cpp would read the first), naming both places.
+n=$(wc -l <"$study")
+{ cat "$study"; printf 'checkpoint:\n  every_steps: 5\n  every_steps: 6\n'; } >"$out/dup.yaml"
+expect 2 "dup.yaml: key 'checkpoint.every_steps': given twice, at lines $((n + 2)) and $((n + 3))" -- \
+  "$bin" check "$out/dup.yaml"
+expect 2 "(--set optimizer={lr: 1, lr: 2}): key 'optimizer.lr': given twice, at line 1, columns 2 and 9" -- \
+  mpirun -np 2 --oversubscribe "$bin" run "$study" --set 'optimizer={lr: 1, lr: 2}'
 expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}"
 expect 5 "already exists.*--overwrite" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}"
 expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}" --overwrite

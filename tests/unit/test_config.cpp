@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config/study.h"
+#include "config/yaml_tree.h"
 #include "helpers.h"
 #include "util/errors.h"
 
@@ -893,6 +894,23 @@ std::vector<BadCase> bad_cases() {
        {},
        "runs[0].rank",
        {"valid keys under 'runs[0]': name, batch, lr, seed, ranks"}},
+      // yaml-cpp keeps both entries of a key given twice and reads the first.
+      {"duplicate_nested_key",
+       kOk + "optimizer:\n  lr: 0.05\n  lr: 0.5\n",
+       {},
+       "optimizer.lr",
+       {"given twice, at lines 5 and 6", "takes each key once"}},
+      {"duplicate_top_level_key", kOk + "seed: 1\nseed: 2\n", {}, "seed", {"given twice, at lines 4 and 5"}},
+      {"duplicate_key_in_run",
+       "study: s\n" + kOkBudget + "runs:\n  - {batch: [8], lr: 0.1, lr: 0.2}\n",
+       {},
+       "runs[0].lr",
+       {"given twice, at line 4, columns 18 and 27"}},
+      {"duplicate_key_in_set",
+       kOk,
+       {"optimizer={lr: 1, lr: 2}"},
+       "optimizer.lr",
+       {"(--set optimizer={lr: 1, lr: 2})", "given twice, at line 1, columns 2 and 9"}},
   };
 }
 
@@ -933,6 +951,23 @@ TEST(BadInput, ReasonIsTheMessageWithoutFileAndKey) {
     EXPECT_EQ(e.reason(), "must be > 0 (line 4)");
     EXPECT_EQ(std::string(e.what()), std::string(kLabel) + ": key 'optimizer.lr': " + e.reason());
   }
+}
+
+// A mapping reached twice through an alias is one mapping, not a duplicate;
+// a key given twice inside it is still one error.
+TEST(DuplicateKeys, AliasedMappingIsCheckedOnce) {
+  EXPECT_NO_THROW(reject_duplicate_keys(YAML::Load("x: &A {a: 1, b: 2}\ny: *A\nz: [*A, *A]\n"), kLabel, ""));
+  try {
+    reject_duplicate_keys(YAML::Load("x: &A {a: 1, a: 2}\ny: *A\n"), kLabel, "top");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "top.x.a");
+  }
+}
+
+// The file's study is refused whichever of the two values it would have used.
+TEST(DuplicateKeys, SameValueTwiceIsStillAnError) {
+  EXPECT_THROW(parse_study(kOk + "optimizer: {lr: 0.1, lr: 0.1}\n", kLabel), ConfigError);
 }
 
 // Without a metric, target.value and target.stop are not read (nor checked).
