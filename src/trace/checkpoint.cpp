@@ -1,5 +1,6 @@
 #include "trace/checkpoint.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -90,15 +91,24 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// A checkpoint that cannot be written is a problem of the output folder (exit
+// 5), not a refused checkpoint (exit 6): the message says which.
+[[noreturn]] void unwritable(const std::string& what) {
+  throw OutputError(what + ": " + std::strerror(errno) +
+                    " (checkpoints go under the study's 'output' folder: it must be writable, with space left)");
+}
+
 void write_file_synced(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw CheckpointError("cannot write checkpoint " + path + ": " + std::strerror(errno));
+  if (fd < 0) unwritable("cannot write checkpoint " + path);
   size_t off = 0;
   while (off < data.size()) {
     ssize_t w = ::write(fd, data.data() + off, data.size() - off);
     if (w < 0) {
+      const int err = errno;
       ::close(fd);
-      throw CheckpointError("cannot write checkpoint " + path + ": " + std::strerror(errno));
+      errno = err;
+      unwritable("cannot write checkpoint " + path);
     }
     off += static_cast<size_t>(w);
   }
@@ -108,8 +118,7 @@ void write_file_synced(const std::string& path, const std::string& data) {
 }
 
 void rename_or_throw(const std::string& from, const std::string& to) {
-  if (std::rename(from.c_str(), to.c_str()) != 0)
-    throw CheckpointError("cannot rename " + from + " to " + to + ": " + std::strerror(errno));
+  if (std::rename(from.c_str(), to.c_str()) != 0) unwritable("cannot rename checkpoint " + from + " to " + to);
 }
 
 std::string read_all(const std::string& path) {

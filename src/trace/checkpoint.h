@@ -8,7 +8,7 @@
 #include <string>
 
 #include "train/train_state.h"
-#include "util/errors.h"  // CheckpointError
+#include "util/errors.h"  // CheckpointError, OutputError
 
 namespace bs {
 
@@ -21,6 +21,7 @@ struct Checkpoint {
 };
 
 std::string checkpoint_path(const std::string& output, const std::string& run);
+// Throws OutputError naming the file when it cannot be written or renamed.
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Throws CheckpointError naming the file and what is wrong.
 Checkpoint read_checkpoint(const std::string& path);

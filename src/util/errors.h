@@ -37,7 +37,9 @@ class LibraryError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Output folder problems: run file exists, cannot write (exit code 5).
+// Output folder problems: a run file exists, or the folder or a checkpoint in
+// it cannot be written (exit code 5). A checkpoint that cannot be written is
+// this, not a CheckpointError: nothing was refused.
 class OutputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };

@@ -263,6 +263,34 @@ TEST(Checkpoint, FileKeyAbsentFromTheCheckpointIsListed) {
   }
 }
 
+// A checkpoint that cannot be written is an output problem (exit 5), not a
+// refused checkpoint (exit 6); the message names the file.
+void expect_unwritable(const std::string& p, const std::string& words) {
+  try {
+    write_checkpoint(p, sample());
+    FAIL() << "wrote a checkpoint that cannot be written, expected: " << words;
+  } catch (const OutputError& e) {
+    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'output' folder"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(checkpoint_exists(p)) << "no completion marker for a checkpoint never written";
+}
+
+TEST(Checkpoint, MissingFolderIsAnOutputError) {
+  TempDir d;
+  const std::string p = d.file("gone/r.ckpt");
+  expect_unwritable(p, "cannot write checkpoint " + p + ".tmp");
+}
+
+// A folder where the checkpoint should go: its temporary file is written, the
+// rename onto the folder fails (even for root).
+TEST(Checkpoint, FailedRenameIsAnOutputError) {
+  TempDir d;
+  const std::string p = d.file("r.ckpt");
+  std::filesystem::create_directories(p + "/in_the_way");
+  expect_unwritable(p, "cannot rename checkpoint " + p + ".tmp to " + p);
+}
+
 TEST(Checkpoint, RewritingReplacesTheOldOne) {
   TempDir d;
   const std::string p = d.file("r.ckpt");
