@@ -1,6 +1,8 @@
 #include "app/run_actions.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -30,6 +32,25 @@ void make_dirs(const std::string& folder) {
     if (ec && ec != std::errc::file_exists)
       throw OutputError("cannot create folder " + cur.string() + " (study key 'output')");
   }
+}
+
+// Writes `text` to `path`, or throws OutputError naming it: a folder that
+// exists but takes no file (read-only, no permission, full) is found before
+// any training, not when the first run file or checkpoint is created.
+void write_or_throw(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out)
+    throw OutputError("cannot write " + path + ": " + std::strerror(errno) +
+                      " (study key 'output': the folder must be writable)");
+}
+
+// The probe file is removed again: the folder is left as it was.
+void require_writable(const std::string& folder) {
+  const std::string probe = folder + "/.batchscope-write-test";
+  write_or_throw(probe, "");
+  std::remove(probe.c_str());
 }
 
 bool file_exists(const std::string& path) {
@@ -148,10 +169,12 @@ std::vector<RunAction> plan_run_actions(const Study& st, const RunOptions& opt) 
   try {
     make_dirs(st.output + "/runs");
     make_dirs(st.output + "/checkpoints");
+    require_writable(st.output + "/runs");
+    require_writable(st.output + "/checkpoints");
     std::vector<RunAction> actions;
     std::optional<Fingerprint> files;
     for (const RunSpec& r : st.runs) actions.push_back(plan_run(st, r, opt, files));
-    std::ofstream(st.output + "/study.yaml") << st.resolved_yaml << "\n";
+    write_or_throw(st.output + "/study.yaml", st.resolved_yaml + "\n");
     return actions;
   } catch (const CheckpointError&) {
     throw;

@@ -97,7 +97,7 @@ Handle create_file(const std::string& path) {
   Handle fapl(BS_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
   BS_H5_CHECK(H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
-  if (f < 0) throw LibraryError("HDF5 cannot create run file " + path + " (is the folder writable?)");
+  if (f < 0) throw OutputError("HDF5 cannot create run file " + path + " (is the folder writable?)");
   return Handle(f, H5Fclose);
 }
 

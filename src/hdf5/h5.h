@@ -1,6 +1,7 @@
 #pragma once
 // Thin RAII over the HDF5 C API (in the spirit of HighFive): each handle closes
-// itself, every C call is checked once in h5.cpp, failures become LibraryError.
+// itself, every C call is checked once in h5.cpp, failures become LibraryError
+// (but a run file that cannot be created is an OutputError: its folder).
 #include <cstdint>
 #include <string>
 #include <vector>

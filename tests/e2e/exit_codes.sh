@@ -24,6 +24,22 @@ mkdir -p "$out/dir/runs" "$out/dir/checkpoints/r.ckpt/in_the_way"
 expect 5 "cannot rename checkpoint $out/dir/checkpoints/r.ckpt.tmp to $out/dir/checkpoints/r.ckpt: Is a directory" \
   -- "${run[@]}" --set output="$out/dir" --set checkpoint.every_steps=1
 
+# An output folder that exists but takes no file: refused before training on
+# every rank. As root (CI), a read-only bind mount in a private mount
+# namespace; as anyone else, a folder without write permission.
+mkdir -p "$out/ro/runs" "$out/ro/checkpoints"
+if [ "$(id -u)" -eq 0 ]; then
+  ro=(unshare -m --propagation private sh -c 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+      "$out/ro")
+else
+  chmod a-w "$out/ro" "$out/ro/runs" "$out/ro/checkpoints"
+  ro=()
+fi
+expect 5 "cannot write $out/ro/runs/.batchscope-write-test.*'output'" \
+  -- "${ro[@]}" mpirun -np 2 --oversubscribe "$bin" run "$out/s.yaml" --threads 1 --set output="$out/ro" \
+  --set 'runs=[{name: r, batch: [8, 8]}]'
+[ "$(id -u)" -eq 0 ] || chmod u+w "$out/ro" "$out/ro/runs" "$out/ro/checkpoints"
+
 # A stopped run: it holds at step 60 until SIGUSR1, and checkpoints.
 BATCHSCOPE_HOLD_AT_STEP=60 "${run[@]}" --set output="$out/stopped" >"$out/stop.log" 2>&1 &
 job=$!

@@ -424,13 +424,14 @@ TEST(RunFile, ConcurrentSwmrReaderSeesFlushedRows) {
   EXPECT_NE(run_reader_process(path, 6), 0);
 }
 
-TEST(RunFile, UnwritableFolderIsALibraryError) {
+// The output folder's fault, not the library's: exit 5 (README's exit codes).
+TEST(RunFile, UnwritableFolderIsAnOutputError) {
   // Silence HDF5's own error stack for this expected failure.
   H5E_auto2_t func = nullptr;
   void* data = nullptr;
   H5Eget_auto2(H5E_DEFAULT, &func, &data);
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  EXPECT_THROW(RunFile("/nonexistent-batchscope-dir/sub/run.h5", header(), 1.0), LibraryError);
+  EXPECT_THROW(RunFile("/nonexistent-batchscope-dir/sub/run.h5", header(), 1.0), OutputError);
   H5Eset_auto2(H5E_DEFAULT, func, data);
 }
 
