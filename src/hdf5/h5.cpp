@@ -1,6 +1,7 @@
 #include "hdf5/h5.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 #include "util/check.h"
@@ -76,7 +77,91 @@ herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t* info, vo
   return 0;
 }
 
+// A write the file system refused: HDF5 reports it as an I/O error (H5E_IO:
+// a write, seek or extend that failed) at each level of the stack the failed
+// call left; the file driver's own entry, the innermost, ends its description
+// in the C library's "error message = '...'" (sec2: "No space left on
+// device"), which is the reason given when there is one.
+// With opening set, the driver's failure to create or open the file counts
+// too (its "error message" is then the reason: "Permission denied", ...).
+struct IoRefusal {
+  bool opening = false;
+  bool found = false;
+  bool has_errno = false;
+  std::string reason;
+};
+
+herr_t find_io_refusal(unsigned, const H5E_error2_t* e, void* out) noexcept {
+  auto* r = static_cast<IoRefusal*>(out);
+  if (r->has_errno) return 0;
+  const bool io = e->maj_num == H5E_IO && (e->min_num == H5E_WRITEERROR || e->min_num == H5E_SEEKERROR ||
+                                           e->min_num == H5E_TRUNCATED || e->min_num == H5E_CLOSEERROR);
+  const bool open = r->opening && e->maj_num == H5E_FILE && e->min_num == H5E_CANTOPENFILE;
+  if (!io && !open) return 0;
+  try {
+    const std::string desc = e->desc ? e->desc : "";
+    const std::string key = "error message = '";
+    const size_t at = desc.find(key);
+    const size_t end = at == std::string::npos ? at : desc.find('\'', at + key.size());
+    if (end != std::string::npos) {
+      r->reason = desc.substr(at + key.size(), end - at - key.size());
+      r->has_errno = true;
+      r->found = true;
+    } else if (io && !r->found) {
+      r->reason = "HDF5: " + (desc.empty() ? std::string("a write failed") : desc);
+      r->found = true;
+    }
+  } catch (...) {
+    return -1;
+  }
+  return 0;
+}
+
+// The name of the file holding obj, as it was opened (HDF5 keeps the path).
+std::string file_name(hid_t obj) {
+  ssize_t n = -1;
+  H5E_BEGIN_TRY { n = H5Fget_name(obj, nullptr, 0); }
+  H5E_END_TRY;
+  if (n <= 0) return "an HDF5 output file";
+  std::string name(static_cast<size_t>(n) + 1, '\0');
+  H5E_BEGIN_TRY { n = H5Fget_name(obj, &name[0], name.size()); }
+  H5E_END_TRY;
+  if (n <= 0) return "an HDF5 output file";
+  name.resize(static_cast<size_t>(n));
+  return name;
+}
+
+// After a call that writes (or may flush) failed, with HDF5's own printing
+// off: a write the file system refused (a full disk, a quota, an I/O error)
+// is an output problem, OutputError naming the file (exit 5); anything else
+// is HDF5's error stack on stderr, as HDF5 would have printed it, and a
+// LibraryError (exit 4). Walks the stack before any other API call clears it.
+[[noreturn]] void write_failed(hid_t obj, const char* call, int line) {
+  IoRefusal r;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_io_refusal, &r);
+  if (!r.found) {
+    H5Eprint2(H5E_DEFAULT, stderr);
+    detail::throw_library_error("HDF5", call, "", __FILE__, line);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  throw OutputError("cannot write " + file_name(obj) + ": " + r.reason +
+                    " (run files go under the study's 'output' folder: it must be writable, with space left)");
+}
+
+template <class F>
+auto checked_write(hid_t obj, F&& call, const char* text, int line) {
+  decltype(call()) rc = -1;
+  H5E_BEGIN_TRY { rc = call(); }
+  H5E_END_TRY;
+  if (rc < 0) write_failed(obj, text, line);
+  return rc;
+}
+
 }  // namespace
+
+// An HDF5 call that writes to the file holding obj (directly, or by flushing
+// its caches): its failure is classified by write_failed.
+#define BS_H5_WRITE(obj, call) checked_write((obj), [&]() { return (call); }, #call, __LINE__)
 
 Handle& Handle::operator=(Handle&& o) noexcept {
   if (this != &o) {
@@ -88,21 +173,47 @@ Handle& Handle::operator=(Handle&& o) noexcept {
   return *this;
 }
 
+// Closing writes what HDF5 still caches for the object. After a write the
+// file system refused (already thrown as an OutputError), each close fails the
+// same way: quietly, since the error was reported once. Any other failure to
+// close prints HDF5's error stack, as HDF5 would.
 void Handle::reset() {
-  if (id_ >= 0 && closer_) closer_(id_);
+  if (id_ >= 0 && closer_) {
+    herr_t rc = 0;
+    H5E_BEGIN_TRY { rc = closer_(id_); }
+    H5E_END_TRY;
+    if (rc < 0) {
+      IoRefusal r;
+      H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_io_refusal, &r);
+      if (!r.found) H5Eprint2(H5E_DEFAULT, stderr);
+      H5Eclear2(H5E_DEFAULT);
+    }
+  }
   id_ = -1;
 }
 
 Handle create_file(const std::string& path) {
   Handle fapl(BS_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
   BS_H5_CHECK(H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
-  if (f < 0) throw OutputError("HDF5 cannot create run file " + path + " (is the folder writable?)");
+  hid_t f = -1;
+  H5E_BEGIN_TRY { f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()); }
+  H5E_END_TRY;
+  if (f < 0) {
+    // Why, as the C library said: a full disk takes the file's name but not
+    // its first bytes; a folder may refuse the name.
+    IoRefusal r;
+    r.opening = true;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_io_refusal, &r);
+    H5Eclear2(H5E_DEFAULT);
+    throw OutputError("HDF5 cannot create run file " + path +
+                      (r.found ? ": " + r.reason + " (the folder must be writable, with space left)"
+                               : std::string(" (is the folder writable?)")));
+  }
   return Handle(f, H5Fclose);
 }
 
 Handle create_group(hid_t parent, const std::string& name) {
-  return Handle(BS_H5_CHECK(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
+  return Handle(BS_H5_WRITE(parent, H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
 }
 
 Handle create_extendable(hid_t parent, const std::string& name, Type type, int64_t cols, int64_t chunk_rows) {
@@ -113,9 +224,9 @@ Handle create_extendable(hid_t parent, const std::string& name, Type type, int64
   Handle space(BS_H5_CHECK(H5Screate_simple(rank, dims, maxdims)), H5Sclose);
   Handle dcpl(BS_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
   BS_H5_CHECK(H5Pset_chunk(dcpl.id(), rank, chunk));
-  return Handle(
-      BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), file_type(type), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT)),
-      H5Dclose);
+  return Handle(BS_H5_WRITE(parent, H5Dcreate2(parent, name.c_str(), file_type(type), space.id(), H5P_DEFAULT,
+                                               dcpl.id(), H5P_DEFAULT)),
+                H5Dclose);
 }
 
 void append(hid_t dset, Type type, const void* data, int64_t rows, int64_t cols) {
@@ -125,13 +236,13 @@ void append(hid_t dset, Type type, const void* data, int64_t rows, int64_t cols)
   hsize_t dims[2] = {0, 0};
   BS_H5_CHECK(H5Sget_simple_extent_dims(fspace.id(), dims, nullptr));
   hsize_t newdims[2] = {dims[0] + static_cast<hsize_t>(rows), dims[1]};
-  BS_H5_CHECK(H5Dset_extent(dset, newdims));
+  BS_H5_WRITE(dset, H5Dset_extent(dset, newdims));
   Handle space(BS_H5_CHECK(H5Dget_space(dset)), H5Sclose);
   hsize_t start[2] = {dims[0], 0};
   hsize_t count[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)};
   BS_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start, nullptr, count, nullptr));
   Handle mspace(BS_H5_CHECK(H5Screate_simple(rank, count, nullptr)), H5Sclose);
-  BS_H5_CHECK(H5Dwrite(dset, mem_type(type), mspace.id(), space.id(), H5P_DEFAULT, data));
+  BS_H5_WRITE(dset, H5Dwrite(dset, mem_type(type), mspace.id(), space.id(), H5P_DEFAULT, data));
 }
 
 void write_first(hid_t dset, Type type, const void* value) {
@@ -145,54 +256,56 @@ void write_first(hid_t dset, Type type, const void* value) {
   hsize_t start[1] = {0}, count[1] = {1};
   BS_H5_CHECK(H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start, nullptr, count, nullptr));
   Handle mspace(BS_H5_CHECK(H5Screate_simple(1, count, nullptr)), H5Sclose);
-  BS_H5_CHECK(H5Dwrite(dset, mem_type(type), mspace.id(), fspace.id(), H5P_DEFAULT, value));
+  BS_H5_WRITE(dset, H5Dwrite(dset, mem_type(type), mspace.id(), fspace.id(), H5P_DEFAULT, value));
 }
 
 void write_attr(hid_t obj, const std::string& name, const std::string& value) {
   Handle t = vlen_string_type();
   Handle s = scalar_space();
-  Handle a(BS_H5_CHECK(H5Acreate2(obj, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  Handle a(BS_H5_WRITE(obj, H5Acreate2(obj, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
   const char* p = value.c_str();
-  BS_H5_CHECK(H5Awrite(a.id(), t.id(), &p));
+  BS_H5_WRITE(obj, H5Awrite(a.id(), t.id(), &p));
 }
 
 void write_attr(hid_t obj, const std::string& name, int64_t value) {
   Handle s = scalar_space();
-  Handle a(BS_H5_CHECK(H5Acreate2(obj, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
-  BS_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_INT64, &value));
+  Handle a(BS_H5_WRITE(obj, H5Acreate2(obj, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  BS_H5_WRITE(obj, H5Awrite(a.id(), H5T_NATIVE_INT64, &value));
 }
 
 void write_attr(hid_t obj, const std::string& name, double value) {
   Handle s = scalar_space();
-  Handle a(BS_H5_CHECK(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
-  BS_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_DOUBLE, &value));
+  Handle a(BS_H5_WRITE(obj, H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+  BS_H5_WRITE(obj, H5Awrite(a.id(), H5T_NATIVE_DOUBLE, &value));
 }
 
 void write_dataset(hid_t parent, const std::string& name, const std::vector<int32_t>& values) {
   hsize_t n = values.size();
   Handle s(BS_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
-  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I32LE, s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+  Handle d(BS_H5_WRITE(parent,
+                       H5Dcreate2(parent, name.c_str(), H5T_STD_I32LE, s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
            H5Dclose);
-  BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+  BS_H5_WRITE(parent, H5Dwrite(d.id(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
 }
 
 void write_dataset(hid_t parent, const std::string& name, const std::vector<std::string>& values) {
   hsize_t n = values.size();
   Handle t = vlen_string_type();
   Handle s(BS_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
-  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+  Handle d(BS_H5_WRITE(parent, H5Dcreate2(parent, name.c_str(), t.id(), s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
            H5Dclose);
   std::vector<const char*> ptrs;
   ptrs.reserve(values.size());
   for (const auto& v : values) ptrs.push_back(v.c_str());
-  BS_H5_CHECK(H5Dwrite(d.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()));
+  BS_H5_WRITE(parent, H5Dwrite(d.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()));
 }
 
 void write_scalar(hid_t parent, const std::string& name, int64_t value) {
   Handle s = scalar_space();
-  Handle d(BS_H5_CHECK(H5Dcreate2(parent, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+  Handle d(BS_H5_WRITE(parent,
+                       H5Dcreate2(parent, name.c_str(), H5T_STD_I64LE, s.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
            H5Dclose);
-  BS_H5_CHECK(H5Dwrite(d.id(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
+  BS_H5_WRITE(parent, H5Dwrite(d.id(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
 }
 
 Handle open_file_read(const std::string& path) {
@@ -371,9 +484,9 @@ void read_leading_rows(hid_t dset, Native mem, int64_t rows, void* out) {
   BS_H5_CHECK(H5Dread(dset, native_type(mem), mspace.id(), space.id(), H5P_DEFAULT, out));
 }
 
-void start_swmr(hid_t file) { BS_H5_CHECK(H5Fstart_swmr_write(file)); }
+void start_swmr(hid_t file) { BS_H5_WRITE(file, H5Fstart_swmr_write(file)); }
 
-void flush(hid_t file) { BS_H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL)); }
+void flush(hid_t file) { BS_H5_WRITE(file, H5Fflush(file, H5F_SCOPE_GLOBAL)); }
 
 std::string library_version() {
   unsigned maj = 0, min = 0, rel = 0;

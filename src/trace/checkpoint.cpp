@@ -98,23 +98,27 @@ class Reader {
                     " (checkpoints go under the study's 'output' folder: it must be writable, with space left)");
 }
 
+// A full disk shows in write(), or (on file systems that allocate late: NFS,
+// XFS, btrfs) only in fsync() or close(): all three are checked.
 void write_file_synced(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) unwritable("cannot write checkpoint " + path);
+  const auto fail = [&] {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    unwritable("cannot write checkpoint " + path);
+  };
   size_t off = 0;
   while (off < data.size()) {
     ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0) {
-      const int err = errno;
-      ::close(fd);
-      errno = err;
-      unwritable("cannot write checkpoint " + path);
-    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) fail();
     off += static_cast<size_t>(w);
   }
   // The rename below must never expose a file whose bytes are not on disk.
-  ::fsync(fd);
-  ::close(fd);
+  if (::fsync(fd) != 0) fail();
+  if (::close(fd) != 0) unwritable("cannot write checkpoint " + path);
 }
 
 void rename_or_throw(const std::string& from, const std::string& to) {
@@ -184,13 +188,25 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
   file.append(reinterpret_cast<const char*>(&crc), sizeof crc);
   file += payload;
 
-  // Marker first removed, so a crash between the two renames leaves no marker
-  // (the checkpoint counts as absent) rather than a marker for the old step.
-  std::remove((path + ".done").c_str());
-  write_file_synced(path + ".tmp", file);
-  rename_or_throw(path + ".tmp", path);
-  write_file_synced(path + ".done.tmp", std::to_string(s.step) + "\n");
-  rename_or_throw(path + ".done.tmp", path + ".done");
+  // Both new files are written in full before the previous checkpoint is
+  // touched: a write that fails (a full disk) leaves the previous checkpoint
+  // and its marker as they were, and its temporary files are removed, so they
+  // hold no space the next try needs. Renames take no space.
+  const std::string tmp = path + ".tmp", done_tmp = path + ".done.tmp";
+  try {
+    write_file_synced(tmp, file);
+    write_file_synced(done_tmp, std::to_string(s.step) + "\n");
+    // Marker first removed, so a crash between the two renames leaves no
+    // marker (the checkpoint counts as absent) rather than a marker for the
+    // old step.
+    std::remove((path + ".done").c_str());
+    rename_or_throw(tmp, path);
+    rename_or_throw(done_tmp, path + ".done");
+  } catch (...) {
+    std::remove(tmp.c_str());
+    std::remove(done_tmp.c_str());
+    throw;
+  }
 }
 
 Checkpoint read_checkpoint(const std::string& path) {

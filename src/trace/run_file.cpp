@@ -224,14 +224,18 @@ std::unique_ptr<RunFile> RunFile::resume(const std::string& path, const RunFileH
                                          int64_t train_rows, int64_t eval_rows, int64_t target_step,
                                          int64_t target_samples) {
   const std::string tmp = path + ".resume.tmp";
-  std::unique_ptr<RunFile> rf(new RunFile(tmp, with_defaults(header), flush_seconds, 0));
+  std::unique_ptr<RunFile> rf;
   try {
+    rf.reset(new RunFile(tmp, with_defaults(header), flush_seconds, 0));
     rf->copy_rows(path, train_rows, eval_rows);
     if (target_step >= 0) rf->set_target_reached(target_step, target_samples);
     rf->set_status(RunStatus::Running, train_rows);
     rf->flush();
   } catch (...) {
-    rf.reset();  // closes the half-made file; the old one is left as it was
+    // Closes the half-made file (or none, if HDF5 could not create it: a full
+    // disk may still take its name) and removes it, so it holds no space; the
+    // old one is left as it was.
+    rf.reset();
     std::remove(tmp.c_str());
     throw;
   }
