@@ -85,9 +85,13 @@ RunResult GroupQueue::train_and_record(const RunSpec& r, const TrainState* resum
     res = group_.trainer.run(r, &sink, resume);
   } catch (...) {
     // The trainer threw, so no step count came back (0); the trace shows how
-    // far the run got, and the status that it failed.
-    file->set_status(RunStatus::Failed, 0);
-    file->flush();
+    // far the run got, and the status that it failed. Best effort: on a full
+    // disk this flush fails too, and the first error is the one to report.
+    try {
+      file->set_status(RunStatus::Failed, 0);
+      file->flush();
+    } catch (const std::exception&) {
+    }
     throw;
   }
   sink.emit();
