@@ -41,15 +41,7 @@ expect 5 "cannot write $out/ro/runs/.batchscope-write-test.*'output'" \
 [ "$(id -u)" -eq 0 ] || chmod u+w "$out/ro" "$out/ro/runs" "$out/ro/checkpoints"
 
 # A stopped run: it holds at step 60 until SIGUSR1, and checkpoints.
-BATCHSCOPE_HOLD_AT_STEP=60 "${run[@]}" --set output="$out/stopped" >"$out/stop.log" 2>&1 &
-job=$!
-for _ in $(seq 600); do
-  grep -qs '^\[r\] holding at step 60 ' "$out/stop.log" && break
-  kill -0 $job 2>/dev/null || break
-  sleep 0.2
-done
-kill -USR1 $job
-wait $job
+stop_at_hold 60 r "$out/stop.log" "${run[@]}" --set output="$out/stopped"
 check "the stopped run exits 75" test $? -eq 75
 
 # Its checkpoint made to claim a wider model (hidden [16]) while it holds the

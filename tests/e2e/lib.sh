@@ -3,7 +3,8 @@
 # Sets bin (the batchscope binary), out (the scratch folder, emptied), here
 # (the script's folder) and root (the checkout); lets mpirun run as root (CI
 # runs in containers as root) and puts the analysis package on PYTHONPATH.
-# Defines check, expect and summary for scripts of many cases (below).
+# Defines check, expect and summary for scripts of many cases, and
+# stop_at_hold for a run stopped at a marker (below).
 bin=$1
 out=$2
 here=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
@@ -34,4 +35,22 @@ expect() {  # expect CODE PATTERN -- COMMAND...: exits CODE within 120 s and pri
 summary() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
+}
+
+# stop_at_hold STEP RUN LOG COMMAND...: starts COMMAND (output to LOG) with
+# BATCHSCOPE_HOLD_AT_STEP=STEP, so run RUN cannot finish or pass STEP before the
+# signal however fast the machine; waits for RUN's "holding at step STEP" marker
+# (or the job's end), sends SIGUSR1 (mpirun forwards it to the ranks) and
+# returns the command's exit code.
+stop_at_hold() {
+  local step=$1 run=$2 log=$3; shift 3
+  BATCHSCOPE_HOLD_AT_STEP=$step "$@" >"$log" 2>&1 &
+  local job=$!
+  for _ in $(seq 600); do
+    grep -qs "^\[$run\] holding at step $step " "$log" && break
+    kill -0 $job 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -USR1 $job
+  wait $job
 }

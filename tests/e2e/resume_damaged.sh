@@ -12,15 +12,7 @@ args=(--threads 1 --set budget.epochs=8 --set data.train_size=1024 --set data.te
 study=(mpirun -np 2 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" "${args[@]}")
 
 # A stopped study: the run holds at step 20 until SIGUSR1, so it cannot finish.
-BATCHSCOPE_HOLD_AT_STEP=20 "${study[@]}" --set "output=$out/stopped" >"$out/stop.log" 2>&1 &
-job=$!
-for _ in $(seq 600); do
-  grep -qs "^\[$run\] holding at step 20 " "$out/stop.log" && break
-  kill -0 $job 2>/dev/null || break
-  sleep 0.2
-done
-kill -USR1 $job
-wait $job
+stop_at_hold 20 "$run" "$out/stop.log" "${study[@]}" --set "output=$out/stopped"
 check "the stopped job exits 75" test $? -eq 75
 check "it left a checkpoint" test -f "$out/stopped/checkpoints/$run.ckpt.done"
 

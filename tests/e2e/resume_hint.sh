@@ -12,21 +12,8 @@ args=(--threads 1 --set "output=$dir" --set budget.epochs=8 --set data.train_siz
       --set 'eval={every_steps: 20, train_subset: 200}' --set log.every_steps=10 --set log.flush_seconds=0.2
       --set 'sweep={global_batch: [64], ranks: 2}')
 
-# stop LOG COMMAND...: starts COMMAND holding at step 20 (BATCHSCOPE_HOLD_AT_STEP,
-# so the run cannot finish first), then sends SIGUSR1 (mpirun forwards it to
-# the ranks); returns the command's exit code.
-stop() {
-  local log=$1; shift
-  BATCHSCOPE_HOLD_AT_STEP=20 "$@" >"$log" 2>&1 &
-  local job=$!
-  for _ in $(seq 600); do
-    grep -qs "^\[$run\] holding at step 20 " "$log" && break
-    kill -0 $job 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -USR1 $job
-  wait $job
-}
+# stop LOG COMMAND...: COMMAND stopped at step 20 (lib.sh's stop_at_hold).
+stop() { stop_at_hold 20 "$run" "$@"; }
 
 stop "$out/stop.log" mpirun -np 2 --oversubscribe "$bin" run "$root/configs/quickstart.yaml" "${args[@]}"
 check "the stopped job exits 75" test $? -eq 75
