@@ -40,6 +40,7 @@ ANSWER_KEYS: dict[str, str] = {
     "target_note": "where the target came from, or why there is none",
     "b_simple_per_batch": "{batch: B_simple in samples}, from raw statistics smoothed over a window in samples",
     "b_simple": "headline B_simple (samples), consistent across batch sizes",
+    "b_simple_interval": "{value, low, high}: the headline with its interval, each batch's runs resampled",
     "b_crit": "{value, low, high}: critical batch E_min/S_min from steps to target, or null (see b_crit_reason)",
     "b_crit_reason": "why b_crit is null ('' when it has a value)",
     "s_min": "{value, low, high}: fewest steps to the target (S_min of S(B) = S_min + E_min/B)",

@@ -19,7 +19,7 @@ import pandas as pd
 from batchscope_analysis.generalization import EqualEpochs, GapTrend, equal_epochs
 from batchscope_analysis.intervals import Interval, round_to_interval
 from batchscope_analysis.load import Run
-from batchscope_analysis.noise import NoiseSummary, b_simple_summary, noise_summary
+from batchscope_analysis.noise import NoiseSummary, b_simple_summary, headline_interval, noise_summary
 from batchscope_analysis.scaling import ScalingStudy, StepsFit, fit_study, scaling_study, scaling_text
 from batchscope_analysis.score import Score
 from batchscope_analysis.target import Target, study_target
@@ -195,8 +195,11 @@ def _noise_text(per_batch: pd.DataFrame, overall: float, noise: NoiseSummary) ->
         if short
         else ""
     )
+    iv = headline_interval(noise)
+    spread = (f", 90 % interval {fmt(iv.low)} to {fmt(iv.high)} with each batch's runs resampled," if iv.has_interval
+              else f" (no interval: {iv.reason})")
     return (
-        f"The measured gradient noise scale B_simple is {fmt(overall)} samples overall (every run re-smoothed "
+        f"The measured gradient noise scale B_simple is {fmt(overall)} samples overall{spread} (every run re-smoothed "
         f"from its raw norms over a window of {noise.window:g} samples, the same at every batch size; each "
         "run's median over the second half of its samples, then the median over its batch's runs, then over "
         f"batches); per global batch: {listed}. "

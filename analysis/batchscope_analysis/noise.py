@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.signal import lfilter
 
+from batchscope_analysis.intervals import Interval, bootstrap_groups, no_interval
 from batchscope_analysis.load import Run
 
 # Default bootstrap: 200 resamples, 5th..95th percentile (a 90 % interval).
@@ -467,11 +468,35 @@ def noise_answers(runs: Iterable[Run]) -> dict[str, Any]:
     per_batch: dict[int, Optional[float]] = {
         int(row.global_batch): _finite_or_none(row.b_simple_median) for row in summary.per_batch.itertuples()
     }
+    interval = headline_interval(summary)
+    warnings = list(summary.warnings)
+    if interval.reason and math.isfinite(summary.overall):
+        warnings.append(f"B_simple has no interval: {interval.reason}")
     return {
         "b_simple_per_batch": per_batch,
         "b_simple": _finite_or_none(summary.overall),
-        "warnings": list(summary.warnings),
+        "b_simple_interval": interval.as_dict(),
+        "warnings": warnings,
     }
+
+
+def headline_interval(summary: NoiseSummary) -> Interval:
+    """The headline's 90 % interval: the runs of each batch (its seeds and lrs)
+    resampled, the headline recomputed (intervals.bootstrap_groups)."""
+    groups: dict[int, list[float]] = {}
+    for row in summary.per_run.itertuples():
+        if math.isfinite(float(row.b_simple)):
+            groups.setdefault(int(row.global_batch), []).append(float(row.b_simple))
+
+    def headline(g: Mapping[int, Sequence[float]]) -> float:
+        medians = [float(np.median(v)) for v in g.values() if len(v)]
+        return float(np.median(medians)) if medians else math.nan
+
+    if not groups:
+        return no_interval(summary.overall, "no run measured B_simple")
+    if all(len(v) < 2 for v in groups.values()):
+        return no_interval(summary.overall, "one run per batch size, nothing to resample (run more seeds)")
+    return bootstrap_groups(groups, headline)
 
 
 def _finite_or_none(value: Any) -> Optional[float]:

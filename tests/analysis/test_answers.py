@@ -51,3 +51,13 @@ def test_report_lists_every_warning_as_a_caveat(study_dir: Path, tmp_path: Path)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert warnings and 'id="caveats"' in page
     assert all(f"<li>{html.escape(w)}</li>" in page for w in warnings)
+
+
+def test_the_headline_b_simple_carries_an_interval_or_says_why(study_dir: Path) -> None:
+    data = compute_answers(load_study(study_dir))
+    iv = data["b_simple_interval"]
+    assert iv["value"] == pytest.approx(data["b_simple"])
+    if iv["low"] is None:
+        assert any(w.startswith("B_simple has no interval") for w in data["warnings"])
+    else:
+        assert iv["low"] <= iv["value"] <= iv["high"]

@@ -351,7 +351,7 @@ def test_evolving_truth_agrees_across_batch_sizes_where_step_ema_did_not(tmp_pat
 def test_noise_answers_contract(study_dir: Path) -> None:
     runs = load_study(study_dir)
     answers = noise_answers(runs)
-    assert set(answers) == {"b_simple_per_batch", "b_simple", "warnings"}
+    assert set(answers) == {"b_simple_per_batch", "b_simple", "b_simple_interval", "warnings"}
     per_batch = answers["b_simple_per_batch"]
     assert list(per_batch) == [32, 64, 128, 256]
     assert all(type(k) is int for k in per_batch)
@@ -372,7 +372,8 @@ def test_short_run_warning_names_the_run(tmp_path: Path) -> None:
     answers = noise_answers([load_run(long_), load_run(short)])
     assert answers["warnings"] == [
         "run b512-s1 (B=512) saw 2048 samples, fewer than twice the noise window of 2000 samples: its B_simple "
-        "still averages early training; set a smaller gns.ema_samples or train longer"
+        "still averages early training; set a smaller gns.ema_samples or train longer",
+        "B_simple has no interval: one run per batch size, nothing to resample (run more seeds)",
     ]
     assert noise_summary([load_run(long_), load_run(short)]).short_runs == ["b512-s1"]
     # The short run still has a value.
@@ -386,4 +387,5 @@ def test_noise_answers_without_separable_runs(tmp_path: Path) -> None:
     assert answers["b_simple"] is None
     assert any("not measured" in w for w in answers["warnings"])
     assert math.isnan(run_b_simple(run, 1000.0))
-    assert noise_answers([]) == {"b_simple_per_batch": {}, "b_simple": None, "warnings": []}
+    assert noise_answers([]) == {"b_simple_per_batch": {}, "b_simple": None,
+                                 "b_simple_interval": {"value": None, "low": None, "high": None}, "warnings": []}
