@@ -29,7 +29,7 @@ std::string bench_yaml(const BenchOptions& o, int world, int total_steps) {
   std::ostringstream y;
   const std::string out = o.trace_dir.empty() ? "/nonexistent/bench-writes-no-files" : o.trace_dir;
   y << "study: bench\noutput: '" << out << "'\nseed: 1234\n"
-    << "device: " << o.device << "\ncomm: " << o.comm << "\n"
+    << "device: " << o.device << "\ncomm: " << o.comm << "\ngpu: {graphs: " << o.graphs << "}\n"
     << "data: {name: fashion-mnist" << (o.data_root.empty() ? "" : ", root: '" + o.data_root + "'")
     << ", test_size: 1000}\n";
   if (!o.model_file.empty())
@@ -144,12 +144,12 @@ int run_bench(const BenchOptions& o, const MpiEnv& env) {
     std::snprintf(buf, sizeof buf,
                   "{\"impl\": \"batchscope\", \"torch\": \"%s\", \"device\": \"%s\", \"comm\": \"%s\", "
                   "\"model\": \"%s\", \"world\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"warmup\": %d, "
-                  "\"threads\": %d, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
+                  "\"threads\": %d, \"graphs\": %s, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
                   "\"status\": \"%s\"}",
                   torch_version().c_str(), json_escape(devices.label[0]).c_str(), group->comm.backend().c_str(),
                   o.model_file.empty() ? o.model.c_str() : "torchscript", env.size(), o.batch, timed, warmup, threads,
-                  1e3 * dt / timed, static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(),
-                  status_name(res.status));
+                  devices.graphs ? "true" : "false", 1e3 * dt / timed,
+                  static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(), status_name(res.status));
     std::cout << buf << std::endl;
   }
   return res.status == RunStatus::Completed ? 0 : 1;

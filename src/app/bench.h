@@ -17,6 +17,7 @@ struct BenchOptions {
   std::string data_root;        // Fashion-MNIST IDX folder; empty: Debian's
   std::string device = "auto";  // auto | cpu | cuda
   std::string comm = "auto";    // auto | mpi | nccl
+  std::string graphs = "auto";  // auto | on | off (gpu.graphs)
   int batch = 128;              // per rank
   int steps = 300;              // timed steps (rounded up to a multiple of warmup)
   int warmup = 30;              // untimed steps before; also the host read-back interval

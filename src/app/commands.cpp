@@ -197,6 +197,8 @@ CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
   bench->add_option("--data", bo.data_root, "Fashion-MNIST IDX folder (default: Debian's)");
   bench->add_option("--device", bo.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   bench->add_option("--comm", bo.comm, "auto | mpi | nccl")->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+  bench->add_option("--graphs", bo.graphs, "auto | on | off: replay steps from CUDA graphs (gpu.graphs)")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   bench->add_option("--threads", bo.threads, "LibTorch threads per rank (0: cores / ranks on the node)")
       ->check(CLI::Range(0, 1024));
   bench->add_flag("!--no-noise-stats", bo.noise_statistics,

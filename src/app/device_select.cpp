@@ -5,6 +5,7 @@
 #include "comm/host_staged_communicator.h"
 #include "comm/nccl_communicator.h"
 #include "gpu/cuda_runtime.h"
+#include "train/step_graph.h"
 #include "train/torch_env.h"
 
 namespace bs {
@@ -45,7 +46,9 @@ DevicePlan select_devices(const Study& study, const Layout& layout, const MpiEnv
   std::vector<RankDevice> ranks;
   for (const auto& text : env.allgather(local_device(env).serialize(), MPI_COMM_WORLD))
     ranks.push_back(RankDevice::parse(text));
-  return plan_devices(study, layout, ranks, nccl_built());
+  DevicePlan plan = plan_devices(study, layout, ranks, nccl_built());
+  plan_graphs(study, step_graphs_built(), plan);
+  return plan;
 }
 
 std::unique_ptr<Communicator> make_device_comm(const Study& study, const DevicePlan& devices, int world_rank,

@@ -11,6 +11,7 @@ TrainerOptions trainer_options(const DevicePlan& devices, int world_rank, bool n
   TrainerOptions o;
   o.gpu = devices.gpu[static_cast<size_t>(world_rank)];
   o.noise_statistics = noise_statistics;
+  o.graphs = devices.graphs;
   return o;
 }
 

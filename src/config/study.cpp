@@ -201,6 +201,13 @@ EvalSpec parse_eval(const Section& s) {
   return e;
 }
 
+GpuSpec parse_gpu(const Section& s) {
+  GpuSpec g;
+  g.graphs = s.choice("graphs", g.graphs, {"auto", "on", "off"});
+  s.reject_unread();
+  return g;
+}
+
 LogSpec parse_log(const Section& s) {
   LogSpec l;
   l.every_steps = s.integer("every_steps", l.every_steps);
@@ -385,7 +392,7 @@ Study parse_top(const Section& top) {
   // Taking a section looks its key up; each is parsed after the top level is checked.
   const Section data = top.sub("data"), model = top.sub("model"), optimizer = top.sub("optimizer"),
                 budget = top.sub("budget"), eval = top.sub("eval"), log = top.sub("log"), gns = top.sub("gns"),
-                target = top.sub("target"), checkpoint = top.sub("checkpoint");
+                target = top.sub("target"), checkpoint = top.sub("checkpoint"), gpu = top.sub("gpu");
   const YAML::Node runs = top.raw("runs");
   const Section sweep = top.sub("sweep");
   top.reject_unread();
@@ -405,6 +412,7 @@ Study parse_top(const Section& top) {
                           "' needs an accuracy, which model.loss mse has not; use val_loss or "
                           "train_loss");
   st.checkpoint = parse_checkpoint(checkpoint);
+  st.gpu = parse_gpu(gpu);
   st.runs = parse_runs(top, runs, st.optimizer.lr);
   std::vector<RunSpec> swept;
   if (top.has("sweep")) swept = parse_sweep(sweep, st.optimizer.lr);
@@ -548,6 +556,9 @@ void emit_monitoring(YAML::Emitter& out, const Study& st) {
   begin_map(out, "checkpoint");
   entry(out, "every_steps", st.checkpoint.every_steps);
   entry(out, "every_minutes", st.checkpoint.every_minutes);
+  out << YAML::EndMap;
+  begin_map(out, "gpu");
+  entry(out, "graphs", st.gpu.graphs);
   out << YAML::EndMap;
 }
 

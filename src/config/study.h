@@ -73,6 +73,11 @@ struct LogSpec {
   double progress_seconds = 5;
 };
 
+// GPU-only settings; a CPU study ignores them (gpu.graphs: on there is an error).
+struct GpuSpec {
+  std::string graphs = "auto";  // auto | on | off: replay each step from CUDA graphs (train/step_graph.h)
+};
+
 struct CheckpointSpec {
   int64_t every_steps = 0;    // 0: not by steps
   double every_minutes = 10;  // 0: not by time; checkpoints also happen on SIGTERM / SIGUSR1
@@ -130,6 +135,7 @@ struct Study {
   GnsSpec gns;
   TargetSpec target;
   CheckpointSpec checkpoint;
+  GpuSpec gpu;
   std::vector<RunSpec> runs;
   std::string resolved_yaml;  // the study after --set, for provenance
 };

@@ -150,4 +150,34 @@ DevicePlan plan_devices(const Study& st, const Layout& layout, const std::vector
   return p;
 }
 
+namespace {
+
+// "" when graphs can hold, else why not.
+std::string graphs_blocker(const Study& st, bool graphs_built, const DevicePlan& p) {
+  if (!p.cuda) return "this study trains on the CPU";
+  if (!graphs_built) return "this batchscope's LibTorch cannot capture CUDA graphs";
+  if (st.model.name == "torchscript")
+    return "model.name is torchscript: a module may branch on the host or draw random numbers (dropout), "
+           "which a graph would replay frozen";
+  return "";
+}
+
+}  // namespace
+
+void plan_graphs(const Study& st, bool graphs_built, DevicePlan& p) {
+  p.graphs = false;
+  if (st.gpu.graphs == "off") {
+    if (p.cuda) p.summary += "; CUDA graphs: off (gpu.graphs: off)";
+    return;
+  }
+  const std::string no = graphs_blocker(st, graphs_built, p);
+  if (!no.empty() && st.gpu.graphs == "on")
+    throw ConfigError(st.file, "gpu.graphs",
+                      "'on', but " + no + "; use gpu.graphs: auto (graphs where they can hold, else eager) or off");
+  p.graphs = no.empty();
+  if (p.cuda)
+    p.summary += p.graphs ? "; CUDA graphs: on (each run's first step eager, the rest replayed)"
+                          : "; CUDA graphs: off (" + no + ")";
+}
+
 }  // namespace bs

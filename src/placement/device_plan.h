@@ -31,6 +31,7 @@ struct DevicePlan {
   std::vector<int> gpu;            // per world rank: CUDA device, -1 on the CPU
   std::vector<std::string> label;  // per world rank: "cpu" or "cuda:K NAME UUID"
   std::string summary;             // one line for the console
+  bool graphs = false;             // replay steps from CUDA graphs (gpu.graphs, plan_graphs)
 };
 
 // device: auto picks CUDA when every rank sees a GPU, else the CPU.
@@ -41,5 +42,12 @@ struct DevicePlan {
 // the key and what to change.
 DevicePlan plan_devices(const Study& study, const Layout& layout, const std::vector<RankDevice>& ranks,
                         bool nccl_built);
+
+// gpu.graphs: on needs CUDA, a LibTorch that captures graphs and a built-in
+// model (a TorchScript module may branch on the host or draw random numbers,
+// which a graph would replay frozen); auto takes graphs where those hold,
+// off never. Sets p.graphs and, on CUDA, says why in p.summary. gpu.graphs:
+// on where they do not hold throws ConfigError naming the key.
+void plan_graphs(const Study& study, bool graphs_built, DevicePlan& p);
 
 }  // namespace bs

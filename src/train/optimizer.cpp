@@ -10,6 +10,7 @@ namespace bs {
 
 FlatOptimizer::FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params) : spec_(spec) {
   neg_lr_ = at::zeros({1}, params.options().requires_grad(false));
+  bc2_ = at::ones({1}, params.options().requires_grad(false));
   auto zeros = [&] { return at::zeros_like(params).set_requires_grad(false); };
   if (spec_.name == "sgd" && spec_.momentum > 0) buf_ = zeros();
   if (spec_.name == "adam") {
@@ -41,16 +42,33 @@ void FlatOptimizer::restore(int64_t steps, const std::vector<at::Tensor>& bufs) 
 }
 
 void FlatOptimizer::step(at::Tensor& params, const at::Tensor& grad, double lr) {
-  at::Tensor d = spec_.weight_decay > 0 ? grad.add(params, spec_.weight_decay) : grad;
+  prepare(lr);
+  apply(params, grad);
+}
+
+// Host arithmetic and two small fills, outside any CUDA graph: a graph would
+// replay the values it saw at capture.
+void FlatOptimizer::prepare(double lr) {
   ++t_;
+  if (spec_.name != "adam") {
+    neg_lr_.fill_(-lr);
+    return;
+  }
+  const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(t_));
+  const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(t_));
+  // Fold the bias corrections into the step size, as torch.optim.Adam does.
+  neg_lr_.fill_(-lr / bc1);
+  bc2_.fill_(bc2);
+}
+
+// Tensor operations only, reading the step's scalars from the device: the
+// same kernels whether run eagerly or replayed from a graph.
+void FlatOptimizer::apply(at::Tensor& params, const at::Tensor& grad) {
+  at::Tensor d = spec_.weight_decay > 0 ? grad.add(params, spec_.weight_decay) : grad;
   if (spec_.name == "adam") {
     m_.mul_(spec_.beta1).add_(d, 1 - spec_.beta1);
     v_.mul_(spec_.beta2).addcmul_(d, d, 1 - spec_.beta2);
-    const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(t_));
-    const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(t_));
-    // Fold the bias corrections into the step size, as torch.optim.Adam does.
-    neg_lr_.fill_(-lr / bc1);
-    at::Tensor denom = (v_ / bc2).sqrt_().add_(spec_.eps);
+    at::Tensor denom = (v_ / bc2_).sqrt_().add_(spec_.eps);
     params.addcdiv_(m_ * neg_lr_, denom);
     return;
   }
@@ -59,7 +77,6 @@ void FlatOptimizer::step(at::Tensor& params, const at::Tensor& grad, double lr) 
     buf_.mul_(spec_.momentum).add_(d);
     d = spec_.nesterov ? d.add(buf_, spec_.momentum) : buf_;
   }
-  neg_lr_.fill_(-lr);
   params.addcmul_(d, neg_lr_);
 }
 

@@ -15,8 +15,12 @@ namespace bs {
 class FlatOptimizer {
  public:
   FlatOptimizer(const OptimizerSpec& spec, const at::Tensor& params);
-  // params -= lr * direction(grad); must run under NoGradGuard.
+  // params -= lr * direction(grad); must run under NoGradGuard. The same as
+  // prepare(lr) then apply(params, grad): a CUDA graph captures apply, and
+  // prepare runs before each replay.
   void step(at::Tensor& params, const at::Tensor& grad, double lr);
+  void prepare(double lr);  // counts the step; the lr and Adam's corrections into device scalars
+  void apply(at::Tensor& params, const at::Tensor& grad);
 
   // State for checkpoints: the step count and the buffers (momentum, or
   // Adam's m and v), in a fixed order.
@@ -26,7 +30,8 @@ class FlatOptimizer {
 
  private:
   OptimizerSpec spec_;
-  at::Tensor neg_lr_;       // [1], on the parameters' device
+  at::Tensor neg_lr_;       // [1], on the parameters' device: -lr (Adam: -lr / (1 - beta1^t))
+  at::Tensor bc2_;          // [1]: Adam's 1 - beta2^t
   at::Tensor buf_, m_, v_;  // momentum buffer; Adam moments
   int64_t t_ = 0;
 };

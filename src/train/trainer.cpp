@@ -17,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/stats_layout.h"
+#include "train/step_graph.h"
 #include "util/errors.h"
 #include "util/rng.h"
 #include "util/signals.h"
@@ -126,10 +127,11 @@ struct Trainer::Impl {
 
 // One run of the group, as named steps in the shape of google/benchmark's
 // BenchmarkRunner: state lives in members, each phase is a method. A step is
-// prepare_batch → forward_backward (per micro-batch) → reduce (statistics and
-// the one allreduce) → optimize; between steps, drain the ring, evaluate and
-// checkpoint. The order of tensor operations is the numerical contract (split
-// invisibility and exact resume are bit-exact tests): change it knowingly.
+// prepare_batch → forward_backward (per micro-batch) → reduce_local (this
+// rank's statistics) → allreduce → reduce_global (the ring row) → optimize;
+// between steps, drain the ring, evaluate and checkpoint. Under CUDA graphs
+// (graph_step) the same methods are captured once and replayed. The order of tensor operations is the numerical
+// contract (split invisibility and exact resume are bit-exact tests): change it knowingly.
 class RunLoop {
  public:
   RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const TrainState* resume);
@@ -139,8 +141,13 @@ class RunLoop {
   void start(const TrainState* resume);
   void restore(const TrainState& s);
   void prepare_batch();
+  void eager_step();
+  void graph_step();
+  void capture();
   void forward_backward();
-  void reduce();
+  void reduce_local();
+  void allreduce();
+  void reduce_global(const at::Tensor& row);
   void optimize();
   bool after_step();  // false: leave the loop
   void drain();
@@ -181,7 +188,13 @@ class RunLoop {
   std::unique_ptr<FlatOptimizer> opt_;
   const bool stats_;  // the noise statistics (norms); off only to measure their cost
   at::Tensor comm_buf_, grad_part_, extras_, ring_, loss_i_, square_, micro_grad_;
-  std::vector<double> step_ms_, wall_, lrs_;  // host side of the ring rows
+  // CUDA graphs: the kernels of a step read fixed addresses, so the batch's
+  // indices and the ring row pass through buffers kept for the run.
+  const bool graphs_;
+  at::Tensor idx_buf_, row_, batch_;  // batch_: this step's indices (idx_buf_ under graphs, else a view of perm_)
+  std::unique_ptr<StepGraph> pre_graph_, post_graph_;  // post_graph_: groups of 2+ ranks, after the allreduce
+  int64_t first_step_ = 0;                             // the loop's first step is eager
+  std::vector<double> step_ms_, wall_, lrs_;           // host side of the ring rows
 
   RunResult result_;
   EvalRecord last_eval_;
@@ -215,6 +228,7 @@ RunLoop::RunLoop(Trainer::Impl& t, const RunSpec& spec, RecordSink* sink, const 
       buffers_(t.model->buffers()),
       gns_(micro_batches(spec.batch_per_rank, m_), N_, t.study.gns.step_beta(B_)),
       stats_(t.options.noise_statistics),
+      graphs_(t.options.graphs && t.options.gpu >= 0),
       step_ms_(static_cast<size_t>(log_every_)),
       wall_(static_cast<size_t>(log_every_)),
       lrs_(static_cast<size_t>(log_every_)) {
@@ -247,6 +261,10 @@ void RunLoop::start(const TrainState* resume) {
   // inside a step.
   ring_ = no_grad_zeros({log_every_, layout_.row_width()});
   loss_i_ = no_grad_zeros({1});  // this rank's mean loss
+  if (graphs_) {
+    idx_buf_ = at::zeros({Bi_}, params_.options().dtype(at::kLong).requires_grad(false));
+    row_ = no_grad_zeros({layout_.row_width()});
+  }
   if (resume) {
     restore(*resume);
   } else {
@@ -277,12 +295,14 @@ void RunLoop::restore(const TrainState& s) {
 RunResult RunLoop::run() {
   t0_ = Clock::now();
   last_ckpt_ = t0_;
+  first_step_ = step_;
   while (step_ < budget_.total_steps && !diverged_ && !target_stop()) {
     const auto ts = Clock::now();
     prepare_batch();
-    forward_backward();
-    reduce();
-    optimize();
+    if (graphs_ && step_ > first_step_)
+      graph_step();
+    else
+      eager_step();
     const auto te = Clock::now();
     const auto k = static_cast<size_t>(pending_);
     step_ms_[k] = std::chrono::duration<double, std::milli>(te - ts).count();
@@ -307,6 +327,9 @@ void RunLoop::prepare_batch() {
   }
   lr_ = lr_at(step_, budget_, study_.optimizer);
   at::NoGradGuard no_grad;
+  const at::Tensor batch = perm_.narrow(0, plan_.offset(step_, me_), Bi_);
+  if (graphs_) idx_buf_.copy_(batch);
+  batch_ = graphs_ ? idx_buf_ : batch;
   extras_.zero_();  // grad_part_ is overwritten by the first micro-batch
   if (stop_signal() != 0) extras_.narrow(0, layout_.stop_flag(), 1).fill_(1.0);
   if (me_ == 0 && ckpt_seconds_ > 0 &&
@@ -318,15 +341,62 @@ void RunLoop::prepare_batch() {
 // rank's mean loss; with m = 1 this is a copy of the one gradient. Each
 // micro-batch's squared norms go to its own slots (the noise estimator's
 // small batches).
+void RunLoop::eager_step() {
+  forward_backward();
+  reduce_local();
+  allreduce();
+  reduce_global(ring_.select(0, pending_));
+  optimize();
+}
+
+// The step replayed: the optimizer's scalars first (the graph reads them),
+// then one graph, or two around the allreduce, which stays outside so the
+// NCCL watchdog (and host-staged MPI) work as in eager steps. Replays queue on
+// the default stream, like eager kernels, so the communicators' ordering is
+// unchanged. Same kernels, same inputs: the same numbers as eager_step.
+void RunLoop::graph_step() {
+  if (!pre_graph_) capture();
+  opt_->prepare(lr_);
+  pre_graph_->replay();
+  allreduce();
+  if (post_graph_) post_graph_->replay();
+  at::NoGradGuard no_grad;
+  ring_.select(0, pending_).copy_(row_);
+}
+
+// The part before the allreduce is warmed up for real on the capture stream
+// (it only overwrites what its replay overwrites again); the optimizer's part
+// is not, since it updates the parameters.
+void RunLoop::capture() {
+  const auto pre = [this] {
+    forward_backward();
+    reduce_local();
+  };
+  const auto post = [this] {
+    reduce_global(row_);
+    at::NoGradGuard no_grad;
+    opt_->apply(params_, grad_part_);
+  };
+  if (n_ == 1) {
+    pre_graph_ = capture_step_graph(t_.options.gpu, pre, [&] {
+      pre();
+      post();
+    });
+  } else {
+    pre_graph_ = capture_step_graph(t_.options.gpu, pre, pre);
+    post_graph_ = capture_step_graph(t_.options.gpu, nullptr, post);
+  }
+}
+
 void RunLoop::forward_backward() {
-  int64_t offset = plan_.offset(step_, me_);
+  int64_t offset = 0;
   {
     at::NoGradGuard no_grad;
     loss_i_.zero_();
   }
   for (int64_t j = 0; j < m_; ++j) {
     const int64_t bj = micro_mine_[static_cast<size_t>(j)];
-    at::Tensor idx = perm_.narrow(0, offset, bj);
+    at::Tensor idx = batch_.narrow(0, offset, bj);
     offset += bj;
     at::Tensor x = t_.train.inputs(idx);
     at::Tensor y = t_.train.targets(idx);
@@ -382,9 +452,8 @@ at::Tensor RunLoop::sqnorm(const at::Tensor& g) {
 }
 
 // This rank's loss and |g_i|^2 into its slots, the gradient pre-scaled by
-// B_i / B, then one sum over the group; the ring row keeps the reduced
-// statistics and the global norms until the next drain.
-void RunLoop::reduce() {
+// B_i / B, ready for the one sum over the group.
+void RunLoop::reduce_local() {
   at::NoGradGuard no_grad;
   extras_.narrow(0, layout_.loss(me_), 1).copy_(loss_i_);
   // With one micro-batch g_i is that micro-batch's gradient: its norm is known.
@@ -392,12 +461,22 @@ void RunLoop::reduce() {
     extras_.narrow(0, layout_.sq_local(me_), 1)
         .copy_(m_ == 1 ? extras_.narrow(0, layout_.sq_micro(me_), 1) : sqnorm(grad_part_));
   grad_part_.mul_(weight_);
-  t_.comm.allreduce_sum(comm_buf_.data_ptr<float>(), static_cast<size_t>(layout_.buffer()));
-  at::Tensor slot = ring_.select(0, pending_);
-  slot.narrow(0, 0, layout_.extras()).copy_(extras_);
+}
+
+// One rank's sum is its own buffer, so a 1-rank group skips the call (the
+// same bits, one launch less, and one graph per step instead of two).
+void RunLoop::allreduce() {
+  if (n_ > 1) t_.comm.allreduce_sum(comm_buf_.data_ptr<float>(), static_cast<size_t>(layout_.buffer()));
+}
+
+// The ring row keeps the reduced statistics and the global norms until the
+// next drain.
+void RunLoop::reduce_global(const at::Tensor& row) {
+  at::NoGradGuard no_grad;
+  row.narrow(0, 0, layout_.extras()).copy_(extras_);
   if (!stats_) return;
-  slot.narrow(0, layout_.sq_global(), 1).copy_(sqnorm(grad_part_));
-  if (layout_.layers() > 0) slot.narrow(0, layout_.layer_global(), layout_.layers()).copy_(layer_sqnorms(grad_part_));
+  row.narrow(0, layout_.sq_global(), 1).copy_(sqnorm(grad_part_));
+  if (layout_.layers() > 0) row.narrow(0, layout_.layer_global(), layout_.layers()).copy_(layer_sqnorms(grad_part_));
 }
 
 void RunLoop::optimize() {

@@ -43,6 +43,8 @@ struct TrainerOptions {
   // false: skip the squared norms behind the noise estimate (their columns
   // stay 0); only `bench --no-noise-stats` does, to measure what they cost.
   bool noise_statistics = true;
+  // Replay each step from CUDA graphs (DevicePlan::graphs); needs gpu >= 0.
+  bool graphs = false;
 };
 
 class Trainer {

@@ -26,6 +26,11 @@ noise statistics (bench --no-noise-stats) and with its run file written
 (bench --trace DIR): "stats" = with / without the statistics, "trace" = with /
 without the run file (above 1: what the instrumentation costs).
 
+--eager also times, in the same rounds, batchscope with CUDA graphs off
+(bench --graphs off): "eager ms/step" and its ratio to the baseline. The
+main column is gpu.graphs: auto (graphs on GPUs for the built-in models; the
+"graphs" column says which it was).
+
 A benchmark that fails (exit code, missing JSON, non-finite loss) is counted
 and makes the script exit 1, so a broken build cannot print a table.
 """
@@ -136,6 +141,8 @@ def case_variants(a: argparse.Namespace, c: Case, i: int, device: str, threads: 
     if a.instrumentation:
         vs += [Variant("no-stats", ours + ["--no-noise-stats"], env, []),
                Variant("trace", ours + ["--trace", trace_dir], env, [])]
+    if a.eager:
+        vs.append(Variant("eager", ours + ["--graphs", "off"], env, []))
     return vs
 
 
@@ -150,13 +157,15 @@ def run_case(a: argparse.Namespace, c: Case, vs: list[Variant], failures: list[s
             v.ms.append(r["step_ms"] if r else float("nan"))
 
 
-def print_table(a: argparse.Namespace, rows: list[tuple[Case, list[Variant], str]]) -> None:
+def print_table(a: argparse.Namespace, rows: list[tuple[Case, list[Variant], str, str]]) -> None:
     med: Callable[[list[float]], float] = lambda xs: statistics.median(xs)  # noqa: E731
     extra = " stats on/off | trace on/off |" if a.instrumentation else ""
+    extra += " eager ms/step | eager ratio (median) |" if a.eager else ""
     print(f"\n| model | batch/rank | ranks | steps | rounds | batchscope ms/step | baseline ms/step | "
-          f"ratio (median) | ratio min-max |{extra} comm |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if a.instrumentation else "") + "---|")
-    for c, vs, comm in rows:
+          f"ratio (median) | ratio min-max |{extra} comm | graphs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if a.instrumentation else "") +
+          ("---:|---:|" if a.eager else "") + "---|---|")
+    for c, vs, comm, graphs in rows:
         ours, base = vs[0], vs[1]
         r, lo, hi = median_ratio(ours.ms, base.ms)
         cells = (f"| {c.model} | {c.batch} | {a.ranks} | {c.steps} | {a.rounds} | {med(ours.ms):.2f} | "
@@ -164,7 +173,9 @@ def print_table(a: argparse.Namespace, rows: list[tuple[Case, list[Variant], str
         if a.instrumentation:
             s, t = median_ratio(ours.ms, vs[2].ms), median_ratio(vs[3].ms, ours.ms)
             cells += f" {s[0]:.3f} ({s[1]:.3f}-{s[2]:.3f}) | {t[0]:.3f} ({t[1]:.3f}-{t[2]:.3f}) |"
-        print(cells + f" {comm} |")
+        if a.eager:
+            cells += f" {med(vs[-1].ms):.2f} | {median_ratio(vs[-1].ms, base.ms)[0]:.2f} |"
+        print(cells + f" {comm} | {graphs} |")
     print("\nratio = batchscope step time / baseline step time (below 1: batchscope faster), per round")
     if a.instrumentation:
         print("stats = with / without the noise statistics; trace = with / without the run file (median, min-max)")
@@ -186,6 +197,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="paired runs per case (median reported)")
     ap.add_argument("--instrumentation", action="store_true",
                     help="also time batchscope without noise statistics and with its run file")
+    ap.add_argument("--eager", action="store_true", help="also time batchscope with CUDA graphs off")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark process")
     ap.add_argument("--out", help="also write every JSON result here (one per line)")
     a = ap.parse_args(argv)
@@ -209,8 +221,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             t = time.time()
             vs = case_variants(a, c, i, device, threads, env, trace_dir)
             run_case(a, c, vs, failures, results)
-            comm = next((r["comm"] for r in results if r.get("impl") == "batchscope"), "-")
-            rows.append((c, vs, comm))
+            ours = [r for r in results if r.get("impl") == "batchscope" and r.get("model") == c.model and
+                    r.get("batch_per_rank") == c.batch]
+            comm = ours[0]["comm"] if ours else "-"
+            graphs = "on" if ours and ours[0].get("graphs") else "off"
+            rows.append((c, vs, comm, graphs))
             print(f"# {c.model} b{c.batch}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
     print_table(a, rows)
     if a.out:

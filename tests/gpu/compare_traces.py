@@ -14,6 +14,10 @@ gradient norms (gns/sqnorm_global), and every later step's loss to --rtol,
 which catches a wrong gradient (a missing or doubled reduction gives errors
 of order 1) but not rounding.
 
+--exact instead holds every recorded number to bit equality: each dataset
+under /train, /gns, /eval and /target but the clocks (wall_s, step_ms), as
+for two ways of running the same kernels (CUDA graphs against eager steps).
+
 Prints, per run, the largest relative differences, and exits 1 if any run is
 missing, did not complete, has different steps, records another communicator
 than --expect-comm, or differs by more than a tolerance.
@@ -52,6 +56,29 @@ def rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(b - a) / np.maximum(np.abs(a), 1e-12)
 
 
+EXACT_GROUPS = ("train", "gns", "eval", "target")
+CLOCKS = ("wall_s", "step_ms")
+
+
+def compare_exact(name: str, ref: str, other: str) -> bool:
+    """Every number but the clocks, bit for bit (NaN equal to NaN)."""
+    differ, count = [], 0
+    with h5py.File(ref, "r") as f, h5py.File(other, "r") as g:
+        for grp in EXACT_GROUPS:
+            for key in sorted(f[grp].keys()) if grp in f else []:
+                if key in CLOCKS:
+                    continue
+                count += 1
+                x, y = f[grp][key][()], g[f"{grp}/{key}"][()] if f"{grp}/{key}" in g else None
+                if y is None or x.shape != y.shape or not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
+                    differ.append(f"{grp}/{key}")
+        status = (int(f["/status/code"][0]), int(g["/status/code"][0]))
+    ok = not differ and status == (1, 1) and count > 0
+    print(f"{name}: {count} datasets compared bit for bit, status {status[0]}/{status[1]}; "
+          f"{'identical' if not differ else 'differ: ' + ', '.join(differ)}: {'OK' if ok else 'FAIL'}")
+    return ok
+
+
 def compare(name: str, r: Trace, o: Trace, a: argparse.Namespace) -> bool:
     if r.status != 1 or o.status != 1 or not np.array_equal(r.steps, o.steps):
         print(f"{name}: status {r.status}/{o.status}, steps {len(r.steps)}/{len(o.steps)}: not comparable")
@@ -82,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-steps", type=int, default=1)
     ap.add_argument("--rtol", type=float, default=2e-2, help="tolerance of the later steps' loss")
     ap.add_argument("--expect-comm", default="", help="the communicator OTHER's run files must record")
+    ap.add_argument("--exact", action="store_true", help="every number but the clocks, bit for bit")
     a = ap.parse_args(argv)
     refs = sorted(glob.glob(os.path.join(a.ref, "runs", "*.h5")))
     if not refs:
@@ -95,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: missing in {a.other}")
             bad += 1
             continue
-        bad += 0 if compare(name, read(ref), read(other), a) else 1
+        same = compare_exact(name, ref, other) if a.exact else compare(name, read(ref), read(other), a)
+        bad += 0 if same else 1
     return 1 if bad else 0
 
 

@@ -25,9 +25,18 @@
 #                      CUDA vs the CPU
 #   quickstart-cuda    configs/quickstart.yaml on the GPU (4 ranks, MPI
 #                      host-staged) and the analysis summary of its output
+#   graphs             gpu.graphs on vs off, every number of the run files
+#                      but the clocks bit for bit: 1-rank NCCL groups (one
+#                      graph per step), a 2-rank host-staged group (two graphs
+#                      around the allreduce), the cnn with Adam; and a run
+#                      preempted under graphs resumes to the same bits
 #   benchmark          tests/bench/compare.py on the GPU: mlp and cnn at
-#                      per-rank batch 32, 128, 1024, 8192, batchscope vs the
-#                      DDP baseline (NCCL)
+#                      per-rank batch 32, 128, 1024, 8192, batchscope (graphs
+#                      on, and off: --eager) vs the DDP baseline (NCCL)
+#   sweep              tests/bench/sweep.py: 8 global batches x 2 seeds, 10
+#                      epochs of the mlp on the one GPU, 1-rank groups as
+#                      BS_SWEEP_RANKS processes (default 4), against the
+#                      baseline's step time summed over the same steps
 # GPU vs CPU traces are compared by tests/gpu/compare_traces.py: the first
 # step tightly (loss and squared gradient norm), later steps loosely (two
 # ways of summing part exponentially; see its docstring), and the GPU run
@@ -37,7 +46,8 @@
 # the summary is printed on any exit, so a hang costs one check, not the run.
 # Environment: BS_CARRY (default .gpu-carry), BS_GPU_CHECKS (names of the
 # checks to run, default all; build always runs), BS_BENCH_BATCHES,
-# BS_BENCH_ROUNDS (paired rounds per benchmark case, default 1).
+# BS_BENCH_ROUNDS (paired rounds per benchmark case, default 1),
+# BS_SWEEP_RANKS (default 4), BS_SWEEP_EPOCHS (default 10).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=${BS_CARRY:-$root/.gpu-carry}
@@ -274,11 +284,66 @@ if want quickstart-cuda; then
   fi
 fi
 
-# 7. the benchmark table
+# 7. CUDA graphs: replayed steps record exactly what eager steps do (every
+# number but the clocks, bit for bit): one graph per step (1-rank NCCL groups,
+# 2 micro-batches), two around a host-staged allreduce (a 2-rank group on the
+# one GPU), the cnn with Adam; and a run preempted under graphs (SIGUSR1 at a
+# held step 40) resumes to the uninterrupted trace.
+graph_pair() { # graph_pair NAME NP YAML ARGS...: graphs off, then on, compared exactly
+  local name=$1 np=$2 yaml=$3 mode
+  shift 3
+  for mode in off on; do
+    tmp_mpirun 120 -np "$np" "$bin" run "$yaml" --set output="$work/g-$name-$mode" --set device=cuda \
+      --set gpu.graphs=$mode "$@" >"$work/g-$name-$mode.log" 2>&1 || { tail -n 8 "$work/g-$name-$mode.log"; return 1; }
+  done
+  grep -q 'CUDA graphs: on' "$work/g-$name-on.log" || { echo "g-$name-on.log: no 'CUDA graphs: on'"; return 1; }
+  $py tests/gpu/compare_traces.py "$work/g-$name-off" "$work/g-$name-on" --exact | tee "$work/g-$name.txt"
+  return "${PIPESTATUS[0]}"
+}
+graph_resume() { # under graphs: held at step 40, SIGUSR1, --resume; against g-eq-on
+  local args=("$bin" run "$work/eq.yaml" --set output="$work/g-resume" --set device=cuda --set gpu.graphs=on)
+  BATCHSCOPE_HOLD_AT_STEP=40 timeout -k 10 120 mpirun --oversubscribe -np 1 "${args[@]}" >"$work/g-resume-1.log" 2>&1 &
+  local job=$! rc
+  for _ in $(seq 500); do
+    grep -qs "holding at step 40" "$work/g-resume-1.log" && break
+    kill -0 $job 2>/dev/null || break
+    sleep 0.2
+  done
+  pkill -USR1 -P $job mpirun  # timeout's child: mpirun forwards it to the ranks
+  wait $job
+  rc=$?
+  [ $rc -eq 75 ] || { echo "held run: exit $rc, expected 75"; tail -n 8 "$work/g-resume-1.log"; return 1; }
+  tmp_mpirun 120 -np 1 "${args[@]}" --resume >"$work/g-resume-2.log" 2>&1 || { tail -n 8 "$work/g-resume-2.log"; return 1; }
+  $py tests/gpu/compare_traces.py "$work/g-eq-on" "$work/g-resume" --exact | tee "$work/g-resume.txt"
+  return "${PIPESTATUS[0]}"
+}
+if want graphs; then
+  g_fail=()
+  graph_pair eq 2 "$work/eq.yaml" || g_fail+=(nccl-1rank)
+  graph_pair het 2 "$work/hetero.yaml" --set comm=mpi || g_fail+=(host-staged-2rank)
+  graph_pair cnn 1 "$work/eq.yaml" --set 'model={name: cnn}' --set 'optimizer={name: adam, lr: 0.001}' || g_fail+=(cnn-adam)
+  graph_resume || g_fail+=(resume)
+  n_ok=$(cat "$work"/g-*.txt 2>/dev/null | grep -c ': OK$')
+  if [ ${#g_fail[@]} -eq 0 ]; then
+    result graphs "PASS ($n_ok run files identical to eager, every number but the clocks; resume exact)"
+  else
+    result graphs "FAIL (${g_fail[*]}; $n_ok run files identical)"
+  fi
+fi
+
+# 8. the benchmark table
 if want benchmark; then
-  tmo $((130 * ${BS_BENCH_ROUNDS:-1} + 60)) $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
+  tmo $((170 * ${BS_BENCH_ROUNDS:-1} + 60)) $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
     --data "$carry/fashion-mnist" --device cuda --ranks 1 --batches "${BS_BENCH_BATCHES:-32,128,1024,8192}" \
-    --rounds "${BS_BENCH_ROUNDS:-1}" --timeout 60 --out "$out/bench.jsonl" | tee "$out/bench.md"
+    --rounds "${BS_BENCH_ROUNDS:-1}" --eager --timeout 60 --out "$out/bench.jsonl" | tee "$out/bench.md"
   [ "${PIPESTATUS[0]}" -eq 0 ] && result benchmark PASS || result benchmark FAIL
+fi
+
+# 9. the sweep benchmark
+if want sweep; then
+  tmo 400 $py tests/bench/sweep.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
+    --data "$carry/fashion-mnist" --device cuda --ranks "${BS_SWEEP_RANKS:-4}" --epochs "${BS_SWEEP_EPOCHS:-10}" \
+    --timeout 300 --out "$out/sweep.json" --keep "$work/sweep" | tee "$out/sweep.md"
+  [ "${PIPESTATUS[0]}" -eq 0 ] && result sweep PASS || result sweep FAIL
 fi
 exit $((failed > 0))

@@ -327,6 +327,8 @@ gns:
 checkpoint:
   every_steps: 0
   every_minutes: 10
+gpu:
+  graphs: auto
 target:
   metric: val_error
   value: 0.20000000000000001
@@ -359,6 +361,7 @@ budget: {steps: 50}
 eval: {every_steps: 10, train_subset: 0, batch: 256}
 gns: {microbatches: 2, per_layer: true}
 checkpoint: {every_steps: 5, every_minutes: 0}
+gpu: {graphs: off}
 target: {metric: val_loss, value: 0.3, stop: false}
 runs: [{name: hetero, batch: [16, 48], lr: 0.002, seed: 4}]
 sweep: {global_batch: [64, 100], lr: [0.001], seed: [1, 2], ranks: 2, split: [1, 3]}
@@ -409,6 +412,8 @@ gns:
 checkpoint:
   every_steps: 5
   every_minutes: 0
+gpu:
+  graphs: off
 target:
   metric: val_loss
   value: 0.29999999999999999
@@ -656,6 +661,8 @@ std::vector<BadCase> bad_cases() {
       {"bad_device", kOk + "device: tpu\n", {}, "device", {"'tpu' is not valid", "expected one of: auto, cpu, cuda"}},
       {"bad_comm_timeout", kOk + "comm_timeout_s: 0\n", {}, "comm_timeout_s", {"must be > 0 seconds"}},
       {"bad_comm", kOk + "comm: gloo\n", {}, "comm", {"expected one of: auto, mpi, nccl"}},
+      {"bad_graphs", kOk + "gpu: {graphs: yes}\n", {}, "gpu.graphs", {"expected one of: auto, on, off"}},
+      {"unknown_gpu_key", kOk + "gpu: {streams: 2}\n", {}, "gpu.streams", {"unknown key", "graphs"}},
       {"lr_zero", kOk + "optimizer: {lr: 0}\n", {}, "optimizer.lr", {"must be > 0"}},
       {"lr_negative", kOk + "optimizer: {lr: -0.1}\n", {}, "optimizer.lr", {"must be > 0"}},
       {"momentum_one", kOk + "optimizer: {momentum: 1}\n", {}, "optimizer.momentum", {"must be in [0, 1)"}},

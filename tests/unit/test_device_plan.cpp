@@ -157,6 +157,44 @@ TEST(DevicePlan, IdleRanksStillGetALabel) {
   EXPECT_EQ(p.label.size(), 3u);
 }
 
+// gpu.graphs: the plan says whether steps replay from CUDA graphs, and why not.
+DevicePlan graphs_plan(const std::string& device, const std::string& graphs, const std::string& model, bool built) {
+  Study st = study(device, "auto");
+  st.gpu.graphs = graphs;
+  st.model.name = model;
+  DevicePlan p = plan_devices(st, layout({1, 1}), ranks(1, 2, 1), true);
+  plan_graphs(st, built, p);
+  return p;
+}
+
+TEST(DevicePlan, GraphsAutoTakesThemOnCudaForBuiltinModels) {
+  DevicePlan p = graphs_plan("auto", "auto", "mlp", true);
+  EXPECT_TRUE(p.graphs);
+  EXPECT_NE(p.summary.find("CUDA graphs: on"), std::string::npos) << p.summary;
+}
+
+TEST(DevicePlan, GraphsAutoFallsBackAndSaysWhy) {
+  DevicePlan ts = graphs_plan("auto", "auto", "torchscript", true);
+  EXPECT_FALSE(ts.graphs);
+  EXPECT_NE(ts.summary.find("CUDA graphs: off (model.name is torchscript"), std::string::npos) << ts.summary;
+  DevicePlan unbuilt = graphs_plan("auto", "auto", "cnn", false);
+  EXPECT_FALSE(unbuilt.graphs);
+  EXPECT_NE(unbuilt.summary.find("cannot capture CUDA graphs"), std::string::npos) << unbuilt.summary;
+  DevicePlan off = graphs_plan("auto", "off", "mlp", true);
+  EXPECT_FALSE(off.graphs);
+  EXPECT_NE(off.summary.find("CUDA graphs: off (gpu.graphs: off)"), std::string::npos) << off.summary;
+}
+
+TEST(DevicePlan, GraphsOnTheCpuAreSilentUnderAutoAndAnErrorUnderOn) {
+  DevicePlan cpu = graphs_plan("cpu", "auto", "mlp", true);
+  EXPECT_FALSE(cpu.graphs);
+  EXPECT_EQ(cpu.summary.find("graphs"), std::string::npos) << cpu.summary;
+  expect_config_error([] { graphs_plan("cpu", "on", "mlp", true); }, "gpu.graphs", "trains on the CPU");
+  expect_config_error([] { graphs_plan("auto", "on", "torchscript", true); }, "gpu.graphs", "torchscript");
+  expect_config_error([] { graphs_plan("auto", "on", "mlp", false); }, "gpu.graphs", "cannot capture");
+  EXPECT_TRUE(graphs_plan("auto", "on", "cnn", true).graphs);
+}
+
 TEST(DevicePlan, RecordRoundTrips) {
   RankDevice d;
   d.host = "gpu-node-7";
