@@ -66,11 +66,22 @@ int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
   }
 }
 
-int cmd_plan(const std::string& file, const std::vector<std::string>& sets, int ranks) {
+// `plan`: the world size and, for the GPU view, the hosts' shape.
+struct PlanOptions {
+  int ranks = 1;
+  int gpus = 0;            // per host; 0: no GPU view
+  int ranks_per_host = 0;  // 0: every rank on one host
+};
+
+int cmd_plan(const std::string& file, const std::vector<std::string>& sets, const PlanOptions& o) {
   try {
     Study st = load_study(file, sets);
-    Layout layout = plan_layout(st.runs, run_costs(st), ranks);
+    Layout layout = plan_layout(st.runs, run_costs(st), o.ranks);
     std::cout << describe_layout(st, layout);
+    if (o.gpus > 0)
+      std::cout << describe_gpu_sharing(
+          st, layout,
+          gpu_sharing(layout, planned_rank_gpus(o.ranks, o.ranks_per_host > 0 ? o.ranks_per_host : o.ranks, o.gpus)));
     return 0;
   } catch (const std::exception& e) {
     return report(e);
@@ -159,7 +170,7 @@ namespace {
 struct CliArgs {
   std::string file;
   std::vector<std::string> sets;
-  int ranks = 1;
+  PlanOptions plan;
   RunOptions run;
   BenchOptions bench;
 };
@@ -231,7 +242,12 @@ int main_entry(int argc, char** argv) {
   add_study_args(check, a);
   CLI::App* plan = app.add_subcommand("plan", "print which world ranks train which runs, batches and lrs");
   add_study_args(plan, a);
-  plan->add_option("--ranks", a.ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
+  plan->add_option("--ranks", a.plan.ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
+  plan->add_option("--gpus", a.plan.gpus, "GPUs per host: also show which replica groups share each GPU")
+      ->check(CLI::Range(1, 1 << 10));
+  plan->add_option("--ranks-per-host", a.plan.ranks_per_host,
+                   "ranks on each host, filled in order (default: all on one)")
+      ->check(CLI::Range(1, 1 << 20));
   add_run(app, a);
   CLI::App* version = app.add_subcommand("version", "print versions");
   CLI::App* bench = add_bench(app, a.bench);
@@ -243,7 +259,7 @@ int main_entry(int argc, char** argv) {
   }
   if (*version) return cmd_version();
   if (*check) return cmd_check(a.file, a.sets);
-  if (*plan) return cmd_plan(a.file, a.sets, a.ranks);
+  if (*plan) return cmd_plan(a.file, a.sets, a.plan);
   if (*bench) return cmd_bench(argc, argv, a.bench);
   return cmd_run(argc, argv, a.file, a.sets, a.run);
 }

@@ -165,4 +165,22 @@ std::string describe_layout(const Study& study, const Layout& layout) {
   return os.str();
 }
 
+std::string describe_gpu_sharing(const Study& study, const Layout& layout, const std::vector<GpuShare>& shares) {
+  if (shares.empty()) return "";
+  std::ostringstream os;
+  os << "GPU sharing: " << layout.groups.size() << " replica groups on " << shares.size() << " GPU"
+     << (shares.size() == 1 ? "" : "s") << "; groups on one GPU train at once, each in its own process\n";
+  for (const auto& sh : shares) {
+    os << "  " << sh.gpu << ": group" << (sh.groups.size() == 1 ? "" : "s");
+    std::string first;
+    for (size_t i = 0; i < sh.groups.size(); ++i) {
+      const GroupPlan& g = layout.groups[static_cast<size_t>(sh.groups[i])];
+      os << (i ? ", " : " ") << g.index;
+      if (!g.runs.empty()) first += (first.empty() ? "" : ", ") + study.runs[static_cast<size_t>(g.runs[0])].name;
+    }
+    os << (first.empty() ? "" : " (first runs: " + first + ")") << "\n";
+  }
+  return os.str();
+}
+
 }  // namespace bs

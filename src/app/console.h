@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/study.h"
+#include "placement/device_plan.h"
 #include "placement/layout.h"
 #include "train/records.h"
 
@@ -61,6 +62,9 @@ std::string summary_csv(const std::vector<SummaryRow>& rows);
 // What `batchscope plan` prints: groups, their runs (the first exact, the
 // rest the queue's estimate) and per-rank batches.
 std::string describe_layout(const Study& study, const Layout& layout);
+// Which replica groups share each GPU (placement/device_plan gpu_sharing), with
+// each group's first run; "" when there is no GPU.
+std::string describe_gpu_sharing(const Study& study, const Layout& layout, const std::vector<GpuShare>& shares);
 
 std::string format_duration(double seconds);
 

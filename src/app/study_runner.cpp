@@ -138,8 +138,11 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
   const int threads = threads_per_rank(opt.threads, env);
   set_torch_threads(threads);
   if (root) {
+    std::vector<std::string> rank_gpu;
+    for (const auto& label : devices.label) rank_gpu.push_back(label.rfind("cuda", 0) == 0 ? label : "");
     std::cout << describe_layout(st, layout) << "intra-op threads per rank: " << threads << "; " << devices.summary
-              << std::endl;
+              << "\n"
+              << describe_gpu_sharing(st, layout, gpu_sharing(layout, rank_gpu)) << std::flush;
   }
   RunQueue queue(layout, st.runs, run_order(st, actions), env.rank());
   RootConsole console(root, &queue);

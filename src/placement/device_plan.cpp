@@ -1,8 +1,10 @@
 #include "placement/device_plan.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "util/errors.h"
 
@@ -148,6 +150,29 @@ DevicePlan plan_devices(const Study& st, const Layout& layout, const std::vector
   p.comm = st.comm == "nccl" || (st.comm == "auto" && nccl_built && shared.empty()) ? "nccl" : "mpi";
   p.summary = cuda_summary(st, ranks, p.comm, nccl_built, shared);
   return p;
+}
+
+std::vector<GpuShare> gpu_sharing(const Layout& layout, const std::vector<std::string>& rank_gpu) {
+  std::vector<GpuShare> out;
+  for (const auto& g : layout.groups)
+    for (int r = g.first_rank; r < g.first_rank + g.size; ++r) {
+      const std::string& name = rank_gpu.at(static_cast<size_t>(r));
+      if (name.empty()) continue;
+      auto it = std::find_if(out.begin(), out.end(), [&](const GpuShare& s) { return s.gpu == name; });
+      if (it == out.end()) it = out.insert(out.end(), GpuShare{name, {}});
+      if (it->groups.empty() || it->groups.back() != g.index) it->groups.push_back(g.index);
+    }
+  return out;
+}
+
+std::vector<std::string> planned_rank_gpus(int world, int ranks_per_host, int gpus) {
+  if (ranks_per_host < 1 || gpus < 1) throw std::invalid_argument("planned_rank_gpus: ranks_per_host and gpus >= 1");
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(std::max(0, world)));
+  for (int r = 0; r < world; ++r)
+    out.push_back("host " + std::to_string(r / ranks_per_host) +
+                  " cuda:" + std::to_string(gpu_for_local_rank(r % ranks_per_host, gpus)));
+  return out;
 }
 
 namespace {

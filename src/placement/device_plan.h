@@ -43,6 +43,20 @@ struct DevicePlan {
 DevicePlan plan_devices(const Study& study, const Layout& layout, const std::vector<RankDevice>& ranks,
                         bool nccl_built);
 
+// The replica groups on each GPU, in the order the GPUs first appear: `rank_gpu`
+// names each world rank's GPU ("" for none: the CPU, an idle rank), the same
+// name for ranks on one GPU. Groups sharing a GPU train at once, each with its
+// own CUDA context (and stream); a run's numbers do not depend on it.
+struct GpuShare {
+  std::string gpu;
+  std::vector<int> groups;
+};
+std::vector<GpuShare> gpu_sharing(const Layout& layout, const std::vector<std::string>& rank_gpu);
+// For `plan --gpus G`: world ranks filling hosts in order, `ranks_per_host`
+// each (mpirun's default by-slot mapping), each on gpu_for_local_rank(local
+// rank, G): names "host H cuda:K".
+std::vector<std::string> planned_rank_gpus(int world, int ranks_per_host, int gpus);
+
 // gpu.graphs: on needs CUDA, a LibTorch that captures graphs and a built-in
 // model (a TorchScript module may branch on the host or draw random numbers,
 // which a graph would replay frozen); auto takes graphs where those hold,

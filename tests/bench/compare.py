@@ -215,7 +215,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"# {len(cases)} cases, {a.ranks} rank(s), device {device}, {threads} thread(s) per rank, "
           f"{a.rounds} round(s); data {a.data}", flush=True)
 
-    rows, failures, results = [], [], []
+    rows: list[tuple[Case, list[Variant], str, str]] = []
+    failures: list[str] = []
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as trace_dir:
         for i, c in enumerate(cases):
             t = time.time()

@@ -287,17 +287,25 @@ fi
 # 7. CUDA graphs: replayed steps record exactly what eager steps do (every
 # number but the clocks, bit for bit): one graph per step (1-rank NCCL groups,
 # 2 micro-batches), two around a host-staged allreduce (a 2-rank group on the
-# one GPU), the cnn with Adam; and a run preempted under graphs (SIGUSR1 at a
-# held step 40) resumes to the uninterrupted trace.
-graph_pair() { # graph_pair NAME NP YAML ARGS...: graphs off, then on, compared exactly
-  local name=$1 np=$2 yaml=$3 mode
+# one GPU), Adam; and a run preempted under graphs (SIGUSR1 at a held step 40)
+# resumes to the uninterrupted trace. The cnn cannot be held to bits: its
+# eager steps are not reproducible themselves (cuDNN's convolution backward
+# may sum in any order). On an H100 (2026-11-26, cnn + Adam, 100 steps), two
+# eager runs differed by 3.5e-6 over the first 5 steps and 3.1e-2 by step 93;
+# graphs against eager by 3.4e-6 and 3.7e-2. So the cnn pair is held to
+# 1e-4 over its first 5 steps and 0.2 later (a wrong step, such as a stale
+# learning rate or batch, differs by far more from step 2, the first replay).
+graph_pair() { # graph_pair NAME NP YAML COMPARE-ARGS -- RUN-ARGS...: graphs off, then on, compared
+  local name=$1 np=$2 yaml=$3 mode cmp=()
   shift 3
+  while [ "$1" != -- ]; do cmp+=("$1"); shift; done
+  shift
   for mode in off on; do
     tmp_mpirun 120 -np "$np" "$bin" run "$yaml" --set output="$work/g-$name-$mode" --set device=cuda \
       --set gpu.graphs=$mode "$@" >"$work/g-$name-$mode.log" 2>&1 || { tail -n 8 "$work/g-$name-$mode.log"; return 1; }
   done
   grep -q 'CUDA graphs: on' "$work/g-$name-on.log" || { echo "g-$name-on.log: no 'CUDA graphs: on'"; return 1; }
-  $py tests/gpu/compare_traces.py "$work/g-$name-off" "$work/g-$name-on" --exact | tee "$work/g-$name.txt"
+  $py tests/gpu/compare_traces.py "$work/g-$name-off" "$work/g-$name-on" "${cmp[@]}" | tee "$work/g-$name.txt"
   return "${PIPESTATUS[0]}"
 }
 graph_resume() { # under graphs: held at step 40, SIGUSR1, --resume; against g-eq-on
@@ -319,13 +327,16 @@ graph_resume() { # under graphs: held at step 40, SIGUSR1, --resume; against g-e
 }
 if want graphs; then
   g_fail=()
-  graph_pair eq 2 "$work/eq.yaml" || g_fail+=(nccl-1rank)
-  graph_pair het 2 "$work/hetero.yaml" --set comm=mpi || g_fail+=(host-staged-2rank)
-  graph_pair cnn 1 "$work/eq.yaml" --set 'model={name: cnn}' --set 'optimizer={name: adam, lr: 0.001}' || g_fail+=(cnn-adam)
+  graph_pair eq 2 "$work/eq.yaml" --exact -- || g_fail+=(nccl-1rank)
+  graph_pair het 2 "$work/hetero.yaml" --exact -- --set comm=mpi || g_fail+=(host-staged-2rank)
+  graph_pair adam 1 "$work/eq.yaml" --exact -- --set 'optimizer={name: adam, lr: 0.001, weight_decay: 0.01}' \
+    --set 'runs=[{name: adam, batch: [64]}]' || g_fail+=(adam)
+  graph_pair cnn 1 "$work/eq.yaml" --first-steps 5 --rtol-first 1e-4 --rtol 0.2 -- --set 'model={name: cnn}' \
+    --set 'optimizer={name: adam, lr: 0.001}' --set 'runs=[{name: cnn, batch: [64]}]' || g_fail+=(cnn-adam)
   graph_resume || g_fail+=(resume)
-  n_ok=$(cat "$work"/g-*.txt 2>/dev/null | grep -c ': OK$')
+  n_ok=$(cat "$work"/g-*.txt 2>/dev/null | grep -c 'identical: OK$')
   if [ ${#g_fail[@]} -eq 0 ]; then
-    result graphs "PASS ($n_ok run files identical to eager, every number but the clocks; resume exact)"
+    result graphs "PASS ($n_ok run files identical to eager, every number but the clocks; resume exact; cnn: $(sed -n 's/.*first 5 step(s) (loss, squared norm) max rel diff \([^ ]*\).*later loss max rel diff \([^ ]*\).*/\1 (first 5 steps), \2 (later)/p' "$work/g-cnn.txt"))"
   else
     result graphs "FAIL (${g_fail[*]}; $n_ok run files identical)"
   fi

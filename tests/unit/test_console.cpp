@@ -183,6 +183,19 @@ TEST(DescribeLayout, ListsGroupsRunsAndIdleRanks) {
   EXPECT_NE(text.find("shared queue"), std::string::npos) << text;
 }
 
+TEST(DescribeGpuSharing, NamesEachGpusGroupsAndFirstRuns) {
+  Study st = parse_study(
+      "study: d\ndata: {name: synthetic}\nbudget: {steps: 10}\n"
+      "runs: [{name: a, batch: [16]}, {name: b, batch: [32]}, {name: c, batch: [64]}]\n",
+      "study.yaml");
+  Layout L = plan_layout(st.runs, {}, 3);
+  EXPECT_EQ(describe_gpu_sharing(st, L, {}), "");
+  std::string text = describe_gpu_sharing(st, L, gpu_sharing(L, planned_rank_gpus(3, 3, 2)));
+  EXPECT_NE(text.find("3 replica groups on 2 GPUs"), std::string::npos) << text;
+  EXPECT_NE(text.find("host 0 cuda:0: groups 0, 2 (first runs: "), std::string::npos) << text;
+  EXPECT_NE(text.find("host 0 cuda:1: group 1 (first runs: "), std::string::npos) << text;
+}
+
 TEST(GroupReport, SerializeParseRoundTrip) {
   GroupReport g;
   g.group = 3;

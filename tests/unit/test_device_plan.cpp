@@ -2,6 +2,7 @@
 // reduces with, from what the ranks reported. No GPU needed: the ranks are
 // described, not probed.
 #include <functional>
+#include <stdexcept>
 
 #include <gtest/gtest.h>
 
@@ -193,6 +194,23 @@ TEST(DevicePlan, GraphsOnTheCpuAreSilentUnderAutoAndAnErrorUnderOn) {
   expect_config_error([] { graphs_plan("auto", "on", "torchscript", true); }, "gpu.graphs", "torchscript");
   expect_config_error([] { graphs_plan("auto", "on", "mlp", false); }, "gpu.graphs", "cannot capture");
   EXPECT_TRUE(graphs_plan("auto", "on", "cnn", true).graphs);
+}
+
+TEST(DevicePlan, GpuSharingListsTheGroupsOnEachGpu) {
+  // 4 ranks, 2 per host, 1 GPU per host: group 0 (ranks 0, 1) on host 0, groups 1 and 2 on host 1.
+  const Layout l = layout({2, 1, 1});
+  const auto names = planned_rank_gpus(4, 2, 1);
+  EXPECT_EQ(names, (std::vector<std::string>{"host 0 cuda:0", "host 0 cuda:0", "host 1 cuda:0", "host 1 cuda:0"}));
+  const auto shares = gpu_sharing(l, names);
+  ASSERT_EQ(shares.size(), 2u);
+  EXPECT_EQ(shares[0].gpu, "host 0 cuda:0");
+  EXPECT_EQ(shares[0].groups, (std::vector<int>{0}));
+  EXPECT_EQ(shares[1].groups, (std::vector<int>{1, 2}));
+  // Ranks off the GPU (the CPU, idle ranks) are left out.
+  EXPECT_TRUE(gpu_sharing(l, {"", "", "", ""}).empty());
+  // Ranks filling hosts in order, GPUs wrapping around on each host.
+  EXPECT_EQ(planned_rank_gpus(3, 3, 2), (std::vector<std::string>{"host 0 cuda:0", "host 0 cuda:1", "host 0 cuda:0"}));
+  EXPECT_THROW(planned_rank_gpus(2, 0, 1), std::invalid_argument);
 }
 
 TEST(DevicePlan, RecordRoundTrips) {
