@@ -1,5 +1,6 @@
 #include "app/commands.h"
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "placement/layout.h"
 #include "trace/checkpoint.h"
 #include "train/model_check.h"
+#include "train/step_graph.h"
 #include "train/torch_env.h"
 #include "util/blas_info.h"
 #include "util/build_info.h"
@@ -53,12 +55,15 @@ int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
     Study st = load_study(file, sets);
     data_files(st.file, st.data);
     const std::string model_and_data = check_model(st, load_data(st.file, st.data, st.seed));
-    int64_t steps = 0;
-    for (const auto& r : st.runs) steps += run_budget(st, r).total_steps;
+    // Samples, not steps: steps at different batch sizes are not the same work.
+    int64_t samples = 0;
     int max_ranks = 0;
-    for (const auto& r : st.runs) max_ranks = std::max(max_ranks, r.ranks());
-    std::cout << file << ": OK: study '" << st.name << "', " << st.runs.size() << " runs, " << steps
-              << " training steps in all, up to " << max_ranks << " ranks per run, output " << st.output << "\n"
+    for (const auto& r : st.runs) {
+      samples += run_budget(st, r).total_steps * r.global_batch();
+      max_ranks = std::max(max_ranks, r.ranks());
+    }
+    std::cout << file << ": OK: study '" << st.name << "', " << st.runs.size() << " runs, " << samples
+              << " training samples in all, up to " << max_ranks << " ranks per run, output " << st.output << "\n"
               << model_and_data;
     return 0;
   } catch (const std::exception& e) {
@@ -220,7 +225,8 @@ CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
 
 int cmd_version() {
   std::cout << "batchscope " << build::kVersion << " (" << build::kGitRevision << "); LibTorch " << torch_version()
-            << ", CUDA " << gpu::runtime_version() << ", NCCL " << nccl_version() << "\n"
+            << (step_graphs_built() ? "" : " (CPU only)") << ", CUDA " << gpu::runtime_version() << ", NCCL "
+            << nccl_version() << "\n"
             << "BLAS: " << loaded_blas().description << "\n";
   // Both counts: LibTorch registers its CUDA backend from libtorch_cuda's static
   // initializers, so a link that dropped that library leaves the runtime seeing
@@ -230,6 +236,25 @@ int cmd_version() {
     std::cout << "warning: NCCL header " << nccl_header_version() << " but library " << nccl_version()
               << " loaded (two NCCL installs: set NCCL_ROOT to one)\n";
   return 0;
+}
+
+}  // namespace
+
+namespace {
+
+// The first argument when it is neither an option nor a command: a message
+// that names the nearest command, or "" when argv[1] is fine.
+std::string unknown_command(int argc, char** argv, const CLI::App& app) {
+  if (argc < 2 || argv[1][0] == '-') return "";
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  const std::string word = argv[1];
+  if (std::find(names.begin(), names.end(), word) != names.end()) return "";
+  const std::string near = nearest_name(word, names);
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return "unknown command '" + word + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
+         " (commands: " + list + ")";
 }
 
 }  // namespace
@@ -251,6 +276,11 @@ int main_entry(int argc, char** argv) {
   add_run(app, a);
   CLI::App* version = app.add_subcommand("version", "print versions");
   CLI::App* bench = add_bench(app, a.bench);
+  if (argc >= 2 && std::string(argv[1]) == "--version") return cmd_version();
+  if (const std::string bad = unknown_command(argc, argv, app); !bad.empty()) {
+    std::cerr << "batchscope: error: " << bad << std::endl;
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

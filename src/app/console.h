@@ -62,6 +62,9 @@ std::string summary_csv(const std::vector<SummaryRow>& rows);
 // What `batchscope plan` prints: groups, their runs (the first exact, the
 // rest the queue's estimate) and per-rank batches.
 std::string describe_layout(const Study& study, const Layout& layout);
+// The name in `names` closest to `word` by edit distance, "" when none is
+// near enough to be a typo of it (more than a third of its letters off).
+std::string nearest_name(const std::string& word, const std::vector<std::string>& names);
 // Which replica groups share each GPU (placement/device_plan gpu_sharing), with
 // each group's first run; "" when there is no GPU.
 std::string describe_gpu_sharing(const Study& study, const Layout& layout, const std::vector<GpuShare>& shares);

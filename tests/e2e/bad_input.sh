@@ -25,4 +25,15 @@ expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${smal
 expect 5 "already exists.*--overwrite" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}"
 expect 0 "completed" -- mpirun -np 2 --oversubscribe "$bin" run "$study" "${small[@]}" --overwrite
 expect 2 "study is required" -- "$bin" run
+# The command line: a typo names the nearest command; --version is `version`;
+# `check` counts samples (steps at different batch sizes are not comparable).
+expect 2 "unknown command 'chek'; did you mean 'check'?" -- "$bin" chek "$study"
+expect 2 "unknown command 'rnu'; did you mean 'run'?" -- "$bin" rnu "$study"
+expect 2 "unknown command 'frobnicate' (commands: check, plan, run, version, bench)" -- "$bin" frobnicate
+expect 0 "^batchscope [0-9].*LibTorch" -- "$bin" --version
+expect 0 "9 runs, 539424 training samples in all" -- "$bin" check "$study"
+# "(CPU only)" exactly when this build's LibTorch has no CUDA (Debian's is CPU-only).
+"$bin" version >"$out/version.txt"
+check cpu_only_agrees grep -q -E '\(CPU only\).*|LibTorch sees [1-9]' "$out/version.txt"
+if grep -q 'CPU only' "$out/version.txt"; then check cpu_only_sees_no_gpu grep -q 'LibTorch sees 0' "$out/version.txt"; fi
 summary

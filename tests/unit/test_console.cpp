@@ -196,6 +196,17 @@ TEST(DescribeGpuSharing, NamesEachGpusGroupsAndFirstRuns) {
   EXPECT_NE(text.find("host 0 cuda:1: group 1 (first runs: "), std::string::npos) << text;
 }
 
+TEST(NearestName, TyposFindTheirCommandFarWordsFindNone) {
+  const std::vector<std::string> names{"check", "plan", "run", "version", "bench"};
+  EXPECT_EQ(nearest_name("chek", names), "check");
+  EXPECT_EQ(nearest_name("rnu", names), "run");  // a swap is one edit
+  EXPECT_EQ(nearest_name("verison", names), "version");
+  EXPECT_EQ(nearest_name("benhc", names), "bench");
+  EXPECT_EQ(nearest_name("frobnicate", names), "");
+  EXPECT_EQ(nearest_name("x", names), "");
+  EXPECT_EQ(nearest_name("", names), "");
+}
+
 TEST(GroupReport, SerializeParseRoundTrip) {
   GroupReport g;
   g.group = 3;
