@@ -215,4 +215,15 @@ std::string nearest_name(const std::string& word, const std::vector<std::string>
   return best;
 }
 
+std::string study_progress_line(const StudyCounts& c) {
+  const int queued = std::max(0, c.total - c.done - c.running);
+  std::ostringstream os;
+  os << "study: " << c.done << "/" << c.total << " runs done, " << c.running << " running, " << queued << " queued";
+  if (c.done < c.total) {
+    const double rate = c.elapsed_s > 0 ? c.samples_trained / c.elapsed_s : 0;
+    os << "; ETA " << (rate > 0 ? format_duration(c.samples_left / rate) : "? (no run finished yet)");
+  }
+  return os.str();
+}
+
 }  // namespace bs

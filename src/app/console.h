@@ -71,4 +71,16 @@ std::string describe_gpu_sharing(const Study& study, const Layout& layout, const
 
 std::string format_duration(double seconds);
 
+// The study line rank 0 prints at the progress rate: runs done, running and
+// queued, and an ETA from the samples per second of the runs finished in this
+// session (none before the first finishes; running runs' partial progress is
+// not counted, so it errs long).
+struct StudyCounts {
+  int total = 0, done = 0, running = 0;
+  double samples_trained = 0;  // by the runs finished in this session
+  double samples_left = 0;     // planned, of the runs not finished
+  double elapsed_s = 0;
+};
+std::string study_progress_line(const StudyCounts& c);
+
 }  // namespace bs

@@ -33,8 +33,41 @@ bool RootConsole::pump() {
   if (!root_) return false;
   const auto text = channel_.poll();
   for (auto& m : text) take(m);
+  maybe_print_study();
   const bool asked = queue_ && queue_->serve();
   return asked || !text.empty();
+}
+
+void RootConsole::watch_study(StudyWatch w) {
+  if (!root_ || w.total <= 1) return;  // one run: its own line says it all
+  watch_ = std::move(w);
+  done_before_ = rows_.size();
+  watch_start_ = last_study_line_ = std::chrono::steady_clock::now();
+}
+
+StudyCounts RootConsole::study_counts() const {
+  StudyCounts c;
+  c.total = watch_->total;
+  c.done = static_cast<int>(rows_.size());
+  const int finished_here = static_cast<int>(rows_.size() - done_before_);
+  c.running = queue_ ? std::max(0, queue_->handed_out() - finished_here) : 0;
+  c.samples_left = 0;
+  for (const auto& [name, samples] : watch_->planned) c.samples_left += samples;
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    const auto it = watch_->planned.find(rows_[i].run);
+    if (it != watch_->planned.end()) c.samples_left -= it->second;
+    if (i >= done_before_) c.samples_trained += static_cast<double>(rows_[i].steps * rows_[i].global_batch);
+  }
+  c.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - watch_start_).count();
+  return c;
+}
+
+void RootConsole::maybe_print_study() {
+  if (!watch_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - last_study_line_).count() < watch_->every_s) return;
+  last_study_line_ = now;
+  std::cout << study_progress_line(study_counts()) << std::endl;
 }
 
 const std::vector<SummaryRow>& RootConsole::wait_for_groups(size_t groups) {

@@ -6,6 +6,8 @@
 // queue (app/run_queue.h): at its drains, between its runs, at the end.
 #include <chrono>
 #include <cstddef>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,13 @@
 #include "util/step_hold.h"
 
 namespace bs {
+
+// What rank 0 needs for the study line (console.h study_progress_line).
+struct StudyWatch {
+  int total = 0;                          // runs in the study
+  std::map<std::string, double> planned;  // samples to train, per run name
+  double every_s = 5;                     // log.progress_seconds
+};
 
 class RootConsole {
  public:
@@ -37,16 +46,24 @@ class RootConsole {
   // report. Meanwhile it answers the run queue.
   const std::vector<SummaryRow>& wait_for_groups(size_t groups);
   const std::vector<GroupReport>& reports() const { return reports_; }
+  // Rank 0, after the runs already done were reported: from now on pump()
+  // prints the study line every `w.every_s` seconds.
+  void watch_study(StudyWatch w);
   // Completes this rank's pending sends (before MPI_Finalize).
   void drain() { channel_.drain(); }
 
  private:
   void take(const std::pair<int, std::string>& message);
+  void maybe_print_study();
+  StudyCounts study_counts() const;
   bool root_;
   RunQueue* queue_;
   TextChannel channel_;
   std::vector<SummaryRow> rows_;
   std::vector<GroupReport> reports_;
+  std::optional<StudyWatch> watch_;
+  size_t done_before_ = 0;  // rows_ already done when the study started
+  std::chrono::steady_clock::time_point watch_start_, last_study_line_;
 };
 
 // A group leader's sink: writes the run file and checkpoints, and sends

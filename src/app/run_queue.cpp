@@ -16,6 +16,7 @@ enum Kind : int { kNext = 1, kLeave = 2 };
 RunQueue::RunQueue(const Layout& layout, const std::vector<RunSpec>& runs, std::vector<int> order, int world_rank)
     : layout_(layout), runs_(runs), queue_(std::move(order)), root_(world_rank == 0) {
   first_ = initial_runs(layout_, runs_, queue_);
+  handed_out_ = static_cast<int>(std::count_if(first_.begin(), first_.end(), [](int r) { return r >= 0; }));
 }
 
 int RunQueue::next(int group, const MpiCommunicator& group_comm) {
@@ -64,7 +65,9 @@ int RunQueue::take(int group) {
     withheld_ = withheld_ || !queue_.empty();
     return -1;
   }
-  return take_run(queue_, runs_, layout_.groups.at(static_cast<size_t>(group)).size);
+  const int run = take_run(queue_, runs_, layout_.groups.at(static_cast<size_t>(group)).size);
+  if (run >= 0) ++handed_out_;
+  return run;
 }
 
 }  // namespace bs

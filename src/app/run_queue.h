@@ -51,6 +51,8 @@ class RunQueue {
   // Rank 0: whether it refused a run that was still queued (the study stops
   // unfinished, and the job exits kExitPreempted).
   bool withheld() const { return withheld_; }
+  // Rank 0: runs handed out so far, every group's first run included.
+  int handed_out() const { return handed_out_; }
   const QueueWaits& waits() const { return waits_; }
 
  private:
@@ -63,6 +65,7 @@ class RunQueue {
   std::vector<int> first_;  // per group
   bool root_;
   bool stopping_ = false, withheld_ = false;
+  int handed_out_ = 0;
   QueueWaits waits_;
   RequestChannel channel_;
 };

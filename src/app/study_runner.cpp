@@ -146,7 +146,15 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
   }
   RunQueue queue(layout, st.runs, run_order(st, actions), env.rank());
   RootConsole console(root, &queue);
-  if (root) report_done_runs(st, actions, console);
+  if (root) {
+    report_done_runs(st, actions, console);
+    StudyWatch w;
+    w.total = static_cast<int>(st.runs.size());
+    w.every_s = st.log.progress_seconds;
+    for (const auto& r : st.runs)
+      w.planned[r.name] = static_cast<double>(run_budget(st, r).total_steps * r.global_batch());
+    console.watch_study(std::move(w));
+  }
   const bool stopped_early = train_own_runs(st, layout, devices, actions, env, console, queue, std::move(data));
   if (root) {
     const auto& rows = console.wait_for_groups(layout.groups.size());

@@ -69,14 +69,16 @@ check "and the queue's answer times" grep -q "^run queue: [0-9]* requests answer
 # preempted runs go first and finish (they are past step 40), then each group
 # holds in a fresh run; SIGUSR1 -> 3 done, 3 preempted, 2 unstarted. Job 3
 # (--resume): trains the 5 unfinished runs, not the 3 done ones.
-held() {  # held OUTDIR [args]: runs the study in the background until 3 runs hold, then signals it
+held() {  # held OUTDIR [args]: runs the study in the background until 3 runs hold (and, with
+          # $want set, until the log matches it), then signals it
   local dir=$1; shift
   BATCHSCOPE_HOLD_AT_STEP=40 mpirun -np 3 --oversubscribe "$bin" run "$out/queue.yaml" --threads 1 \
     --set output="$dir" "$@" >>"$dir.log" 2>&1 &
   local job=$! before
   before=$(grep -c ' holding at step 40 ' "$dir.log" 2>/dev/null)
   for _ in $(seq 600); do
-    [ "$(grep -c ' holding at step 40 ' "$dir.log")" -ge $((before + 3)) ] && break
+    [ "$(grep -c ' holding at step 40 ' "$dir.log")" -ge $((before + 3)) ] &&
+      { [ -z "${want:-}" ] || grep -q "$want" "$dir.log"; } && break
     kill -0 $job 2>/dev/null || break
     sleep 0.2
   done
@@ -101,8 +103,11 @@ check "job 1: exit 75 after SIGUSR1" test $? -eq 75
 state "$out/p" >"$out/p1.txt"; sed 's/^/  job 1: /' "$out/p1.txt"
 check "job 1: each group's first run preempted at step 50 with a checkpoint, the rest never handed out" \
   test "$(count ' 4 50 True$' "$out/p1.txt") $(wc -l <"$out/p1.txt")" = "3 3"
-held "$out/p" --resume
+# Rank 0's study line while the 3 fresh runs hold (printed every
+# log.progress_seconds while rank 0 waits in its hold): 3 done, 3 running.
+want='^study: 3/8 runs done, 3 running, 2 queued; ETA [0-9]' held "$out/p" --resume --set log.progress_seconds=0.1
 check "job 2: exit 75 after SIGUSR1" test $? -eq 75
+check "job 2: the study line counted 3 done, 3 running, 2 queued" grep -q '^study: 3/8 runs done, 3 running, 2 queued; ETA [0-9]' "$out/p.log"
 state "$out/p" >"$out/p2.txt"; sed 's/^/  job 2: /' "$out/p2.txt"
 check "job 2: the 3 preempted runs finished first, 3 fresh ones preempted, 2 never handed out" \
   test "$(count ' 1 400 False$' "$out/p2.txt") $(count ' 4 50 True$' "$out/p2.txt") $(wc -l <"$out/p2.txt")" = "3 3 6"

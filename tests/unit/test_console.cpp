@@ -207,6 +207,22 @@ TEST(NearestName, TyposFindTheirCommandFarWordsFindNone) {
   EXPECT_EQ(nearest_name("", names), "");
 }
 
+TEST(StudyProgressLine, CountsAndEta) {
+  StudyCounts c;
+  c.total = 16;
+  c.done = 5;
+  c.running = 2;
+  c.samples_trained = 1000;
+  c.samples_left = 7200;
+  c.elapsed_s = 10;  // 100 samples/s: 72 s left
+  EXPECT_EQ(study_progress_line(c), "study: 5/16 runs done, 2 running, 9 queued; ETA 72s");
+  c.samples_trained = 0;
+  EXPECT_EQ(study_progress_line(c), "study: 5/16 runs done, 2 running, 9 queued; ETA ? (no run finished yet)");
+  c.done = 16;
+  c.running = 0;
+  EXPECT_EQ(study_progress_line(c), "study: 16/16 runs done, 0 running, 0 queued");
+}
+
 TEST(GroupReport, SerializeParseRoundTrip) {
   GroupReport g;
   g.group = 3;
