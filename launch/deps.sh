@@ -19,7 +19,7 @@ bs_install_deps() {
   # PyTorch (1.13) for tests/tools/make_torchscript.py, the TorchScript models
   # the model tests load; unzip and pip for tests/cuda/build.sh (the CUDA
   # LibTorch wheel)
-  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy clang-format clang-tidy python3-torch unzip python3-pip)
+  [ "${1:-}" = tests ] && pkgs+=(slurm-wlm munge python3-mypy clang-format clang-tidy python3-torch unzip python3-pip python3-venv)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
