@@ -1,4 +1,4 @@
-"""Command line: `batchscope-analysis {report,plot,summary,check}`.
+"""Command line: `batchscope-analysis {report,answers,plot,summary,check,watch}`.
 
 Bad input (missing path, no run files, unreadable file) ends with a one-line
 message naming the path and exit code 2, the same code argparse uses for
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -18,12 +19,15 @@ import pandas as pd
 from batchscope_analysis import __version__
 from batchscope_analysis.answers import ANSWERS_FILE, compute_answers, write_answers
 from batchscope_analysis.errors import RunFileError
-from batchscope_analysis.load import REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, find_runs, load_study, runs_table
+from batchscope_analysis.load import (
+    REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, Run, find_runs, load_run, load_study, runs_table,
+)
 from batchscope_analysis.plots import plot_all
 from batchscope_analysis.report import buffers_note, write_report
 from batchscope_analysis.schema import check_run_file
 from batchscope_analysis.score import LOSS, Score, study_score
 from batchscope_analysis.target import Target, parse_target, study_target
+from batchscope_analysis.watch import DEFAULT_INTERVAL_S, snapshot, watch
 
 PROG: str = "batchscope-analysis"
 EXIT_OK: int = 0
@@ -54,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write one self-contained HTML report: answers, figures, tables")
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
     report.add_argument("--out", type=Path, metavar="FILE.html", help="report file (default: first DIR/report.html)")
+    report.add_argument("--refresh", type=_seconds_arg, metavar="SECONDS",
+                        help="rewrite the page every SECONDS while a run of the first DIR's study is still "
+                             "running, with a meta refresh so a browser reloads it; ends after the last rewrite")
     _add_target_option(report)
     report.set_defaults(func=_report)
 
@@ -78,7 +85,24 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check run files against the schema")
     check.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     check.set_defaults(func=_check)
+
+    live = commands.add_parser("watch", help="a live terminal view of a study while it trains, until it ends")
+    live.add_argument("dir", type=Path, metavar="DIR", help="study output folder")
+    live.add_argument("--interval", type=_seconds_arg, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
+                      help=f"seconds between refreshes (default {DEFAULT_INTERVAL_S:g})")
+    live.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    live.set_defaults(func=_watch)
     return parser
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text!r}")
+    return value
 
 
 def _add_target_option(parser: argparse.ArgumentParser) -> None:
@@ -98,14 +122,55 @@ def _target_arg(text: str) -> Target:
 
 
 def _report(args: argparse.Namespace) -> int:
-    runs = load_study(args.dirs)
     out: Path = args.out if args.out is not None else _study_root(args.dirs[0]) / "report.html"
+    if args.refresh is not None:
+        return _refreshing_report(args, out)
+    runs = load_study(args.dirs)
     report, figures = write_report(runs, out, args.target, sources=args.dirs)
     for path in figures:
         print(path)
     print(report.parent / ANSWERS_FILE)
     print(report)
     return EXIT_OK
+
+
+def _refreshing_report(args: argparse.Namespace, out: Path) -> int:
+    """`report --refresh SECONDS`: rewrites the page while the first DIR's study runs.
+
+    Each rewrite asks the browser to reload after SECONDS (a meta refresh);
+    the one written after the study ended does not, and ends the command.
+    Run files that cannot be read yet (being created) wait for the next round.
+    """
+    study = _study_root(args.dirs[0])
+    while True:
+        # Looked at before the files are read: a study that ends meanwhile gets one more rewrite.
+        ended = snapshot(study).finished
+        runs = _readable_runs(args.dirs)
+        if runs:
+            write_report(runs, out, args.target, sources=args.dirs, refresh_s=None if ended else args.refresh)
+            print(f"{time.strftime('%H:%M:%S')} {out} ({len(runs)} runs{'' if ended else ', running'})", flush=True)
+        if ended:
+            return EXIT_OK
+        time.sleep(args.refresh)
+
+
+def _readable_runs(dirs: Sequence[Path]) -> list[Run]:
+    """The run files under `dirs` that can be read now; none while no run has started."""
+    runs = []
+    try:
+        paths = find_runs(dirs)
+    except RunFileError:
+        if all(Path(d).is_dir() for d in dirs):
+            return []  # no run file yet: the study has not started a run
+        raise
+    for path in paths:
+        try:
+            run = load_run(path)
+        except RunFileError:
+            continue  # the writer is creating it
+        if len(run.train):
+            runs.append(run)
+    return runs
 
 
 def _answers(args: argparse.Namespace) -> int:
@@ -194,6 +259,13 @@ def format_table(table: pd.DataFrame) -> str:
         index=False, na_rep="-", formatters={k: v for k, v in formatters.items() if k in table.columns}
     )
     return text
+
+
+def _watch(args: argparse.Namespace) -> int:
+    try:
+        return watch(args.dir, args.interval, args.once)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _check(args: argparse.Namespace) -> int:

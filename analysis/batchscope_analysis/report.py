@@ -11,6 +11,7 @@ import datetime as dt
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -82,10 +83,16 @@ def write_report(
     target: Optional[Target] = None,
     figure_dir: Optional[PathLike] = None,
     sources: Sequence[PathLike] = (),
+    refresh_s: Optional[float] = None,
 ) -> tuple[Path, list[Path]]:
     """Writes the report to `out`, answers.json beside it (docs/answers.md), and
     its figures (also kept as PNG files) to `figure_dir` (default: `figures/`
-    beside the report). Returns (report, figures)."""
+    beside the report). Returns (report, figures).
+
+    `refresh_s`: the page asks the browser to reload it after that many
+    seconds (`report --refresh`, while the study runs). The page is written
+    to a temporary file and renamed over `out`, so a browser never reads half
+    of it."""
     runs = list(runs)
     out = Path(out)
     figure_dir = Path(figure_dir) if figure_dir is not None else out.parent / "figures"
@@ -94,12 +101,15 @@ def write_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     answers = write_answers(runs, out.parent / ANSWERS_FILE, target)
     warnings = json.loads(answers.read_text(encoding="utf-8"))["warnings"]
-    out.write_text(render_html(runs, findings, figures, sources, warnings), encoding="utf-8")
+    page = render_html(runs, findings, figures, sources, warnings, refresh_s=refresh_s)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    partial.write_text(page, encoding="utf-8")
+    os.replace(partial, out)
     return out, figures
 
 
 def render_html(runs: list[Run], findings: Findings, figures: list[Path], sources: Sequence[PathLike] = (),
-                warnings: Sequence[str] = ()) -> str:
+                warnings: Sequence[str] = (), refresh_s: Optional[float] = None) -> str:
     esc = html.escape
     score = findings.equal.score
     title = f"Batch-size study: {', '.join(findings.studies) or 'unnamed study'}"
@@ -108,7 +118,8 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     target = findings.target_note if findings.target is not None else f"none ({findings.target_note})"
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        '<html lang="en"><head><meta charset="utf-8">'
+        + (f'<meta http-equiv="refresh" content="{refresh_s:g}">' if refresh_s is not None else ""),
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">{findings.runs} runs from {esc(where)}; {esc(model_summary(runs))}; '
