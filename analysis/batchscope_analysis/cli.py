@@ -1,4 +1,4 @@
-"""Command line: `batchscope-analysis {report,answers,plot,summary,check,watch}`.
+"""Command line: `batchscope-analysis {report,answers,plot,summary,tensorboard,check,watch}`.
 
 Bad input (missing path, no run files, unreadable file) ends with a one-line
 message naming the path and exit code 2, the same code argparse uses for
@@ -27,6 +27,7 @@ from batchscope_analysis.report import buffers_note, write_report
 from batchscope_analysis.schema import check_run_file
 from batchscope_analysis.score import LOSS, Score, study_score
 from batchscope_analysis.target import Target, parse_target, study_target
+from batchscope_analysis.tensorboard import DEFAULT_MAX_POINTS, write_tensorboard
 from batchscope_analysis.watch import DEFAULT_INTERVAL_S, snapshot, watch
 
 PROG: str = "batchscope-analysis"
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
     _add_target_option(summary)
     summary.set_defaults(func=_summary)
+
+    board = commands.add_parser("tensorboard", help="write TensorBoard event files (x = samples trained), one folder per run")
+    board.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
+    board.add_argument("--out", type=Path, required=True, help="folder for `tensorboard --logdir`")
+    board.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS,
+                       help=f"per-step scalars kept per run, evenly thinned (default {DEFAULT_MAX_POINTS})")
+    board.set_defaults(func=_tensorboard)
 
     check = commands.add_parser("check", help="check run files against the schema")
     check.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
@@ -259,6 +267,15 @@ def format_table(table: pd.DataFrame) -> str:
         index=False, na_rep="-", formatters={k: v for k, v in formatters.items() if k in table.columns}
     )
     return text
+
+
+def _tensorboard(args: argparse.Namespace) -> int:
+    if args.max_points < 2:
+        print(f"{PROG}: error: --max-points must be >= 2", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    paths = write_tensorboard(load_study(args.dirs), args.out, args.max_points)
+    print(f"{len(paths)} event files under {args.out}: tensorboard --logdir {args.out}")
+    return EXIT_OK
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ h5py.-debian-h5py-serial, so pip fetches its own)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ def test_pip_install_into_a_fresh_venv_gives_the_command(tmp_path: Path, study_d
     venv = tmp_path / "venv"
     made = run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
     assert made.returncode == 0, made.stderr
-    pip = run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", str(ANALYSIS)])
+    source = tmp_path / "analysis"  # a copy: building writes an .egg-info beside the sources
+    shutil.copytree(ANALYSIS, source, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
+    pip = run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", str(source)])
     assert pip.returncode == 0, pip.stdout + pip.stderr
     cli = venv / "bin" / "batchscope-analysis"
     version = run([str(cli), "--version"])
