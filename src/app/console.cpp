@@ -1,6 +1,7 @@
 #include "app/console.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -125,16 +126,30 @@ std::string utilization_lines(const std::vector<GroupReport>& groups, double wal
   return out;
 }
 
-std::string summary_csv(const std::vector<SummaryRow>& rows) {
+namespace {
+
+// A CSV number; a missing value (NaN: no accuracy in an mse run) is an empty
+// field, as pandas and `batchscope-analysis summary --csv` read and write it.
+std::string csv_number(double x) {
+  if (!std::isfinite(x)) return "";
   std::ostringstream os;
   os.precision(10);
-  os << "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,"
-        "final_train_acc,"
-        "samples_per_s,wall_s\n";
+  os << x;
+  return os.str();
+}
+
+}  // namespace
+
+std::string summary_csv(const std::string& study, const std::vector<SummaryRow>& rows) {
+  std::ostringstream os;
+  os << "run,study,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,"
+        "final_train_acc,samples_per_s,wall_s\n";
   for (const auto& r : rows)
-    os << r.run << ',' << r.global_batch << ',' << r.ranks << ',' << r.lr << ',' << r.peak_lr << ',' << r.seed << ','
-       << r.status << ',' << r.steps << ',' << r.steps_to_target << ',' << r.final_val_acc << ',' << r.best_val_acc
-       << ',' << r.final_train_acc << ',' << r.samples_per_s << ',' << r.wall_s << '\n';
+    os << r.run << ',' << study << ',' << r.global_batch << ',' << r.ranks << ',' << csv_number(r.lr) << ','
+       << csv_number(r.peak_lr) << ',' << r.seed << ',' << r.status << ',' << r.steps << ','
+       << (r.steps_to_target >= 0 ? std::to_string(r.steps_to_target) : "") << ',' << csv_number(r.final_val_acc)
+       << ',' << csv_number(r.best_val_acc) << ',' << csv_number(r.final_train_acc) << ','
+       << csv_number(r.samples_per_s) << ',' << csv_number(r.wall_s) << '\n';
   return os.str();
 }
 

@@ -57,7 +57,9 @@ double idle_fraction(const std::vector<GroupReport>& groups, double wall_s);
 // The summary's lines on it: "group idle: X% of the study's rank-time (...)",
 // then the run queue's answer times.
 std::string utilization_lines(const std::vector<GroupReport>& groups, double wall_s);
-std::string summary_csv(const std::vector<SummaryRow>& rows);
+// summary.csv: the column names of `batchscope-analysis summary --csv`; a
+// missing value (no target reached, no accuracy) is an empty field.
+std::string summary_csv(const std::string& study, const std::vector<SummaryRow>& rows);
 
 // What `batchscope plan` prints: groups, their runs (the first exact, the
 // rest the queue's estimate) and per-rank batches.

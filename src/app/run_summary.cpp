@@ -52,7 +52,7 @@ void print_summary(const Study& st, const std::vector<SummaryRow>& rows_in, cons
   std::stable_sort(rows.begin(), rows.end(),
                    [&index](const SummaryRow& a, const SummaryRow& b) { return index[a.run] < index[b.run]; });
   std::cout << "\n" << summary_table(rows) << utilization_lines(groups, wall_s);
-  std::ofstream(st.output + "/summary.csv") << summary_csv(rows);
+  std::ofstream(st.output + "/summary.csv") << summary_csv(st.name, rows);
   std::cout << "run files: " << st.output << "/runs/*.h5, summary: " << st.output << "/summary.csv" << std::endl;
 }
 

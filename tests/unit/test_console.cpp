@@ -117,15 +117,17 @@ TEST(SummaryTable, EmptyHasHeaderOnly) {
 
 TEST(SummaryCsv, HeaderAndLines) {
   std::vector<SummaryRow> rows{row("a", 32, 0.05, 1, 0.86, 0.95), row("b", 64, 0.1, 2, 0.85, 0.9)};
-  const auto lines = lines_of(summary_csv(rows));
+  rows[1].final_val_acc = std::numeric_limits<double>::quiet_NaN();  // an mse run: no accuracy
+  rows[1].steps_to_target = 400;
+  const auto lines = lines_of(summary_csv("s", rows));
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0],
-            "run,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_acc,final_"
-            "train_acc,"
-            "samples_per_s,wall_s");
-  EXPECT_EQ(lines[1], "a,32,2,0.05,0.1,1,completed,1875,-1,0.86,0.87,0.95,32000,125");
-  EXPECT_EQ(lines[2].rfind("b,64,2,0.1,0.2,2,completed,937,", 0), 0u) << lines[2];
-  for (const auto& l : lines) EXPECT_EQ(std::count(l.begin(), l.end(), ','), 13) << l;
+            "run,study,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,best_val_"
+            "acc,final_train_acc,samples_per_s,wall_s");
+  // Missing values (no target reached, no accuracy) are empty fields.
+  EXPECT_EQ(lines[1], "a,s,32,2,0.05,0.1,1,completed,1875,,0.86,0.87,0.95,32000,125");
+  EXPECT_EQ(lines[2].rfind("b,s,64,2,0.1,0.2,2,completed,937,400,,", 0), 0u) << lines[2];
+  for (const auto& l : lines) EXPECT_EQ(std::count(l.begin(), l.end(), ','), 14) << l;
 }
 
 TEST(ProgressLine, ContainsRunStepTotalAndEta) {
