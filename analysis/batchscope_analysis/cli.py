@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="print one line per run")
     summary.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
+    summary.add_argument("--csv", action="store_true",
+                         help="CSV instead of aligned text (missing values empty, as in the binary's summary.csv)")
     _add_target_option(summary)
     summary.set_defaults(func=_summary)
 
@@ -234,8 +236,16 @@ def _summary(args: argparse.Namespace) -> int:
     # A --target the runs cannot meet (accuracy of mse runs) is still what
     # was asked: its steps are "-", not those of the runs' own targets.
     table = runs_table(runs, target if args.target is None else args.target)
+    columns = list(summary_columns(study_score(runs)))
+    folders = [str(run.path.parent.parent) for run in runs]  # <output>/runs/<run>.h5
+    if len(set(folders)) > 1:  # several studies (or copies of one): say which folder each run is from
+        table.insert(table.columns.get_loc("study") + 1, "folder", folders)
+        columns.insert(columns.index("study") + 1, "folder")
     table = table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
-    print(format_table(table[list(summary_columns(study_score(runs)))]))
+    if args.csv:
+        print(table[columns].to_csv(index=False, na_rep="", float_format="%.10g"), end="")
+        return EXIT_OK
+    print(format_table(table[columns]))
     print(f"steps_to_target: first evaluated step with {target.describe()}" if target is not None
           else f"steps_to_target: {note}")
     caveat = buffers_note(runs)

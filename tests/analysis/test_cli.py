@@ -56,6 +56,42 @@ def test_summary_prints_every_run_sorted(study_dir: Path, capsys: pytest.Capture
     assert len({len(line) for line in table}) == 1
 
 
+def test_summary_csv_shares_the_binary_summary_conventions(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import io
+
+    assert main(["summary", str(study_dir), "--csv"]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(text.split("steps_to_target:")[0])))
+    assert len(rows) == len(STUDY_SPECS)
+    # The names the binary's summary.csv uses (src/app/console.cpp summary_csv) where both have the column.
+    binary = ("run,study,global_batch,ranks,base_lr,peak_lr,seed,status,steps,steps_to_target,final_val_acc,"
+              "best_val_acc,final_train_acc,samples_per_s,wall_s").split(",")
+    shared = set(rows[0]) & set(binary)
+    assert {"run", "study", "global_batch", "ranks", "base_lr", "seed", "status", "steps", "steps_to_target",
+            "final_val_acc", "best_val_acc", "samples_per_s"} <= shared
+    by_run = {r["run"]: r for r in rows}
+    assert by_run["b256-s1"]["steps_to_target"] == ""  # missing: an empty field, as in summary.csv
+    assert by_run["b32-s0"]["steps_to_target"] == "100"
+
+
+def test_summary_of_several_folders_names_each_runs_folder(study_dir: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(study_dir, other)
+    assert main(["summary", str(study_dir)]) == 0
+    assert "folder" not in capsys.readouterr().out.splitlines()[0].split()
+    assert main(["summary", str(study_dir), str(other)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[:4] == ["run", "study", "folder", "global_batch"]
+    folders = {line.split()[2] for line in lines[1:-1]}
+    assert folders == {str(study_dir), str(other)}
+    assert len(lines) - 2 == 2 * len(STUDY_SPECS)
+
+
 def test_summary_with_target_option(study_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", str(study_dir), "--target", "val_acc=0.87"]) == 0
     lines = capsys.readouterr().out.rstrip("\n").splitlines()
