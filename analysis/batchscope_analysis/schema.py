@@ -24,7 +24,9 @@ from batchscope_analysis.status import STATUS_NAMES
 from batchscope_analysis.target import METRICS, NO_TARGET, is_accuracy_metric, stored_target
 
 SCHEMA_NAME: str = "batchscope-run"
-SCHEMA_VERSION: int = 2
+SCHEMA_VERSION: int = 3
+# Versions this checker reads: 2 lacks what VERSION_3_DATASETS lists.
+READABLE_VERSIONS: tuple[int, ...] = (2, 3)
 
 # Attribute name -> value kind ("str", "int" or "float").
 ROOT_ATTRS: dict[str, str] = {
@@ -91,6 +93,7 @@ DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
         "global_batch": ((), "int"),
         "train_size": ((), "int"),
         "test_size": ((), "int"),
+        "sharpness_subset": (("S",), "int"),
     },
     "status": {
         "code": ((1,), "int"),
@@ -122,12 +125,30 @@ DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
         "val_acc": (("E",), "float"),
         "train_loss": (("E",), "float"),
         "train_acc": (("E",), "float"),
+        "sharpness": (("E",), "float"),
+        "sharpness_iterations": (("E",), "int"),
+        "sharpness_residual": (("E",), "float"),
     },
     "target": {
         "step": ((1,), "int"),
         "samples": ((1,), "int"),
     },
+    "final": {
+        "params": (("P",), "float"),
+    },
 }
+
+# Added in schema version 3: a version-2 file lacks them (no sharpness, no
+# final parameters), which is not a problem.
+VERSION_3_DATASETS: frozenset[str] = frozenset(
+    {
+        "/layout/sharpness_subset",
+        "/eval/sharpness",
+        "/eval/sharpness_iterations",
+        "/eval/sharpness_residual",
+        "/final/params",
+    }
+)
 
 # Written only with `gns.per_layer`; checked like DATASETS when present.
 OPTIONAL_DATASETS: dict[str, dict[str, tuple[Shape, str]]] = {
@@ -144,6 +165,8 @@ _SYMBOL_MEANING: dict[str, str] = {
     "K*L": "micro-batches x layers",
     "T": "row count",
     "E": "row count",
+    "S": "sharpness subset size",
+    "P": "parameter count",
 }
 
 TARGET_METRICS: tuple[str, ...] = ("val_error", "val_acc", "val_loss", "train_loss")
@@ -214,9 +237,10 @@ class _Checker:
 
         if "schema" in self.attrs and self.attrs["schema"] != SCHEMA_NAME:
             self._report(f"root attribute 'schema' is {self.attrs['schema']!r}, expected {SCHEMA_NAME!r}")
-        if "schema_version" in self.attrs and self.attrs["schema_version"] != SCHEMA_VERSION:
+        if "schema_version" in self.attrs and self.attrs["schema_version"] not in READABLE_VERSIONS:
             self._report(
-                f"root attribute 'schema_version' is {self.attrs['schema_version']}, expected {SCHEMA_VERSION}"
+                f"root attribute 'schema_version' is {self.attrs['schema_version']}, expected one of "
+                f"{', '.join(str(v) for v in READABLE_VERSIONS)}"
             )
         ranks = self.attrs.get("ranks")
         if ranks is not None:
@@ -253,16 +277,21 @@ class _Checker:
         if stop is not None and stop not in (0, 1):
             self._report(f"root attribute 'target_stop' is {stop}, expected 0 or 1")
 
+    def _before_version_3(self) -> bool:
+        return self.attrs.get("schema_version", SCHEMA_VERSION) < 3
+
     def _check_datasets(self) -> None:
+        old = self._before_version_3()
         for group, members in DATASETS.items():
             if group not in self.f or not isinstance(self.f[group], h5py.Group):
-                self._report(f"missing group '/{group}'")
+                if not (old and all(f"/{group}/{name}" in VERSION_3_DATASETS for name in members)):
+                    self._report(f"missing group '/{group}'")
                 continue
             optional = OPTIONAL_DATASETS.get(group, {})
             for name, (shape, kind) in {**members, **optional}.items():
                 where = f"/{group}/{name}"
                 obj = self.f[group].get(name)
-                if obj is None and name in optional:
+                if obj is None and (name in optional or (old and where in VERSION_3_DATASETS)):
                     continue
                 if not isinstance(obj, h5py.Dataset):
                     self._report(f"missing dataset '{where}'")

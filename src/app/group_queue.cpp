@@ -95,6 +95,7 @@ RunResult GroupQueue::train_and_record(const RunSpec& r, const TrainState* resum
     throw;
   }
   sink.emit();
+  if (res.status == RunStatus::Completed) file->write_final_params(res.final_params);
   file->set_status(res.status, res.steps);
   file->flush();
   // A finished run needs no checkpoint; a preempted one keeps it.

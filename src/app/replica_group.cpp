@@ -12,6 +12,7 @@ TrainerOptions trainer_options(const DevicePlan& devices, int world_rank, bool n
   o.gpu = devices.gpu[static_cast<size_t>(world_rank)];
   o.noise_statistics = noise_statistics;
   o.graphs = devices.graphs;
+  o.keep_final_params = true;  // the leader writes them to /final/params
   return o;
 }
 

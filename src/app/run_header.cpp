@@ -110,6 +110,7 @@ RunFileHeader make_header(const Study& st, const RunSpec& r, const RunBudget& rb
   h.global_batch = r.global_batch();
   h.train_size = st.data.effective_train_size();
   h.test_size = st.data.effective_test_size();
+  h.sharpness_subset = trainer.sharpness_subset();
   return h;
 }
 

@@ -185,13 +185,37 @@ BudgetSpec parse_budget(const Section& s) {
   return b;
 }
 
+// eval.sharpness: present (even as {}) turns it on; its keys are read either
+// way, so study_keys() lists them.
+SharpnessSpec parse_sharpness(const Section& s, bool given, int64_t train_subset) {
+  SharpnessSpec h;
+  const int64_t every = s.integer("every", 1);
+  h.iterations = s.integer("iterations", h.iterations);
+  h.samples = s.integer("samples", h.samples);
+  h.tolerance = s.number("tolerance", h.tolerance);
+  s.reject_unread();
+  if (!given) return h;
+  require(every >= 1, s, "every", "must be >= 1 (1: at every evaluation); remove eval.sharpness to turn it off");
+  require(h.iterations >= 1 && h.iterations <= 10000, s, "iterations",
+          "must be between 1 and 10000 Hessian-vector products, e.g. 20");
+  require(h.samples > 0 && h.samples <= train_subset, s, "samples",
+          "must be between 1 and eval.train_subset (" + std::to_string(train_subset) +
+              "): the first samples of the evaluation's training subset");
+  require(std::isfinite(h.tolerance) && h.tolerance >= 0, s, "tolerance",
+          "must be >= 0, a relative change, e.g. 1.0e-3 (0: always run all iterations)");
+  h.every = every;
+  return h;
+}
+
 EvalSpec parse_eval(const Section& s) {
   EvalSpec e;
   e.every_epochs = s.number("every_epochs", 0);
   e.every_steps = s.integer("every_steps", 0);
   e.train_subset = s.integer("train_subset", e.train_subset);
   e.batch = s.integer("batch", e.batch);
+  const Section sharpness = s.sub("sharpness");
   s.reject_unread();
+  e.sharpness = parse_sharpness(sharpness, s.has("sharpness"), e.train_subset);
   require(e.every_epochs >= 0, s, "every_epochs", "must be >= 0 (0: only at start and end)");
   require(e.every_steps >= 0, s, "every_steps", "must be >= 0 (0: only at start and end)");
   if (e.every_epochs > 0 && e.every_steps > 0)
@@ -535,6 +559,14 @@ void emit_budget_eval(YAML::Emitter& out, const BudgetSpec& b, const EvalSpec& e
     entry(out, "every_epochs", e.every_epochs);
   entry(out, "train_subset", e.train_subset);
   entry(out, "batch", e.batch);
+  if (e.sharpness.enabled()) {  // written only when on, like target
+    begin_map(out, "sharpness");
+    entry(out, "every", e.sharpness.every);
+    entry(out, "iterations", e.sharpness.iterations);
+    entry(out, "samples", e.sharpness.samples);
+    entry(out, "tolerance", e.sharpness.tolerance);
+    out << YAML::EndMap;
+  }
   out << YAML::EndMap;
 }
 

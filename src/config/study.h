@@ -60,11 +60,24 @@ struct BudgetSpec {
   int64_t steps = 0;
 };
 
+// eval.sharpness: the Hessian's top eigenvalue of the mean training loss over
+// the first `samples` of the training subset, by power iteration
+// (train/sharpness.h). Off when the study has no eval.sharpness.
+struct SharpnessSpec {
+  int64_t every = 0;        // at every every-th evaluation (the step-0 one is the 0th); 0: off
+  int64_t iterations = 20;  // at most this many Hessian-vector products
+  int64_t samples = 2048;   // the first samples of the evaluation's training subset
+  double tolerance = 1e-3;  // stop when the estimate changes by less than this, relative
+
+  bool enabled() const { return every > 0; }
+};
+
 struct EvalSpec {
   double every_epochs = 0;  // at most one of every_epochs, every_steps is > 0
   int64_t every_steps = 0;
   int64_t train_subset = 10000;
   int64_t batch = 1000;
+  SharpnessSpec sharpness;
 };
 
 struct LogSpec {

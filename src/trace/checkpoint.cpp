@@ -14,9 +14,10 @@
 namespace bs {
 namespace {
 
-// "BSCKPT" and a two-digit format version. 02 added the model's buffers; a
-// checkpoint of another version is refused, naming both versions.
-constexpr char kMagic[8] = {'B', 'S', 'C', 'K', 'P', 'T', '0', '2'};
+// "BSCKPT" and a two-digit format version. 02 added the model's buffers, 03
+// the last evaluation's sharpness; a checkpoint of another version is
+// refused, naming both versions.
+constexpr char kMagic[8] = {'B', 'S', 'C', 'K', 'P', 'T', '0', '3'};
 constexpr size_t kVersionAt = 6;  // where the version digits start in kMagic
 
 // A flat little-endian byte stream of typed fields, in a fixed order.

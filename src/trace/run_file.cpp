@@ -76,6 +76,9 @@ void write_header_dataset(hid_t group, const RunFileColumn& c, const RunFileHead
     h5::write_dataset(group, c.name, v.ints());
   else if (c.type == ColumnType::I64 && c.width == ColumnWidth::None)
     h5::write_scalar(group, c.name, v.first_int64());
+  else if (c.type == ColumnType::I64 && c.width == ColumnWidth::Subset)
+    h5::append(h5::create_extendable(group, c.name, h5::Type::I64, 0, 4096).id(), h5::Type::I64, v.data(), v.count(),
+               0);
   else
     throw std::logic_error(std::string("run file: cannot write header dataset ") + c.name);
 }
@@ -249,6 +252,11 @@ void RunFile::set_target_reached(int64_t step, int64_t samples) {
   static const size_t step_col = column_index("target", "step"), samples_col = column_index("target", "samples");
   write_single(dset(step_col), ColumnType::I64, step);
   write_single(dset(samples_col), ColumnType::I64, samples);
+}
+
+void RunFile::write_final_params(const std::vector<float>& params) {
+  static const size_t col = column_index("final", "params");
+  h5::append(dset(col), h5::Type::F32, params.data(), static_cast<int64_t>(params.size()), 0);
 }
 
 void RunFile::maybe_flush() {

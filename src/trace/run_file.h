@@ -27,9 +27,11 @@ struct RunFileHeader {
   std::vector<int32_t> layer_numel;
   bool per_layer = false;  // create the per-layer norm datasets
   int64_t global_batch = 0, train_size = 0, test_size = 0;
+  std::vector<int64_t> sharpness_subset;  // eval.sharpness's training-set indices; empty when off
 };
 
-inline constexpr int64_t kSchemaVersion = 2;
+// 3 added /eval/sharpness*, /layout/sharpness_subset and /final/params.
+inline constexpr int64_t kSchemaVersion = 3;
 
 // What a run file on disk says of its run: read back by the study runner for
 // runs that finished in an earlier job (resume, summary).
@@ -81,6 +83,8 @@ class RunFile {
   void append(const EvalRecord& row);
   void set_status(RunStatus status, int64_t step);
   void set_target_reached(int64_t step, int64_t samples);
+  // /final/params of a completed run (float32, flat, in /layout/layers order).
+  void write_final_params(const std::vector<float>& params);
   // Flushes when flush_seconds have passed since the last flush (a timer, not
   // per step: an HDF5 flush costs milliseconds).
   void maybe_flush();

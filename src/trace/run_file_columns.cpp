@@ -22,6 +22,10 @@ void ColumnValues::add(const std::vector<int32_t>& v) {
   for (int32_t x : v) add(x);
 }
 
+void ColumnValues::add(const std::vector<int64_t>& v) {
+  for (int64_t x : v) add(x);
+}
+
 void ColumnValues::add(const std::vector<float>& v) {
   for (float x : v) add(x);
 }
@@ -88,6 +92,8 @@ std::vector<RunFileColumn> layout_columns() {
       header_col("global_batch", T::I64, W::None, "B", [](Hd h, Out v) { v.add(h.global_batch); }),
       header_col("train_size", T::I64, W::None, "N, training samples", [](Hd h, Out v) { v.add(h.train_size); }),
       header_col("test_size", T::I64, W::None, "validation samples", [](Hd h, Out v) { v.add(h.test_size); }),
+      header_col("sharpness_subset", T::I64, W::Subset, "training-set indices of eval.sharpness's subset",
+                 [](Hd h, Out v) { v.add(h.sharpness_subset); }),
   };
 }
 
@@ -147,6 +153,12 @@ std::vector<RunFileColumn> eval_columns() {
       eval_col("train_loss", T::F64, "mean loss over the fixed training subset",
                [](Ev r, Out v) { v.add(r.train_loss); }),
       eval_col("train_acc", T::F64, "accuracy over the fixed training subset", [](Ev r, Out v) { v.add(r.train_acc); }),
+      eval_col("sharpness", T::F64, "top Hessian eigenvalue of the subset's mean loss, or NaN",
+               [](Ev r, Out v) { v.add(r.sharpness); }),
+      eval_col("sharpness_iterations", T::I32, "Hessian-vector products it took, or 0",
+               [](Ev r, Out v) { v.add(r.sharpness_iterations); }),
+      eval_col("sharpness_residual", T::F64, "|Hv - lambda v| / |lambda v| at the end, or NaN",
+               [](Ev r, Out v) { v.add(r.sharpness_residual); }),
   };
 }
 
@@ -159,6 +171,8 @@ std::vector<RunFileColumn> all_columns() {
   for (const auto& part : {train_columns(), gns_columns(), eval_columns()}) c.insert(c.end(), part.begin(), part.end());
   c.push_back(single_col("target", "step", T::I64, -1, "first evaluated step meeting the target, or -1"));
   c.push_back(single_col("target", "samples", T::I64, -1, "step * B, or -1"));
+  c.push_back({"final", "params", T::F32, ColumnRows::Final, W::Params, false, 65536,
+               "the parameters at the end of a completed run, flat", nullptr, nullptr, nullptr, 0});
   return c;
 }
 }  // namespace
@@ -173,6 +187,7 @@ const std::vector<RunFileGroup>& run_file_groups() {
       {"layout", nullptr, nullptr}, {"status", "codes", "0 running, 1 completed, 2 diverged, 3 failed, 4 preempted"},
       {"train", nullptr, nullptr},  {"gns", nullptr, nullptr},
       {"eval", nullptr, nullptr},   {"target", nullptr, nullptr},
+      {"final", nullptr, nullptr},
   };
   return groups;
 }
@@ -189,6 +204,9 @@ int64_t column_width(const RunFileColumn& c, const ColumnDims& d) {
       return d.layers;
     case W::MicroLayers:
       return d.micro * d.layers;
+    case W::Subset:
+    case W::Params:
+      return 0;  // a 1-d dataset of its own length
   }
   return 0;
 }
@@ -200,7 +218,7 @@ std::vector<std::string> column_shape(const RunFileColumn& c) {
   if (c.rows == ColumnRows::Single) s.push_back("1");
   if (c.rows == ColumnRows::Step) s.push_back("T");
   if (c.rows == ColumnRows::Eval) s.push_back("E");
-  const char* width[] = {nullptr, "n", "K", "L", "K*L"};
+  const char* width[] = {nullptr, "n", "K", "L", "K*L", "S", "P"};
   if (const char* w = width[static_cast<int>(c.width)]) s.push_back(w);
   return s;
 }

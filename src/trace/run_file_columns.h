@@ -23,11 +23,14 @@ enum class ColumnRows {
   Single,  // [1], overwritten during the run (/status, /target)
   Step,    // one row per StepRecord: [T, ...]
   Eval,    // one row per EvalRecord: [E, ...]
+  Final,   // written once when the run completes (/final): empty until then
 };
 
 // Values per row (per dataset for Header): none (a 1-d column, or a scalar
-// header dataset), ranks n, micro-batches K = n*m, layers L, or K*L.
-enum class ColumnWidth { None, Ranks, Micro, Layers, MicroLayers };
+// header dataset), ranks n, micro-batches K = n*m, layers L, or K*L; for a
+// 1-d dataset of its own length: the sharpness subset's S samples, the
+// model's P parameters.
+enum class ColumnWidth { None, Ranks, Micro, Layers, MicroLayers, Subset, Params };
 
 // The values of one column for a block of rows, flat and row-major. Each add
 // must bring exactly the column's C++ type: the table stores values as they
@@ -40,6 +43,7 @@ class ColumnValues {
   void add(float v) { put(ColumnType::F32, &v, sizeof v); }
   void add(double v) { put(ColumnType::F64, &v, sizeof v); }
   void add(const std::vector<int32_t>& v);
+  void add(const std::vector<int64_t>& v);
   void add(const std::vector<float>& v);
   void add(const std::vector<std::string>& v);
   int64_t count() const { return count_; }

@@ -2,6 +2,7 @@
 // What the trainer measures, as plain records. The run file and the console
 // consume these; neither reaches into the trainer.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ struct EvalRecord {
   int64_t samples = 0;
   double epoch = 0;
   double val_loss = 0, val_acc = 0, train_loss = 0, train_acc = 0;
+  // eval.sharpness: the top Hessian eigenvalue's estimate, the Hessian-vector
+  // products it took and |Hv - lambda v| / |lambda v|; NaN and 0 at
+  // evaluations without it.
+  double sharpness = std::numeric_limits<double>::quiet_NaN();
+  int32_t sharpness_iterations = 0;
+  double sharpness_residual = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace bs

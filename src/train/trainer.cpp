@@ -16,6 +16,7 @@
 #include "train/device_data.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "train/sharpness.h"
 #include "train/stats_layout.h"
 #include "train/step_graph.h"
 #include "util/errors.h"
@@ -41,6 +42,7 @@ struct Trainer::Impl {
   at::Device device{at::kCPU};
   DeviceSplit train, test;
   at::Tensor train_eval_idx;
+  at::Tensor sharpness_idx;  // eval.sharpness: the first samples of train_eval_idx (undefined when off)
   std::unique_ptr<Model> model;
   Objective objective;
 
@@ -55,6 +57,8 @@ struct Trainer::Impl {
     test = to_device(data.test, device);
     auto idx = train_eval_indices(data.train.size, st.eval.train_subset, st.seed);
     train_eval_idx = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(device, false, true);
+    if (st.eval.sharpness.enabled())
+      sharpness_idx = train_eval_idx.narrow(0, 0, std::min<int64_t>(st.eval.sharpness.samples, train_eval_idx.size(0)));
     model = make_model(st.file, st.model, model_shape(data.train), device);
     // A model that does not fit the data fails here, before any run starts.
     auto init = model->init(0);
@@ -111,6 +115,27 @@ struct Trainer::Impl {
     return {sums[0] / sums[2], objective.classifies() ? sums[1] / sums[2] : std::nan("")};
   }
 
+  // eval.sharpness at these parameters: this rank's shard of the subset
+  // (an equal share per rank), its product summed over the group, the model
+  // in evaluation mode (BatchNorm's running statistics, no dropout).
+  SharpnessResult sharpness(const at::Tensor& params, uint64_t seed) {
+    const int64_t total = sharpness_idx.size(0), n = comm.size(), r = comm.rank();
+    const at::Tensor mine = sharpness_idx.narrow(0, total * r / n, total * (r + 1) / n - total * r / n);
+    const int64_t chunk = std::min<int64_t>(study.eval.batch, 512);
+    const HessianProduct hvp = [&](const at::Tensor& v) {
+      at::Tensor hv = shard_hvp(*model, objective, params, train, mine, total, chunk, v).contiguous();
+      if (n > 1) {
+        comm.allreduce_sum(hv.data_ptr<float>(), static_cast<size_t>(hv.numel()));
+        comm.wait();
+      }
+      return hv;
+    };
+    model->set_training(false);
+    SharpnessResult res = top_eigenvalue(hvp, sharpness_start(model->num_params(), seed, device), study.eval.sharpness);
+    model->set_training(true);
+    return res;
+  }
+
   EvalRecord eval_record(const at::Tensor& params, int64_t step, int64_t B, int64_t N) {
     EvalRecord e;
     e.step = step;
@@ -152,6 +177,7 @@ class RunLoop {
   bool after_step();  // false: leave the loop
   void drain();
   void evaluate_now();
+  void add_sharpness(EvalRecord& e) const;
   void on_eval(const EvalRecord& e);
   void checkpoint();
   void finish();
@@ -270,6 +296,7 @@ void RunLoop::start(const TrainState* resume) {
   } else {
     t_.model->reset_buffers();
     last_eval_ = t_.eval_record(params_, 0, B_, N_);
+    add_sharpness(last_eval_);
     result_.best_val_acc = last_eval_.val_acc;
     on_eval(last_eval_);
   }
@@ -542,7 +569,22 @@ void RunLoop::drain() {
 
 void RunLoop::evaluate_now() {
   last_eval_ = t_.eval_record(params_, step_, B_, N_);
+  add_sharpness(last_eval_);
   on_eval(last_eval_);
+}
+
+// At every eval.sharpness.every-th evaluation (counting the step-0 one as
+// the 0th; eval_rows_ is restored on resume, so a resumed run measures at the
+// same ones). A pure function of the parameters and the start vector's seed
+// (study seed, run seed, step): nothing to checkpoint.
+void RunLoop::add_sharpness(EvalRecord& e) const {
+  const SharpnessSpec& sp = study_.eval.sharpness;
+  if (!sp.enabled() || eval_rows_ % sp.every != 0 || !t_.sharpness_idx.defined()) return;
+  const SharpnessResult r =
+      t_.sharpness(params_, mix_seed({study_.seed, spec_.seed, static_cast<uint64_t>(e.step), 0x5ba7u}));
+  e.sharpness = r.value;
+  e.sharpness_iterations = r.iterations;
+  e.sharpness_residual = r.residual;
 }
 
 void RunLoop::on_eval(const EvalRecord& e) {
@@ -667,6 +709,12 @@ std::vector<std::string> Trainer::layer_names() const {
 }
 std::vector<std::string> Trainer::buffer_names() const { return impl_->model->buffer_names(); }
 std::string Trainer::init_source() const { return impl_->model->init_source(); }
+std::vector<int64_t> Trainer::sharpness_subset() const {
+  const at::Tensor& idx = impl_->sharpness_idx;
+  if (!idx.defined()) return {};
+  const at::Tensor h = idx.to(at::kCPU).contiguous();
+  return std::vector<int64_t>(h.data_ptr<int64_t>(), h.data_ptr<int64_t>() + h.numel());
+}
 std::vector<int64_t> Trainer::layer_numel() const {
   std::vector<int64_t> out;
   for (const auto& s : impl_->model->slots()) out.push_back(s.numel());

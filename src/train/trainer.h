@@ -68,6 +68,9 @@ class Trainer {
   // ("builtin", "file", "seeded").
   std::vector<std::string> buffer_names() const;
   std::string init_source() const;
+  // eval.sharpness's subset: training-set indices, the same for every run of
+  // the study; empty when sharpness is off.
+  std::vector<int64_t> sharpness_subset() const;
 
  private:
   struct Impl;

@@ -30,6 +30,18 @@ struct StopSink : KeepSink {
 
 class Resume : public ::testing::TestWithParam<int64_t> {};
 
+// Equal, or both NaN (an evaluation without sharpness).
+bool same_bits(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+
+// eval.sharpness on: a pure function of the parameters and the seeded start
+// vector, at the evaluations counted from the run's start.
+Study with_sharpness(Study st) {
+  st.eval.sharpness.every = 1;
+  st.eval.sharpness.iterations = 8;
+  st.eval.sharpness.samples = 256;
+  return st;
+}
+
 // Stops a run once step `stop_at` is delivered, resumes it from its
 // checkpoint state, and compares with the run left alone.
 void expect_resume_exact(Study st, int64_t stop_at) {
@@ -78,6 +90,9 @@ void expect_resume_exact(Study st, int64_t stop_at) {
     EXPECT_EQ(evals[k].step, whole.evals[k].step);
     EXPECT_EQ(evals[k].val_acc, whole.evals[k].val_acc);
     EXPECT_EQ(evals[k].val_loss, whole.evals[k].val_loss);
+    EXPECT_TRUE(same_bits(evals[k].sharpness, whole.evals[k].sharpness)) << "evaluation " << k;
+    EXPECT_EQ(evals[k].sharpness_iterations, whole.evals[k].sharpness_iterations);
+    EXPECT_TRUE(same_bits(evals[k].sharpness_residual, whole.evals[k].sharpness_residual));
   }
   EXPECT_EQ(resumed.final_params, ref.final_params);
 }
@@ -89,6 +104,10 @@ TEST_P(Resume, ContinuesBitForBit) { expect_resume_exact(small_study(), GetParam
 // run, rank, step): both continue bit for bit.
 TEST(Resume, TorchScriptBatchNormContinuesBitForBit) { expect_resume_exact(torchscript_study("cnn_bn.pt"), 16); }
 TEST(Resume, TorchScriptDropoutContinuesBitForBit) { expect_resume_exact(torchscript_study("dropout.pt"), 24); }
+TEST(Resume, SharpnessContinuesBitForBit) { expect_resume_exact(with_sharpness(small_study()), 16); }
+TEST(Resume, TorchScriptBatchNormSharpnessContinuesBitForBit) {
+  expect_resume_exact(with_sharpness(torchscript_study("cnn_bn.pt")), 24);
+}
 
 // Records are drained every 8 steps and at evaluations (every 20), the count
 // restarting at each drain: 8, 16, 20, 28, 36, 40. A flag raised when step `at`

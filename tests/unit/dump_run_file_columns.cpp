@@ -27,6 +27,8 @@ const char* rows_name(bs::ColumnRows r) {
       return "step";
     case bs::ColumnRows::Eval:
       return "eval";
+    case bs::ColumnRows::Final:
+      return "final";
   }
   return "?";
 }

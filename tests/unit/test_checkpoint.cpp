@@ -150,10 +150,10 @@ TEST(Checkpoint, OlderFormatVersionIsRefusedNamingBothVersions) {
   const std::string p = d.file("r.ckpt");
   write_checkpoint(p, sample());
   std::string bytes = read_bytes(p);
-  ASSERT_EQ(bytes.substr(0, 8), "BSCKPT02");
-  bytes[7] = '1';
+  ASSERT_EQ(bytes.substr(0, 8), "BSCKPT03");
+  bytes[7] = '2';
   write_bytes(p, bytes);
-  expect_refused(p, "checkpoint format version 01, this batchscope reads version 02");
+  expect_refused(p, "checkpoint format version 02, this batchscope reads version 03");
 }
 
 // A payload laid out as before the buffers existed, under the current header

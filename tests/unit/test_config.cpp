@@ -1081,6 +1081,34 @@ void expect_config_error(const std::string& yaml, const std::string& key, const 
   }
 }
 
+// eval.sharpness: off when absent (and not in the resolved YAML), on with
+// defaults for {}, its values checked naming the key.
+TEST(Sharpness, OffByDefaultOnWhenGivenAndChecked) {
+  const Study off = parse_study(kOk, kLabel);
+  EXPECT_FALSE(off.eval.sharpness.enabled());
+  EXPECT_EQ(off.resolved_yaml.find("sharpness"), std::string::npos);
+  const Study on = parse_study(kOk + "eval: {train_subset: 4000, sharpness: {}}\n", kLabel);
+  EXPECT_TRUE(on.eval.sharpness.enabled());
+  EXPECT_EQ(on.eval.sharpness.every, 1);
+  EXPECT_EQ(on.eval.sharpness.iterations, 20);
+  EXPECT_EQ(on.eval.sharpness.samples, 2048);
+  EXPECT_DOUBLE_EQ(on.eval.sharpness.tolerance, 1e-3);
+  const Study set = parse_study(kOk + "eval: {sharpness: {every: 4, iterations: 7, samples: 100, tolerance: 0}}\n",
+                                kLabel, {"eval.sharpness.samples=64"});
+  EXPECT_EQ(set.eval.sharpness.every, 4);
+  EXPECT_EQ(set.eval.sharpness.samples, 64);
+  EXPECT_NE(set.resolved_yaml.find("sharpness:\n    every: 4\n    iterations: 7\n    samples: 64\n"), std::string::npos)
+      << set.resolved_yaml;
+  EXPECT_EQ(parse_study(set.resolved_yaml, "resolved.yaml").resolved_yaml, set.resolved_yaml);
+  expect_config_error(kOk + "eval: {train_subset: 1000, sharpness: {samples: 2000}}\n", "eval.sharpness.samples",
+                      {"between 1 and eval.train_subset (1000)"});
+  expect_config_error(kOk + "eval: {sharpness: {samples: 0}}\n", "eval.sharpness.samples", {"between 1"});
+  expect_config_error(kOk + "eval: {sharpness: {every: 0}}\n", "eval.sharpness.every", {"must be >= 1"});
+  expect_config_error(kOk + "eval: {sharpness: {iterations: 0}}\n", "eval.sharpness.iterations", {"between 1"});
+  expect_config_error(kOk + "eval: {sharpness: {tolerance: -1}}\n", "eval.sharpness.tolerance", {"must be >= 0"});
+  expect_config_error(kOk + "eval: {sharpness: {iteration: 5}}\n", "eval.sharpness.iteration", {"iterations"});
+}
+
 TEST(Hdf5Data, SizesAreBoundedByTheFile) {
   test::TempDir dir;
   const std::string path = dir.file("d.h5");

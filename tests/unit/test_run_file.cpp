@@ -459,7 +459,7 @@ TEST(RunFile, SchemaV2MicroBatchesLayersAndTarget) {
   }
   File f(path);
   ASSERT_GE(f.id, 0);
-  EXPECT_EQ(read_int_attr(f.id, "schema_version"), 2);
+  EXPECT_EQ(read_int_attr(f.id, "schema_version"), 3);
   EXPECT_EQ(read_all<int32_t>(f.id, "/layout/batch_micro"), (std::vector<int32_t>{8, 8, 24, 24}));
   EXPECT_EQ(read_all<int32_t>(f.id, "/layout/layer_numel"), (std::vector<int32_t>{100, 10, 30}));
   EXPECT_EQ(dims_of(f.id, "/gns/sqnorm_micro"), (std::vector<hsize_t>{3, 4}));
@@ -602,12 +602,36 @@ TEST(RunFileColumns, TableIsWellFormed) {
     EXPECT_TRUE(!c.per_layer || c.rows == ColumnRows::Step);
     EXPECT_TRUE(c.doc && *c.doc);
   }
-  EXPECT_EQ(paths.size(), 37u);
+  EXPECT_EQ(paths.size(), 42u);
+}
+
+// eval.sharpness's subset is written with the header; /final/params stays
+// empty until the run completes, then holds the parameters as given.
+TEST(RunFile, SharpnessSubsetAndFinalParams) {
+  TempFolder dir;
+  const std::string path = dir.path + "/s.h5";
+  {
+    RunFileHeader h = header();
+    h.sharpness_subset = {5, 3, 9};
+    RunFile rf(path, h, 1.0);
+    EvalRecord e = eval_record(0);
+    e.sharpness = 12.5;
+    e.sharpness_iterations = 7;
+    e.sharpness_residual = 1e-3;
+    rf.append(e);
+    rf.write_final_params({1.5f, -2.f, 3.f});
+  }
+  File f(path);
+  EXPECT_EQ(read_all<int64_t>(f.id, "/layout/sharpness_subset"), (std::vector<int64_t>{5, 3, 9}));
+  EXPECT_EQ(read_all<float>(f.id, "/final/params"), (std::vector<float>{1.5f, -2.f, 3.f}));
+  EXPECT_EQ(read_all<double>(f.id, "/eval/sharpness"), (std::vector<double>{12.5}));
+  EXPECT_EQ(read_all<int32_t>(f.id, "/eval/sharpness_iterations"), (std::vector<int32_t>{7}));
 }
 
 // The file holds exactly the table's datasets, each with the table's shape.
 void expect_file_matches_table(const std::string& path, bool per_layer, hsize_t T, hsize_t E) {
-  const std::map<std::string, hsize_t> size = {{"T", T}, {"E", E}, {"1", 1}, {"n", 2}, {"K", 4}, {"L", 3}, {"K*L", 12}};
+  const std::map<std::string, hsize_t> size = {{"T", T}, {"E", E},    {"1", 1}, {"n", 2}, {"K", 4},
+                                               {"L", 3}, {"K*L", 12}, {"S", 0}, {"P", 0}};
   File f(path);
   ASSERT_GE(f.id, 0);
   std::set<std::string> want_groups;
