@@ -132,7 +132,7 @@ CORRUPTIONS: list[tuple[str, Callable[[h5py.File], None], str]] = [
     ("missing dataset", _delete("gns/b_simple"), "missing dataset '/gns/b_simple'"),
     ("missing group", _delete("eval"), "missing group '/eval'"),
     ("wrong schema", _set_attr("schema", "batchscope-trace"), "expected 'batchscope-run'"),
-    ("wrong version", _set_attr("schema_version", np.int64(1)), "'schema_version' is 1, expected 2"),
+    ("wrong version", _set_attr("schema_version", np.int64(1)), "'schema_version' is 1, expected one of 2, 3"),
     ("attr of wrong type", _set_attr("global_batch", 128.0), "'global_batch' should be a scalar int"),
     ("attr as array", _set_attr("seed", np.array([1], dtype=np.int64)), "'seed' should be a scalar int"),
     ("row mismatch", _drop_last_gns_row, "'/gns/sqnorm_global' axis 0 (row count) is 63"),
