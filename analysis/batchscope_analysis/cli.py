@@ -22,7 +22,7 @@ from batchscope_analysis.errors import RunFileError
 from batchscope_analysis.load import (
     REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, Run, find_runs, load_run, load_study, runs_table,
 )
-from batchscope_analysis.plots import plot_all
+from batchscope_analysis.plots import DEFAULT_FORMATS, parse_formats, plot_all
 from batchscope_analysis.report import buffers_note, write_report
 from batchscope_analysis.schema import check_run_file
 from batchscope_analysis.score import LOSS, Score, study_score
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="rewrite the page every SECONDS while a run of the first DIR's study is still "
                              "running, with a meta refresh so a browser reloads it; ends after the last rewrite")
     _add_target_option(report)
+    _add_format_option(report)
     report.set_defaults(func=_report)
 
     answers = commands.add_parser("answers", help="write answers.json: the report's answers as data (docs/answers.md)")
@@ -72,10 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_target_option(answers)
     answers.set_defaults(func=_answers)
 
-    plot = commands.add_parser("plot", help="write figures (PNG) of one or more studies")
+    plot = commands.add_parser("plot", help="write figures (PNG; --format png,pdf,svg) of one or more studies")
     plot.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study output folder or run file")
     plot.add_argument("--out", type=Path, metavar="FIGDIR", help="figure folder (default: first DIR/figures)")
     _add_target_option(plot)
+    _add_format_option(plot)
     plot.set_defaults(func=_plot)
 
     summary = commands.add_parser("summary", help="print one line per run")
@@ -136,7 +138,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.refresh is not None:
         return _refreshing_report(args, out)
     runs = load_study(args.dirs)
-    report, figures = write_report(runs, out, args.target, sources=args.dirs)
+    report, figures = write_report(runs, out, args.target, sources=args.dirs, formats=args.formats)
     for path in figures:
         print(path)
     print(report.parent / ANSWERS_FILE)
@@ -157,7 +159,8 @@ def _refreshing_report(args: argparse.Namespace, out: Path) -> int:
         ended = snapshot(study).finished
         runs = _readable_runs(args.dirs)
         if runs:
-            write_report(runs, out, args.target, sources=args.dirs, refresh_s=None if ended else args.refresh)
+            write_report(runs, out, args.target, sources=args.dirs, refresh_s=None if ended else args.refresh,
+                         formats=args.formats)
             print(f"{time.strftime('%H:%M:%S')} {out} ({len(runs)} runs{'' if ended else ', running'})", flush=True)
         if ended:
             return EXIT_OK
@@ -196,9 +199,22 @@ def _answers(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     runs = load_study(args.dirs)
     out: Path = args.out if args.out is not None else _default_figure_dir(args.dirs[0])
-    for path in plot_all(runs, out, args.target):
+    for path in plot_all(runs, out, args.target, formats=args.formats):
         print(path)
     return EXIT_OK
+
+
+def _add_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", dest="formats", type=_formats_arg, default=DEFAULT_FORMATS, metavar="png,pdf,svg",
+                        help="figure file formats, a comma list (default: png; the report always writes and "
+                             "embeds png, the others beside it)")
+
+
+def _formats_arg(text: str) -> tuple[str, ...]:
+    try:
+        return parse_formats(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _default_figure_dir(first: Path) -> Path:

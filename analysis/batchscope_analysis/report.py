@@ -39,9 +39,12 @@ from batchscope_analysis.target import Target
 PathLike = Union[str, Path]
 
 CAPTIONS: dict[str, str] = {
-    LOSS_FIGURE: "Training loss per step (left) and validation loss per evaluation (right) against samples seen.",
-    FINAL_FIGURE: "Final and best validation accuracy and the generalization gap per global batch; points are "
-                  "seed means, bars span the seeds.",
+    LOSS_FIGURE: "Training loss per step (left) and validation loss per evaluation (right) against samples seen; "
+                 "colour is the global batch, each batch's best learning rate in full colour, the others faint, "
+                 "diverged runs dashed and kept out of the axis limits.",
+    FINAL_FIGURE: "Final and best validation accuracy (%) and the generalization gap per global batch at each "
+                  "batch's best learning rate (other lrs faint), and that lr; each seed is a point, a bar spans "
+                  "the seeds where there are two or more, diverged runs are red crosses.",
     B_SIMPLE_SAMPLES_FIGURE: "The simple gradient noise scale B_simple = tr(Sigma)/|G|^2 as the runs measured it "
                              "(ratio of EMAs), against samples seen. It usually grows as training proceeds.",
     B_SIMPLE_LOSS_FIGURE: "B_simple against training loss: runs of different batch sizes compared at equal "
@@ -84,10 +87,14 @@ def write_report(
     figure_dir: Optional[PathLike] = None,
     sources: Sequence[PathLike] = (),
     refresh_s: Optional[float] = None,
+    formats: Sequence[str] = ("png",),
 ) -> tuple[Path, list[Path]]:
     """Writes the report to `out`, answers.json beside it (docs/answers.md), and
     its figures (also kept as PNG files) to `figure_dir` (default: `figures/`
     beside the report). Returns (report, figures).
+
+    `formats`: the figures are also written in these (plots.FORMATS, e.g.
+    pdf, svg) beside the PNGs; the page embeds the PNGs.
 
     `refresh_s`: the page asks the browser to reload it after that many
     seconds (`report --refresh`, while the study runs). The page is written
@@ -97,11 +104,13 @@ def write_report(
     out = Path(out)
     figure_dir = Path(figure_dir) if figure_dir is not None else out.parent / "figures"
     findings = compute_findings(runs, target)
-    figures = plot_all(runs, figure_dir, findings.target)
+    # PNG is always written: the page embeds it.
+    formats = ("png",) + tuple(f for f in formats if f != "png")
+    figures = plot_all(runs, figure_dir, findings.target, formats=formats)
     out.parent.mkdir(parents=True, exist_ok=True)
     answers = write_answers(runs, out.parent / ANSWERS_FILE, target)
     warnings = json.loads(answers.read_text(encoding="utf-8"))["warnings"]
-    page = render_html(runs, findings, figures, sources, warnings, refresh_s=refresh_s)
+    page = render_html(runs, findings, [f for f in figures if f.suffix == ".png"], sources, warnings, refresh_s=refresh_s)
     partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, out)
@@ -198,7 +207,8 @@ def report_run_columns(score: Score) -> tuple[str, ...]:
 def caption_for(figure: str, score: Score = ACCURACY) -> str:
     if figure == FINAL_FIGURE and score == LOSS:
         return ("Final and lowest validation loss and the generalization gap (validation minus training loss) "
-                "per global batch; points are seed means, bars span the seeds.")
+                "per global batch at each batch's best learning rate, and that lr; each seed is a point, a bar "
+                "spans the seeds where there are two or more.")
     return CAPTIONS.get(figure, Path(figure).stem)
 
 
