@@ -278,7 +278,7 @@ class _Checker:
             self._report(f"root attribute 'target_stop' is {stop}, expected 0 or 1")
 
     def _before_version_3(self) -> bool:
-        return self.attrs.get("schema_version", SCHEMA_VERSION) < 3
+        return int(self.attrs.get("schema_version", SCHEMA_VERSION)) < 3
 
     def _check_datasets(self) -> None:
         old = self._before_version_3()

@@ -147,9 +147,9 @@ std::string summary_csv(const std::string& study, const std::vector<SummaryRow>&
   for (const auto& r : rows)
     os << r.run << ',' << study << ',' << r.global_batch << ',' << r.ranks << ',' << csv_number(r.lr) << ','
        << csv_number(r.peak_lr) << ',' << r.seed << ',' << r.status << ',' << r.steps << ','
-       << (r.steps_to_target >= 0 ? std::to_string(r.steps_to_target) : "") << ',' << csv_number(r.final_val_acc)
-       << ',' << csv_number(r.best_val_acc) << ',' << csv_number(r.final_train_acc) << ','
-       << csv_number(r.samples_per_s) << ',' << csv_number(r.wall_s) << '\n';
+       << (r.steps_to_target >= 0 ? std::to_string(r.steps_to_target) : "") << ',' << csv_number(r.final_val_acc) << ','
+       << csv_number(r.best_val_acc) << ',' << csv_number(r.final_train_acc) << ',' << csv_number(r.samples_per_s)
+       << ',' << csv_number(r.wall_s) << '\n';
   return os.str();
 }
 
