@@ -23,7 +23,7 @@ from batchscope_analysis.load import (
     REGRESSION_TABLE_COLUMNS, RUNS_TABLE_COLUMNS, Run, find_runs, load_run, load_study, runs_table,
 )
 from batchscope_analysis.plots import DEFAULT_FORMATS, parse_formats, plot_all
-from batchscope_analysis.report import buffers_note, write_report
+from batchscope_analysis.report import buffers_note, with_folder_column, write_report
 from batchscope_analysis.schema import check_run_file
 from batchscope_analysis.score import LOSS, Score, study_score
 from batchscope_analysis.target import Target, parse_target, study_target
@@ -252,11 +252,7 @@ def _summary(args: argparse.Namespace) -> int:
     # A --target the runs cannot meet (accuracy of mse runs) is still what
     # was asked: its steps are "-", not those of the runs' own targets.
     table = runs_table(runs, target if args.target is None else args.target)
-    columns = list(summary_columns(study_score(runs)))
-    folders = [str(run.path.parent.parent) for run in runs]  # <output>/runs/<run>.h5
-    if len(set(folders)) > 1:  # several studies (or copies of one): say which folder each run is from
-        table.insert(table.columns.get_loc("study") + 1, "folder", folders)
-        columns.insert(columns.index("study") + 1, "folder")
+    table, columns = with_folder_column(runs, table, list(summary_columns(study_score(runs))))
     table = table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
     if args.csv:
         print(table[columns].to_csv(index=False, na_rep="", float_format="%.10g"), end="")

@@ -163,13 +163,27 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     else:
         parts.append(f'<p class="note">{esc(findings.target_note)}.</p>')
     parts.append("<h3>Runs</h3>")
-    table = runs_table(runs, findings.target).sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
-    parts.append(_html_table(table[list(report_run_columns(score))]))
+    table, columns = with_folder_column(runs, runs_table(runs, findings.target), list(report_run_columns(score)))
+    table = table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
+    parts.append(_html_table(table[columns]))
     caveat = buffers_note(runs)
     if caveat:
         parts.append(f'<p class="note" id="buffers">{esc(caveat)}</p>')
     parts.append("</section></body></html>")
     return "\n".join(parts)
+
+
+def with_folder_column(runs: Sequence[Run], table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """With runs from several output folders (several studies, or copies of
+    one), a `folder` column after `study` says where each run's file is;
+    `table` has one row per run, in `runs` order."""
+    folders = [str(run.path.parent.parent) for run in runs]  # <output>/runs/<run>.h5
+    if len(set(folders)) <= 1:
+        return table, columns
+    table = table.copy()
+    table.insert(int(table.columns.get_loc("study")) + 1, "folder", folders)
+    at = columns.index("study") + 1 if "study" in columns else 1
+    return table, columns[:at] + ["folder"] + columns[at:]
 
 
 def _answers_section(findings: Findings, warnings: Sequence[str]) -> list[str]:

@@ -108,3 +108,20 @@ def test_findings_numbers(study_dir: Path) -> None:
     assert findings.noise_per_batch["global_batch"].tolist() == [32, 64, 128, 256]
     assert findings.noise_overall > 0
     assert findings.studies == ["synthetic"] and findings.runs == len(STUDY_SPECS)
+
+def test_a_report_over_several_folders_names_each_runs_folder(study_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from batchscope_analysis.cli import main
+
+    other = tmp_path / "copy"
+    shutil.copytree(study_dir, other)
+    out = tmp_path / "two.html"
+    assert main(["report", str(study_dir), str(other), "--out", str(out)]) == 0
+    page = out.read_text()
+    runs_part = page[page.index("<h3>Runs</h3>"):]
+    assert "<th>folder</th>" in runs_part
+    assert str(other) in runs_part and str(study_dir) in runs_part
+    single = tmp_path / "one.html"
+    assert main(["report", str(study_dir), "--out", str(single)]) == 0
+    assert "<th>folder</th>" not in single.read_text()
