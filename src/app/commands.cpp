@@ -1,13 +1,16 @@
 #include "app/commands.h"
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "app/bench.h"
+#include "app/bench_estimate.h"
 #include "app/console.h"
 #include "app/device_select.h"
 #include "app/run_actions.h"
@@ -50,7 +53,26 @@ void warn_if_slow_blas(const MpiEnv& env) {
   if (env.rank() == 0 && !w.empty()) std::cerr << "batchscope: warning: " << w << std::endl;
 }
 
-int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
+// `check --bench FILE`: the training time the bench results predict.
+std::string bench_estimate_line(const Study& st, const std::string& bench_file) {
+  std::ifstream in(bench_file);
+  if (!in)
+    throw ConfigError(bench_file, "--bench", "cannot read the file (give the JSON lines `batchscope bench` prints)");
+  std::stringstream text;
+  text << in.rdbuf();
+  const StudyEstimate e = estimate_study(st, parse_bench_lines(text.str(), bench_file));
+  if (e.runs_estimated == 0)
+    return "estimate: " + bench_file + " has no step time of model " + st.model.name +
+           " (run `batchscope bench --model " + st.model.name + "` at the study's per-rank batches)\n";
+  std::ostringstream os;
+  os << "estimate: " << format_duration(e.run_seconds) << " of training summed over " << e.runs_estimated
+     << " runs (steps x bench step time at each run's per-rank batch; evaluations not included; groups that "
+        "train at once divide it)";
+  if (e.runs_without > 0) os << "; " << e.runs_without << " runs without a step time";
+  return os.str() + "\n";
+}
+
+int cmd_check(const std::string& file, const std::vector<std::string>& sets, const std::string& bench_file) {
   try {
     Study st = load_study(file, sets);
     data_files(st.file, st.data);
@@ -65,6 +87,7 @@ int cmd_check(const std::string& file, const std::vector<std::string>& sets) {
     std::cout << file << ": OK: study '" << st.name << "', " << st.runs.size() << " runs, " << samples
               << " training samples in all, up to " << max_ranks << " ranks per run, output " << st.output << "\n"
               << model_and_data;
+    if (!bench_file.empty()) std::cout << bench_estimate_line(st, bench_file);
     return 0;
   } catch (const std::exception& e) {
     return report(e);
@@ -176,6 +199,7 @@ struct CliArgs {
   std::string file;
   std::vector<std::string> sets;
   PlanOptions plan;
+  std::string bench_file;  // check --bench
   RunOptions run;
   BenchOptions bench;
 };
@@ -265,6 +289,8 @@ int main_entry(int argc, char** argv) {
   CliArgs a;
   CLI::App* check = app.add_subcommand("check", "validate a study file (and its data paths) without training");
   add_study_args(check, a);
+  check->add_option("--bench", a.bench_file,
+                    "JSON lines of `batchscope bench` (e.g. compare.py --out): also estimate the training time");
   CLI::App* plan = app.add_subcommand("plan", "print which world ranks train which runs, batches and lrs");
   add_study_args(plan, a);
   plan->add_option("--ranks", a.plan.ranks, "world size to plan for")->required()->check(CLI::Range(1, 1 << 20));
@@ -288,7 +314,7 @@ int main_entry(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*version) return cmd_version();
-  if (*check) return cmd_check(a.file, a.sets);
+  if (*check) return cmd_check(a.file, a.sets, a.bench_file);
   if (*plan) return cmd_plan(a.file, a.sets, a.plan);
   if (*bench) return cmd_bench(argc, argv, a.bench);
   return cmd_run(argc, argv, a.file, a.sets, a.run);

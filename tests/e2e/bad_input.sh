@@ -32,6 +32,11 @@ expect 2 "unknown command 'rnu'; did you mean 'run'?" -- "$bin" rnu "$study"
 expect 2 "unknown command 'frobnicate' (commands: check, plan, run, version, bench)" -- "$bin" frobnicate
 expect 0 "^batchscope [0-9].*LibTorch" -- "$bin" --version
 expect 0 "9 runs, 539424 training samples in all" -- "$bin" check "$study"
+# check --bench: the training time from bench step times; an unreadable file is exit 2
+printf '%s\n' '{"impl": "batchscope", "model": "mlp", "world": 1, "batch_per_rank": 16, "step_ms": 0.5}' \
+  '{"impl": "batchscope", "model": "mlp", "world": 1, "batch_per_rank": 1024, "step_ms": 8.0}' >"$out/bench.jsonl"
+expect 0 "^estimate: 14s of training summed over 9 runs" -- "$bin" check "$study" --bench "$out/bench.jsonl"
+expect 2 "key '--bench': cannot read the file" -- "$bin" check "$study" --bench "$out/missing.jsonl"
 # "(CPU only)" exactly when this build's LibTorch has no CUDA (Debian's is CPU-only).
 "$bin" version >"$out/version.txt"
 check cpu_only_agrees grep -q -E '\(CPU only\).*|LibTorch sees [1-9]' "$out/version.txt"
