@@ -166,11 +166,28 @@ def render_html(runs: list[Run], findings: Findings, figures: list[Path], source
     table, columns = with_folder_column(runs, runs_table(runs, findings.target), list(report_run_columns(score)))
     table = table.sort_values(["global_batch", "base_lr", "seed", "run"], kind="stable")
     parts.append(_html_table(table[columns]))
+    queued = queued_runs(sources, runs)
+    if queued:
+        parts.append(f'<p class="note" id="queued">Queued (in study.yaml, no run file yet): {esc(", ".join(queued))}.</p>')
     caveat = buffers_note(runs)
     if caveat:
         parts.append(f'<p class="note" id="buffers">{esc(caveat)}</p>')
     parts.append("</section></body></html>")
     return "\n".join(parts)
+
+
+def queued_runs(sources: Sequence[PathLike], runs: Sequence[Run]) -> list[str]:
+    """Runs that a source folder's study.yaml lists and that have no run file
+    among `runs` yet (a study still training, or stopped before them)."""
+    from batchscope_analysis.watch import planned_runs  # watch reads study.yaml (optional PyYAML)
+
+    have = {(run.path.parent.parent.resolve(), run.name) for run in runs}
+    queued = []
+    for source in sources:
+        folder = Path(source)
+        if folder.is_dir():
+            queued += [p.name for p in planned_runs(folder)[1] if (folder.resolve(), p.name) not in have]
+    return queued
 
 
 def with_folder_column(runs: Sequence[Run], table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:

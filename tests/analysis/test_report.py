@@ -125,3 +125,19 @@ def test_a_report_over_several_folders_names_each_runs_folder(study_dir: Path, t
     single = tmp_path / "one.html"
     assert main(["report", str(study_dir), "--out", str(single)]) == 0
     assert "<th>folder</th>" not in single.read_text()
+
+
+def test_the_report_lists_runs_study_yaml_plans_but_no_file_holds_yet(study_dir: Path, tmp_path: Path) -> None:
+    from batchscope_analysis.cli import main
+
+    names = sorted(p.stem for p in (study_dir / "runs").glob("*.h5"))
+    runs = "".join(f"  - {{name: {n}, batch: [32], lr: 0.1, seed: 0}}\n" for n in names + ["b999-queued"])
+    (study_dir / "study.yaml").write_text("study: synthetic\nbudget:\n  steps: 10\nruns:\n" + runs)
+    out = tmp_path / "r.html"
+    assert main(["report", str(study_dir), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert 'id="queued">Queued (in study.yaml, no run file yet): b999-queued.</p>' in page
+    (study_dir / "study.yaml").write_text("study: synthetic\nbudget:\n  steps: 10\nruns:\n" + runs.split("  - {name: b999")[0])
+    assert main(["report", str(study_dir), "--out", str(out)]) == 0
+    assert 'id="queued"' not in out.read_text()
+
