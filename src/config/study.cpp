@@ -189,7 +189,7 @@ BudgetSpec parse_budget(const Section& s) {
 // way, so study_keys() lists them.
 SharpnessSpec parse_sharpness(const Section& s, bool given, int64_t train_subset) {
   SharpnessSpec h;
-  const int64_t every = s.integer("every", 1);
+  const int64_t every = s.integer("every", SharpnessSpec::kDefaultEvery);
   h.iterations = s.integer("iterations", h.iterations);
   h.samples = s.integer("samples", h.samples);
   h.tolerance = s.number("tolerance", h.tolerance);

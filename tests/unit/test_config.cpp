@@ -1089,10 +1089,10 @@ TEST(Sharpness, OffByDefaultOnWhenGivenAndChecked) {
   EXPECT_EQ(off.resolved_yaml.find("sharpness"), std::string::npos);
   const Study on = parse_study(kOk + "eval: {train_subset: 4000, sharpness: {}}\n", kLabel);
   EXPECT_TRUE(on.eval.sharpness.enabled());
-  EXPECT_EQ(on.eval.sharpness.every, 1);
+  EXPECT_EQ(on.eval.sharpness.every, 4);
   EXPECT_EQ(on.eval.sharpness.iterations, 20);
-  EXPECT_EQ(on.eval.sharpness.samples, 2048);
-  EXPECT_DOUBLE_EQ(on.eval.sharpness.tolerance, 1e-3);
+  EXPECT_EQ(on.eval.sharpness.samples, 256);
+  EXPECT_DOUBLE_EQ(on.eval.sharpness.tolerance, 1e-2);
   const Study set = parse_study(kOk + "eval: {sharpness: {every: 4, iterations: 7, samples: 100, tolerance: 0}}\n",
                                 kLabel, {"eval.sharpness.samples=64"});
   EXPECT_EQ(set.eval.sharpness.every, 4);
