@@ -14,6 +14,11 @@ gradient norms (gns/sqnorm_global), and every later step's loss to --rtol,
 which catches a wrong gradient (a missing or doubled reduction gives errors
 of order 1) but not rounding.
 
+--sharpness-rtol-first (and --sharpness-rtol) also hold /eval/sharpness:
+the step-0 evaluation's (the same parameters on both sides, so rounding
+alone; use a fixed iteration count, tolerance 0, so both sides take the same
+number of products) and every later one's (parameters that have parted).
+
 --exact instead holds every recorded number to bit equality: each dataset
 under /train, /gns, /eval and /target but the clocks (wall_s, step_ms), as
 for two ways of running the same kernels (CUDA graphs against eager steps).
@@ -41,6 +46,7 @@ class Trace:
     sqnorm: np.ndarray
     status: int
     comm: str
+    sharpness: np.ndarray
 
 
 def read(path: str) -> Trace:
@@ -49,7 +55,8 @@ def read(path: str) -> Trace:
         return Trace(steps=f["/train/step"][:], loss=f["/train/loss"][:],
                      sqnorm=f["/gns/sqnorm_global"][:] if "/gns/sqnorm_global" in f else np.zeros(0),
                      status=int(f["/status/code"][0]),
-                     comm=comm.decode() if isinstance(comm, bytes) else str(comm))
+                     comm=comm.decode() if isinstance(comm, bytes) else str(comm),
+                     sharpness=f["/eval/sharpness"][:] if "/eval/sharpness" in f else np.zeros(0))
 
 
 def rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,6 +105,24 @@ def compare(name: str, r: Trace, o: Trace, a: argparse.Namespace) -> bool:
     print(f"{name}: {len(r.steps)} steps, comm {r.comm} vs {o.comm}; first {k} step(s) (loss, squared norm) "
           f"max rel diff {worst_first:.2e} (rtol {a.rtol_first:g}); later loss max rel diff {worst_later:.2e} "
           f"at step {at} (rtol {a.rtol:g}): {'OK' if ok else 'FAIL'}")
+    if a.sharpness_rtol_first is not None:
+        ok = compare_sharpness(name, r.sharpness, o.sharpness, a) and ok
+    return ok
+
+
+def compare_sharpness(name: str, r: np.ndarray, o: np.ndarray, a: argparse.Namespace) -> bool:
+    """/eval/sharpness: measured at the same evaluations, finite, and close."""
+    measured = np.isfinite(r)
+    if r.size == 0 or not measured.any() or r.shape != o.shape or not np.array_equal(measured, np.isfinite(o)):
+        print(f"{name}: sharpness measured at {int(measured.sum())} vs {int(np.isfinite(o).sum())} evaluations "
+              f"(shapes {r.shape} vs {o.shape}): FAIL")
+        return False
+    d = rel(r[measured], o[measured])
+    first, later = float(d[0]), float(d[1:].max()) if d.size > 1 else 0.0
+    ok = first <= a.sharpness_rtol_first and later <= a.sharpness_rtol
+    print(f"{name}: sharpness at {d.size} evaluations, step 0: {r[measured][0]:.6g} vs {o[measured][0]:.6g}, "
+          f"rel diff {first:.2e} (rtol {a.sharpness_rtol_first:g}); later max rel diff {later:.2e} "
+          f"(rtol {a.sharpness_rtol:g}): {'OK' if ok else 'FAIL'}")
     return ok
 
 
@@ -109,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-steps", type=int, default=1)
     ap.add_argument("--rtol", type=float, default=2e-2, help="tolerance of the later steps' loss")
     ap.add_argument("--expect-comm", default="", help="the communicator OTHER's run files must record")
+    ap.add_argument("--sharpness-rtol-first", type=float, default=None,
+                    help="hold /eval/sharpness at the first measured evaluation to this (default: not compared)")
+    ap.add_argument("--sharpness-rtol", type=float, default=5e-2, help="... and at the later ones")
     ap.add_argument("--exact", action="store_true", help="every number but the clocks, bit for bit")
     a = ap.parse_args(argv)
     refs = sorted(glob.glob(os.path.join(a.ref, "runs", "*.h5")))

@@ -23,6 +23,10 @@
 #                      rank and the NCCL operation
 #   own-model-cuda     configs/own_model's TorchScript CNN with BatchNorm on
 #                      CUDA vs the CPU
+#   sharpness-cuda     eval.sharpness on the GPU vs the CPU: the 2-rank
+#                      [16, 48] mlp group (host-staged) and the own model's
+#                      TorchScript CNN (1 rank); the step-0 estimate is held
+#                      tightly (the same parameters), later ones loosely
 #   quickstart-cuda    configs/quickstart.yaml on the GPU (4 ranks, MPI
 #                      host-staged) and the analysis summary of its output
 #   graphs             gpu.graphs on vs off, every number of the run files
@@ -265,6 +269,30 @@ if want own-model-cuda; then
   else
     tail -n 5 "$work"/own-*.log
     result own-model-cuda "FAIL $(verdict own)"
+  fi
+fi
+
+# 5b. sharpness on the GPU: the double-backward Hessian-vector products of the
+# mlp (a 2-rank group staged through host memory, each rank's shard summed)
+# and of the TorchScript BatchNorm CNN, against the CPU. A fixed number of
+# products (tolerance 0) so both sides stop alike; step 0 has the same
+# parameters on both, so only rounding parts them (1e-4; the CNN 1e-3, as
+# cuDNN may use TF32), later evaluations follow the parted runs (5e-2).
+if want sharpness-cuda; then
+  sh=(--set 'eval={every_steps: 50, train_subset: 1000, sharpness: {every: 1, iterations: 30, samples: 256, tolerance: 0}}')
+  sh_own=(--set model.path="$carry/own_model/cnn_bn.pt" --set "budget={steps: 40}" --set optimizer.lr=0.005
+    --set "data={name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}" --set comm_timeout_s=60
+    --set "sweep={global_batch: [64], ranks: 1}" --set 'eval={every_steps: 20, train_subset: 500, sharpness: {every: 1, iterations: 30, samples: 128, tolerance: 0}}')
+  if tmp_mpirun 150 -np 2 "$bin" run "$work/hetero.yaml" "${sh[@]}" --set output="$work/sh-cpu" --set device=cpu --threads 4 >"$work/sh-cpu.log" 2>&1 &&
+    tmp_mpirun 120 -np 2 "$bin" run "$work/hetero.yaml" "${sh[@]}" --set output="$work/sh-gpu" --set device=cuda --set comm=mpi >"$work/sh-gpu.log" 2>&1 &&
+    $py tests/gpu/compare_traces.py "$work/sh-cpu" "$work/sh-gpu" --rtol-first 1e-5 --rtol 2e-2 --sharpness-rtol-first 1e-4 --sharpness-rtol 5e-2 | tee "$work/sh.txt" &&
+    tmp_mpirun 150 -np 1 "$bin" run configs/own_model/study.yaml "${sh_own[@]}" --set output="$work/sho-cpu" --set device=cpu --threads 8 >"$work/sho-cpu.log" 2>&1 &&
+    tmp_mpirun 120 -np 1 "$bin" run configs/own_model/study.yaml "${sh_own[@]}" --set output="$work/sho-gpu" --set device=cuda >"$work/sho-gpu.log" 2>&1 &&
+    $py tests/gpu/compare_traces.py "$work/sho-cpu" "$work/sho-gpu" --first-steps 10 --rtol-first 5e-4 --rtol 2e-2 --sharpness-rtol-first 1e-3 --sharpness-rtol 5e-2 | tee "$work/sho.txt"; then
+    result sharpness-cuda "PASS ($(grep -ho 'step 0: .*rel diff [^ ]*' "$work/sh.txt" "$work/sho.txt" | head -2 | tr '\n' ';'))"
+  else
+    tail -n 5 "$work"/sh*.log "$work"/sh*.txt 2>/dev/null
+    result sharpness-cuda FAIL
   fi
 fi
 
