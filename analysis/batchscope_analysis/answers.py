@@ -3,7 +3,7 @@
 The report's sentences, as numbers a script or a notebook can read: the
 noise scale per batch and its headline, the critical batch size, the best
 batch at fair tuning with its margin, the best learning rate per batch, the
-generalization-gap trend, how robust each batch is to its learning rate,
+generalization-gap trend, whether larger batches ended sharper, how robust each batch is to its learning rate,
 time to target on this hardware, and every warning. Each value with an
 interval carries `low` and `high` (90 %, bootstrap; intervals.py) or null
 where there is none. docs/answers.md documents every key; ANSWER_KEYS is the
@@ -23,6 +23,7 @@ from batchscope_analysis.load import PathLike, Run
 from batchscope_analysis.noise import noise_answers
 from batchscope_analysis.scaling import scaling_answers
 from batchscope_analysis.score import study_score
+from batchscope_analysis.sharpness import sharpness_answers
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.tuning import tuning_answers
 
@@ -50,6 +51,10 @@ ANSWER_KEYS: dict[str, str] = {
     "best_lr_per_batch": "{batch: {lr, at_grid_edge}}: each batch's best learning rate and whether it sits at an "
     "edge of the grid tried",
     "gap_trend": "{per_doubling, low, high}: change of the generalization gap per doubling of the batch",
+    "sharpness_trend": "{slope, low, high, level, verdict, n_runs, n_batches, median_per_batch, gap_correlation, "
+    "...}: final sharpness against batch size and its correlation with the gap, or null (see "
+    "sharpness_trend_reason)",
+    "sharpness_trend_reason": "why sharpness_trend is null ('' when it has a value)",
     "lr_robustness_per_batch": "{batch: {lr_low, lr_high, lrs_within, lrs_tried}}: the learning rates within 1 "
     "point of the batch's best",
     "diverged": "names of the runs that diverged (never counted as a batch's result)",
@@ -72,7 +77,9 @@ def compute_answers(runs: Iterable[Run], target: Optional[Target] = None) -> dic
         "target_note": note,
     }
     warnings: list[str] = []
-    for part in (noise_answers(runs), scaling_answers(runs, resolved), tuning_answers(runs, study_score(runs))):
+    parts = (noise_answers(runs), scaling_answers(runs, resolved), tuning_answers(runs, study_score(runs)),
+             sharpness_answers(runs))
+    for part in parts:
         for key, value in part.items():
             if key == "warnings":
                 warnings += [w for w in value if w not in warnings]

@@ -1,10 +1,10 @@
 """The answers a batch-size study is run for, as numbers and plain sentences.
 
 Which batch generalizes best at equal epochs, the measured gradient noise
-scale, the critical batch size from steps-to-target, and how the
-generalization gap moves with batch size (docs/DESIGN "Who uses it"). The
-report renders these; they are computed here so they can be tested and
-reused without HTML. A study of mse runs (no accuracy) is judged by
+scale, the critical batch size from steps-to-target, how the generalization
+gap moves with batch size, and whether larger batches ended sharper
+(docs/DESIGN "Who uses it"). The report renders these; they are computed
+here so they can be tested and reused without HTML. A study of mse runs (no accuracy) is judged by
 validation loss instead (score.LOSS).
 """
 
@@ -22,6 +22,7 @@ from batchscope_analysis.load import Run
 from batchscope_analysis.noise import NoiseSummary, b_simple_summary, headline_interval, noise_summary
 from batchscope_analysis.scaling import ScalingStudy, StepsFit, fit_study, scaling_study, scaling_text
 from batchscope_analysis.score import Score
+from batchscope_analysis.sharpness import SharpnessStudy, sharpness_study, sharpness_text
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.textfmt import fmt
 from batchscope_analysis.tuning import ROBUST_LOSS_SHARE, ROBUST_STEPS_SHARE, STEPS_METRIC, Tuning, tuning_study
@@ -51,6 +52,8 @@ class Findings:
     scaling: Optional[ScalingStudy] = None
     # Each batch at its best lr, with intervals and warnings (tuning.py).
     tuning: Optional[Tuning] = None
+    # Final sharpness per batch, its trend and its correlation with the gap (sharpness.py).
+    sharpness: Optional[SharpnessStudy] = None
 
 
 def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Findings:
@@ -64,18 +67,20 @@ def compute_findings(runs: Iterable[Run], target: Optional[Target] = None) -> Fi
     scaling = scaling_study(runs, resolved) if resolved is not None else None
     tuning = tuning_study(runs, equal.score, equal)
     gap = tuning.gap
+    sharpness = sharpness_study(runs, tuning)
     answers = [
         Answer("Best batch at equal epochs", _best_batch_text(equal, tuning)),
         Answer("Gradient noise scale", _noise_text(noise_per_batch, noise_overall, noise) + _buffers_text(runs)),
         Answer("Critical batch size", _b_crit_text(fit, steps_best, resolved, note, noise_overall, scaling)),
         Answer("Generalization gap", _gap_text(gap, equal)),
+        Answer("Sharpness", sharpness_text(sharpness, gap.direction if len(gap.batches) >= 2 else "")),
     ]
     studies = sorted({str(r.attrs.get("study", "")) for r in runs} - {""})
     return Findings(
         runs=len(runs), studies=studies, target=resolved, target_note=note, equal=equal,
         noise_per_batch=noise_per_batch, noise_overall=noise_overall, steps_table=steps_table,
         steps_best=steps_best, fit=fit, gap=gap, answers=answers, scaling=scaling,
-        tuning=tuning,
+        tuning=tuning, sharpness=sharpness,
     )
 
 

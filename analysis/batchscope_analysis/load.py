@@ -7,6 +7,9 @@ Files of schema version 1 (before micro-batches, per-layer norms and
 attributes (`model_loss`, `model_init`, `model_buffers`) get their defaults
 (score.MODEL_ATTR_DEFAULTS): a built-in model trained with cross-entropy.
 
+Files of schema version 2 (before eval.sharpness) load with the sharpness
+columns of Run.eval (SHARPNESS_COLUMNS) NaN, as a run with it off writes them.
+
 Runs trained with `model.loss: mse` have no accuracy; their study's runs
 table has loss columns in place of the accuracy ones (runs_table_columns).
 """
@@ -230,6 +233,10 @@ def load_study(paths: Union[PathLike, Iterable[PathLike]]) -> list[Run]:
     return [load_run(p) for p in find_runs(paths)]
 
 
+# /eval columns of schema version 3 (eval.sharpness; NaN where not measured).
+# Every Run.eval has them: a version-2 file's are NaN (and 0 iterations).
+SHARPNESS_COLUMNS: tuple[str, ...] = ("sharpness", "sharpness_iterations", "sharpness_residual")
+
 # Root attributes the tables and plots cannot do without.
 _REQUIRED_ATTRS: tuple[str, ...] = ("global_batch", "ranks", "base_lr", "peak_lr", "seed")
 
@@ -258,7 +265,14 @@ def _read_run(path: Path, f: h5py.File) -> Run:
     train = train.iloc[:rows].reset_index(drop=True)
     gns = gns.iloc[:rows].reset_index(drop=True)
     gns.insert(0, "step", train["step"].to_numpy())
-    evals = _read_rows(f["eval"], ["step", "samples", "epoch", "val_loss", "val_acc", "train_loss", "train_acc"])
+    eval_names = ["step", "samples", "epoch", "val_loss", "val_acc", "train_loss", "train_acc"]
+    has_sharpness = all(name in f["eval"] for name in SHARPNESS_COLUMNS)
+    evals = _read_rows(f["eval"], eval_names + (list(SHARPNESS_COLUMNS) if has_sharpness else []))
+    if not has_sharpness:
+        # Version 2 (before eval.sharpness): not measured, as a version-3 run with it off writes.
+        evals["sharpness"] = np.nan
+        evals["sharpness_iterations"] = np.zeros(len(evals), dtype=np.int32)
+        evals["sharpness_residual"] = np.nan
     target = StoredTarget(-1, -1)
     if "target" in f:
         target = StoredTarget(int(f["target/step"][0]), int(f["target/samples"][0]))
@@ -354,7 +368,7 @@ def train_table(runs: Iterable[Run]) -> pd.DataFrame:
 
 def eval_table(runs: Iterable[Run]) -> pd.DataFrame:
     """Tidy per-evaluation table of all runs, with gap = train_acc - val_acc and
-    loss_gap = val_loss - train_loss. When no run has accuracy (all mse), the
+    loss_gap = val_loss - train_loss, and the sharpness columns (NaN where not measured). When no run has accuracy (all mse), the
     accuracy columns (val_acc, train_acc, gap) are left out."""
     runs = list(runs)
     frames = []

@@ -55,6 +55,9 @@ from batchscope_analysis.noise import (
 )
 from batchscope_analysis.scaling import fit_study
 from batchscope_analysis.score import Score, study_score
+from batchscope_analysis.sharpness import (
+    NOT_MEASURED, SharpnessStudy, final_sharpness, has_sharpness, sharpness_study,
+)
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.textfmt import fmt
 from batchscope_analysis.tuning import tuning_study
@@ -68,10 +71,12 @@ B_SIMPLE_LOSS_FIGURE: str = "b_simple_vs_loss.png"
 NOISE_FIT_FIGURE: str = "noise_fit.png"
 STEPS_FIGURE: str = "steps_to_target.png"
 EXAMPLES_FIGURE: str = "examples_to_target.png"
+SHARPNESS_SAMPLES_FIGURE: str = "sharpness_vs_samples.png"
+SHARPNESS_BATCH_FIGURE: str = "sharpness_vs_batch.png"
 # The order plot_all writes them in (and the report shows them in).
 ALL_FIGURES: tuple[str, ...] = (
     LOSS_FIGURE, FINAL_FIGURE, B_SIMPLE_SAMPLES_FIGURE, B_SIMPLE_LOSS_FIGURE, NOISE_FIT_FIGURE, STEPS_FIGURE,
-    EXAMPLES_FIGURE,
+    EXAMPLES_FIGURE, SHARPNESS_SAMPLES_FIGURE, SHARPNESS_BATCH_FIGURE,
 )
 # File formats a figure can be written in (`--format png,pdf,svg`).
 FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
@@ -79,7 +84,8 @@ DEFAULT_FORMATS: tuple[str, ...] = ("png",)
 __all__ = [
     "final_by_batch",  # re-exported: it used to live here
     "plot_all", "plot_loss_vs_samples", "plot_final_vs_batch", "plot_b_simple_vs_samples", "plot_b_simple_vs_loss",
-    "plot_noise_fit", "plot_steps_to_target", "plot_examples_to_target", "build_figures", "figure_note",
+    "plot_noise_fit", "plot_steps_to_target", "plot_examples_to_target", "plot_sharpness_vs_samples",
+    "plot_sharpness_vs_batch", "build_figures", "figure_note",
     "parse_formats", "save_figure", "FORMATS",
 ]
 _DPI: int = 120
@@ -488,6 +494,132 @@ def to_target_figure(runs: Iterable[Run], target: Optional[Target] = None, examp
     return _finish(fig)
 
 
+def sharpness_samples_figure(runs: Iterable[Run], study: Optional[_Study] = None) -> Figure:
+    """Sharpness (λ_max of the training-loss Hessian) at each evaluation that measured it vs samples
+    seen, one line per run, log axes; like the loss figure: colour = batch, the best lr solid."""
+    runs = list(runs)
+    st = study or _study(runs)
+    title = f"Sharpness vs samples seen: {_study_names(runs)}"
+    if not any(has_sharpness(r) for r in runs):
+        return _no_data(title, NOT_MEASURED)
+    series: list[Series] = []
+    for run in runs:
+        # Only the measured evaluations: with eval.sharpness.every > 1 the rest are NaN, and a line
+        # through the measured points reads better than isolated dots.
+        measured = run.eval[np.isfinite(run.eval["sharpness"].to_numpy(dtype=float))]
+        series.append((run, measured["samples"].to_numpy(dtype=float), measured["sharpness"].to_numpy(dtype=float)))
+    if not any((_positive(x) & _positive(y)).any() for _run, x, y in series):
+        return _no_data(title, "no positive sharpness after step 0 (a log axis shows none)")
+    fig = _new_figure((11.5, 6.2))
+    (ax,), strip = _panels(fig, 1, 1)
+    drawn = _draw_runs(ax, st, series, marker="o")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _set_limits(ax, drawn.xs, drawn.ys, log=True)
+    _mark_diverged(ax, drawn)
+    ax.set_xlabel("samples seen")
+    ax.set_ylabel("sharpness λ_max (training loss, fixed subset)")
+    ax.grid(True, which="both", alpha=0.3)
+    _plain_log_labels(ax.yaxis)
+    ax.set_title("power iteration on Hessian-vector products at the evaluations that measured it; "
+                 "values <= 0 and step 0 are not shown on log axes", fontsize="small")
+    _colorbar(fig, [ax], st)
+    _run_legend(strip, st, drawn)
+    fig.suptitle(f"{title} ({_runs_count(runs)})")
+    return _finish(fig)
+
+
+def sharpness_batch_figure(runs: Iterable[Run], study: Optional[_Study] = None,
+                           sharp: Optional[SharpnessStudy] = None) -> Figure:
+    """Final sharpness vs global batch (left) and vs the generalization gap (right).
+
+    Left: each batch at its best lr (sharpness.sharpness_study), each seed a
+    point, a bar over the seeds where there are two or more, a line through
+    the per-batch medians, and the fitted power law with its interval; other
+    lrs are faint lines of their medians; diverged runs a red x at the bottom.
+    Right: the same runs' final sharpness against their gap at that
+    evaluation, with Spearman's ρ.
+    """
+    runs = list(runs)
+    st = study or _study(runs)
+    title = f"Final sharpness vs global batch and vs generalization gap: {_study_names(runs)}"
+    if not any(has_sharpness(r) for r in runs):
+        return _no_data(title, NOT_MEASURED)
+    sharp = sharp if sharp is not None else sharpness_study(runs, best_lr=st.best_lr)
+    if not sharp.per_run:
+        return _no_data(title, "no completed run at a batch's best learning rate has a positive final sharpness")
+    accuracy = st.score.higher_is_better
+    gap_scale = 100.0 if accuracy else 1.0
+    fig = _new_figure((13.5, 6.2))
+    (ax_b, ax_g), strip = _panels(fig, 1, 2, sharey=True)
+    handles: list[Artist] = []
+    labels: list[str] = []
+    if not st.one_lr:
+        per_lr: dict[float, dict[int, list[float]]] = {}
+        for run in runs:
+            final = final_sharpness(run, st.score) if run.status.name == "completed" and not st.is_best(run) else None
+            if final is not None and final.sharpness > 0:
+                per_lr.setdefault(final.base_lr, {}).setdefault(final.global_batch, []).append(final.sharpness)
+        for values_at in per_lr.values():
+            bs = sorted(values_at)
+            ax_b.plot([float(b) for b in bs], [float(np.median(values_at[b])) for b in bs], "-o", color="0.45",
+                      alpha=0.3, lw=0.9, markersize=3, zorder=1)
+        if per_lr:
+            handles.append(Line2D([], [], color="0.45", alpha=0.3, marker="o", markersize=3, lw=0.9))
+            labels.append("other base lrs: median over seeds (faint)")
+    by_batch: dict[int, list[float]] = {}
+    for r in sharp.per_run:
+        by_batch.setdefault(r.global_batch, []).append(r.sharpness)
+    for batch, values in sorted(by_batch.items()):
+        colour = st.colour(batch)
+        if len(values) >= 2:
+            ax_b.plot([batch, batch], [min(values), max(values)], "-", color=colour, lw=2.5, alpha=0.6, zorder=2)
+        offsets = np.linspace(-0.04, 0.04, len(values)) if len(values) > 1 else np.zeros(1)
+        ax_b.scatter(float(batch) * 2.0 ** offsets, values, s=26, color=colour, edgecolor="0.15", lw=0.5, zorder=4)
+    xs = [float(b) for b in sharp.batches]
+    (line,) = ax_b.plot(xs, [sharp.median_per_batch[b] for b in sharp.batches], "-", color="0.2", lw=1.4, zorder=3)
+    handles.append(line)
+    labels.append("median per batch, each at its best base lr" if not st.one_lr else "median per batch")
+    most = max(len(v) for v in by_batch.values())
+    handles.append(Line2D([], [], ls="", marker="o", color="0.6", markeredgecolor="0.15", markersize=6))
+    labels.append("each seed (colour = batch)" if most >= 2 else "the run (1 seed per batch)")
+    if math.isfinite(sharp.slope.value):
+        logs = [sum(math.log2(v) for v in by_batch[b]) / len(by_batch[b]) for b in sharp.batches]
+        mx, my = sum(math.log2(b) for b in xs) / len(xs), sum(logs) / len(logs)
+        fit = [2.0 ** (my + sharp.slope.value * (math.log2(b) - mx)) for b in xs]
+        (line,) = ax_b.plot(xs, fit, "--", color="black", lw=1.2, zorder=3)
+        f = sharp.factor_per_doubling
+        interval = f", 90 % interval ×{f.low:.2g} to ×{f.high:.2g}" if f.has_interval else ""
+        handles.append(line)
+        labels.append(f"fit: ×{f.value:.2g} per doubling of B{interval} ({sharp.verdict.replace('_', ' ')})")
+    diverged = [r for r in runs if r.status.name == "diverged"]
+    if diverged:
+        where = blended_transform_factory(ax_b.transData, ax_b.transAxes)
+        ax_b.plot([float(r.global_batch) for r in diverged], np.full(len(diverged), 0.03), "x",
+                  color=_DIVERGED_COLOUR, markersize=8, mew=2, transform=where, zorder=5, clip_on=False)
+        handles.append(Line2D([], [], ls="", marker="x", color=_DIVERGED_COLOUR, markersize=8, mew=2))
+        labels.append(f"diverged run ({len(diverged)}): no final value, at its batch")
+    ax_b.set_yscale("log")
+    _batch_axis(ax_b, sorted({r.global_batch for r in runs}))
+    ax_b.set_ylabel("final sharpness λ_max (last measurement)")
+    ax_b.set_title("Final sharpness per global batch", fontsize="medium")
+    for r in sharp.per_run:
+        ax_g.scatter([gap_scale * r.gap], [r.sharpness], s=26, color=st.colour(r.global_batch), edgecolor="0.15",
+                     lw=0.5, zorder=4)
+    c = sharp.correlation
+    rho = (f"Spearman ρ = {c.value:+.2f}, 90 % interval {c.low:+.2f} to {c.high:+.2f}" if c.has_interval
+           else f"no correlation: {c.reason}")
+    ax_g.set_title(textwrap.fill(f"Final sharpness vs gap at that evaluation ({rho})", 70), fontsize="medium")
+    ax_g.set_xlabel("train - val accuracy (% points)" if accuracy else "val loss - train loss")
+    for ax in (ax_b, ax_g):
+        ax.grid(True, which="both", alpha=0.3)
+    _plain_log_labels(ax_b.yaxis)
+    _colorbar(fig, [ax_b, ax_g], st)
+    _strip_legend(strip, handles, labels, ncols=2)
+    fig.suptitle(title)
+    return _finish(fig)
+
+
 def build_figures(runs: Iterable[Run], target: Optional[Target] = None) -> dict[str, Figure]:
     """Every figure of a study, drawn but not written, keyed by file name in ALL_FIGURES order."""
     runs = list(runs)
@@ -503,6 +635,8 @@ def build_figures(runs: Iterable[Run], target: Optional[Target] = None) -> dict[
         NOISE_FIT_FIGURE: noise_fit_figure(runs, study=st),
         STEPS_FIGURE: to_target_figure(runs, resolved, examples=False),
         EXAMPLES_FIGURE: to_target_figure(runs, resolved, examples=True),
+        SHARPNESS_SAMPLES_FIGURE: sharpness_samples_figure(runs, st),
+        SHARPNESS_BATCH_FIGURE: sharpness_batch_figure(runs, st),
     }
 
 
@@ -547,6 +681,18 @@ def plot_examples_to_target(runs: Iterable[Run], out: PathLike, target: Optional
     """Examples (samples) to the target vs global batch, with E(B) = S_min B + E_min from the same
     fit: flat (sample-efficient) below B_crit, rising above it."""
     return save_figure(to_target_figure(runs, target, examples=True), Path(out) / EXAMPLES_FIGURE, formats)
+
+
+def plot_sharpness_vs_samples(runs: Iterable[Run], out: PathLike,
+                              formats: Sequence[str] = DEFAULT_FORMATS) -> list[Path]:
+    """Sharpness vs samples seen, one line per run (sharpness_samples_figure)."""
+    return save_figure(sharpness_samples_figure(runs), Path(out) / SHARPNESS_SAMPLES_FIGURE, formats)
+
+
+def plot_sharpness_vs_batch(runs: Iterable[Run], out: PathLike,
+                            formats: Sequence[str] = DEFAULT_FORMATS) -> list[Path]:
+    """Final sharpness vs global batch and vs the generalization gap (sharpness_batch_figure)."""
+    return save_figure(sharpness_batch_figure(runs), Path(out) / SHARPNESS_BATCH_FIGURE, formats)
 
 
 def plot_all(runs: Iterable[Run], out: PathLike, target: Optional[Target] = None,

@@ -30,6 +30,8 @@ from batchscope_analysis.plots import (
     FINAL_FIGURE,
     LOSS_FIGURE,
     NOISE_FIT_FIGURE,
+    SHARPNESS_BATCH_FIGURE,
+    SHARPNESS_SAMPLES_FIGURE,
     STEPS_FIGURE,
     plot_all,
 )
@@ -55,6 +57,13 @@ CAPTIONS: dict[str, str] = {
                   "the median measured B_simple.",
     EXAMPLES_FIGURE: "Training samples to the target per global batch: flat (sample-efficient) below B_crit, "
                      "rising above it.",
+    SHARPNESS_SAMPLES_FIGURE: "Sharpness, the top eigenvalue of the training loss's Hessian on a fixed subset, at "
+                              "each evaluation that measured it, against samples seen; colour is the global batch, "
+                              "each batch's best learning rate in full colour, the others faint.",
+    SHARPNESS_BATCH_FIGURE: "Final sharpness (last measurement) per global batch at each batch's best learning rate, "
+                            "each seed a point, with the fitted power law and its 90 % interval (left); the same "
+                            "runs' final sharpness against their generalization gap at that evaluation, with "
+                            "Spearman's rho (right).",
 }
 
 _STYLE: str = """

@@ -1,4 +1,5 @@
-"""Synthetic run files that follow docs/run-file.md (schema_version 2) exactly, written with h5py.
+"""Synthetic run files that follow docs/run-file.md (schema_version 2, or 3 with sharpness) exactly,
+written with h5py.
 
 The curves are closed-form functions of (spec, samples) so tests can compute
 the values the loader should report without reading the file. The study is
@@ -86,6 +87,10 @@ class RunSpec:
     loss: str = "cross_entropy"
     init: str = "builtin"
     buffers: tuple[str, ...] = ()
+    # eval.sharpness: the final sharpness (a schema-3 file, sharpness_curve at every `sharpness_every`-th
+    # evaluation, NaN at the others); None = a schema-2 file, without sharpness.
+    sharpness: Optional[float] = None
+    sharpness_every: int = 1
 
     @property
     def has_accuracy(self) -> bool:
@@ -192,6 +197,22 @@ def eval_columns(spec: RunSpec, samples: np.ndarray) -> dict[str, np.ndarray]:
                 "train_loss": mse_train_loss(spec, samples), "train_acc": nan.copy()}
     return {"val_loss": val_loss(spec, samples), "val_acc": val_acc(spec, samples),
             "train_loss": train_loss_eval(spec, samples), "train_acc": train_acc(spec, samples)}
+
+
+SHARPNESS_SUBSET: int = 64
+SHARPNESS_RESIDUAL: float = 1e-3
+
+
+def sharpness_curve(spec: RunSpec, eval_samples: np.ndarray) -> np.ndarray:
+    """/eval/sharpness: rising linearly in samples from 0.4 x spec.sharpness to spec.sharpness at the
+    last evaluation, at every sharpness_every-th evaluation (the step-0 one counts as the 0th), NaN
+    at the others."""
+    assert spec.sharpness is not None
+    x = np.asarray(eval_samples, dtype=float)
+    end = float(x[-1]) if len(x) and x[-1] > 0 else 1.0
+    values = spec.sharpness * (0.4 + 0.6 * x / end)
+    measured = np.arange(len(x)) % spec.sharpness_every == 0
+    return np.where(measured, values, np.nan)
 
 
 def val_loss(spec: RunSpec, samples: np.ndarray) -> np.ndarray:
@@ -332,7 +353,7 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
     with h5py.File(path, "w", libver="latest" if swmr else None) as f:
         attrs = {
             "schema": "batchscope-run",
-            "schema_version": np.int64(2),
+            "schema_version": np.int64(2 if spec.sharpness is None else 3),
             "study": study,
             "run": spec.name,
             "created": "2024-01-01T00:00:00Z",
@@ -382,6 +403,9 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
         layout["global_batch"] = np.int64(batch)
         layout["train_size"] = np.int64(TRAIN_SIZE)
         layout["test_size"] = np.int64(TEST_SIZE)
+        if spec.sharpness is not None:
+            layout["sharpness_subset"] = np.arange(SHARPNESS_SUBSET, dtype=np.int64)
+            f.create_group("final").create_dataset("params", data=np.zeros(sum(LAYER_NUMEL)), dtype=np.float64)
 
         status = f.create_group("status")
         code = status.create_dataset("code", data=np.array([0], dtype=np.int32))
@@ -413,9 +437,12 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             gns_columns["sqnorm_layer_micro"] = (np.float32, k_count * l_count)
             gns_columns["sqnorm_layer_global"] = (np.float32, l_count)
         gns = table(f.create_group("gns"), gns_columns)
+        eval_names = ("step", "samples", "epoch", "val_loss", "val_acc", "train_loss", "train_acc")
+        if spec.sharpness is not None:
+            eval_names += ("sharpness", "sharpness_iterations", "sharpness_residual")
         evals = table(f.create_group("eval"), {
-            name: (np.int64 if name in ("step", "samples") else np.float64, 0)
-            for name in ("step", "samples", "epoch", "val_loss", "val_acc", "train_loss", "train_acc")
+            name: ({"step": np.int64, "samples": np.int64, "sharpness_iterations": np.int32}.get(name, np.float64), 0)
+            for name in eval_names
         })
         if swmr:
             f.swmr_mode = True
@@ -441,8 +468,13 @@ def write_run_file(path: Path, spec: RunSpec, study: str = "synthetic", swmr: bo
             gns_values["sqnorm_layer_global"] = (sq_global.astype(float)[:, None] * share[None, :]).astype(np.float32)
         append(gns, gns_values)
         es = eval_samples.astype(float)
-        append(evals, {"step": eval_steps, "samples": eval_samples, "epoch": es / TRAIN_SIZE,
-                       **eval_columns(spec, es)})
+        eval_values = {"step": eval_steps, "samples": eval_samples, "epoch": es / TRAIN_SIZE, **eval_columns(spec, es)}
+        if spec.sharpness is not None:
+            sharp = sharpness_curve(spec, es)
+            eval_values["sharpness"] = sharp
+            eval_values["sharpness_iterations"] = np.where(np.isfinite(sharp), 10, 0).astype(np.int32)
+            eval_values["sharpness_residual"] = np.where(np.isfinite(sharp), SHARPNESS_RESIDUAL, np.nan)
+        append(evals, eval_values)
         target_step_ds[0] = target_step
         target_samples_ds[0] = target_step * batch if target_step >= 0 else -1
         code[0] = STATUS_CODES[spec.status]

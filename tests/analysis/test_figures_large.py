@@ -53,10 +53,13 @@ def write_sweep(root: Path, batches: Sequence[int], lrs: Sequence[float], seeds:
                 name = f"b{batch}-lr{lr:g}-s{seed}"
                 # More epochs at the largest batches (one step per epoch at B = 2048) so they take dozens of steps.
                 epochs = 4 if batch <= 256 else 4 * batch // 256
-                spec = RunSpec(name, _split(batch), seed, lr, epochs=min(epochs, 32), microbatches=2,
-                               target=TARGET)
-                path = write_run_file(runs / f"{name}.h5", spec, study=study)
                 off = abs(math.log2(lr / best_lr_truth(batch, lrs)))
+                # Sharpness grows with the batch and away from the best lr, so the sharpness figures have
+                # every kind of line to draw.
+                sharp = 5.0 * (batch / 32) ** 0.3 * (1.0 + 0.2 * off) * (1.0 + 0.05 * seed)
+                spec = RunSpec(name, _split(batch), seed, lr, epochs=min(epochs, 32), microbatches=2,
+                               target=TARGET, sharpness=sharp)
+                path = write_run_file(runs / f"{name}.h5", spec, study=study)
                 with h5py.File(path, "r+") as f:
                     f["train/loss"][...] = f["train/loss"][...] * (1.0 + 0.15 * off)
                     f["eval/val_acc"][...] = f["eval/val_acc"][...] - 0.02 * off

@@ -103,6 +103,7 @@ def test_findings_numbers(study_dir: Path) -> None:
     findings = compute_findings(load_study(study_dir), Target("val_error", 0.15))
     assert [a.topic for a in findings.answers] == [
         "Best batch at equal epochs", "Gradient noise scale", "Critical batch size", "Generalization gap",
+        "Sharpness",
     ]
     assert findings.fit.b_crit == pytest.approx(B_CRIT)
     assert findings.noise_per_batch["global_batch"].tolist() == [32, 64, 128, 256]
