@@ -17,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/sharpness.h"
+#include "train/sqnorm.h"
 #include "train/stats_layout.h"
 #include "train/step_graph.h"
 #include "util/errors.h"
@@ -281,7 +282,7 @@ void RunLoop::start(const TrainState* resume) {
   comm_buf_ = no_grad_zeros({layout_.buffer()});
   grad_part_ = comm_buf_.narrow(0, 0, P);
   extras_ = comm_buf_.narrow(0, P, layout_.extras());
-  square_ = no_grad_zeros({P});
+  if (!sqnorm_kernel_applies(comm_buf_)) square_ = no_grad_zeros({P});  // sqnorm's buffer off the CPU kernel
   if (m_ > 1) micro_grad_ = no_grad_zeros({P});
   // Per-step scalars stay on the device until a log interval: no host sync
   // inside a step.
@@ -471,9 +472,12 @@ void RunLoop::accumulate(const at::Tensor& g, double share, int64_t j) {
   }
 }
 
-// |g|^2 as pow(2).sum() computes it (x*x, then LibTorch's sum), squaring into
-// a buffer kept for the run instead of a fresh P-float temporary per norm.
+// |g|^2. CPU gradients take one read pass, summed in float64 in a fixed order
+// (train/sqnorm.h). Elsewhere (CUDA, where a step may be a captured graph) as
+// pow(2).sum() computes it, a tensor with no host sync, squaring into a buffer
+// kept for the run instead of a fresh P-float temporary per norm.
 at::Tensor RunLoop::sqnorm(const at::Tensor& g) {
+  if (sqnorm_kernel_applies(g)) return cpu_sqnorm(g);
   at::mul_out(square_, g, g);
   return square_.sum().reshape({1});
 }
@@ -640,10 +644,15 @@ void RunLoop::finish() {
   if (t_.options.keep_final_params) result_.final_params = to_host_floats(params_);
 }
 
+// |g|^2 per slot, by sqnorm's kernel on CPU gradients, else pow(2).sum().
 at::Tensor RunLoop::layer_sqnorms(const at::Tensor& g) const {
+  const bool kernel = sqnorm_kernel_applies(g);
   std::vector<at::Tensor> parts;
-  for (const auto& sl : t_.model->slots()) parts.push_back(g.narrow(0, sl.offset, sl.numel()).pow(2).sum());
-  return at::stack(parts);
+  for (const auto& sl : t_.model->slots()) {
+    const at::Tensor part = g.narrow(0, sl.offset, sl.numel());
+    parts.push_back(kernel ? cpu_sqnorm(part) : part.pow(2).sum().reshape({1}));
+  }
+  return at::cat(parts);
 }
 
 // BatchNorm statistics are per rank. Every drain (so before every evaluation
