@@ -20,8 +20,11 @@ bool exists(const std::string& p) {
 }
 
 Dataset from_idx(const std::string& images_path, const std::string& labels_path, int64_t limit) {
-  IdxArray im = read_idx(images_path);
-  IdxArray lb = read_idx(labels_path);
+  // Only the first `limit` samples are inflated: a 10000-sample cut of
+  // Fashion-MNIST reads a sixth of the 47 MB image file, which every rank
+  // loads.
+  IdxArray im = read_idx(images_path, limit);
+  IdxArray lb = read_idx(labels_path, limit);
   if (im.dims.size() != 3) throw DataError(images_path + ": expected a 3-d image array [N, rows, cols]");
   if (lb.dims.size() != 1) throw DataError(labels_path + ": expected a 1-d label array [N]");
   if (im.dims[0] != lb.dims[0])

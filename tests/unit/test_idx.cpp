@@ -2,8 +2,10 @@
 // four IDX files: small files written here, in the big-endian IDX format, and
 // read back; malformed files give a DataError that names the file and what is
 // wrong.
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -156,6 +158,90 @@ TEST(ReadIdx, MoreItemsThanTheHeaderCounts) {
   expect_data_error(d.file("long"), "IDX");
 }
 
+// read_idx(path, rows) inflates only the first rows; they are the same bytes
+// as the whole file's first rows, and the header's dimensions are the file's.
+TEST(ReadIdxRows, FirstRowsEqualTheWholeReadsFirstRows) {
+  TempDir d;
+  const Bytes data = iota_bytes(5 * 3 * 4, 2);
+  write_raw(d.file("raw"), idx_bytes({5, 3, 4}, data));
+  write_gz(d.file("images.gz"), idx_bytes({5, 3, 4}, data));
+  for (const std::string& path : {d.file("raw"), d.file("images.gz")}) {
+    for (int64_t rows : {1, 2, 4}) {
+      IdxArray a = read_idx(path, rows);
+      EXPECT_EQ(a.dims, (std::vector<int64_t>{5, 3, 4})) << path;
+      EXPECT_EQ(a.data, Bytes(data.begin(), data.begin() + rows * 12)) << path << " rows " << rows;
+    }
+    for (int64_t all : {0, -1, 5, 6}) EXPECT_EQ(read_idx(path, all).data, data) << path << " rows " << all;
+  }
+}
+
+// The real data set, where it is installed: a 10000-image cut of the
+// compressed 60000-image file is the full read's first 10000 images.
+TEST(ReadIdxRows, FashionMnistCutEqualsTheFullReadsPrefix) {
+  const std::string path = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+  if (!std::ifstream(path).good()) GTEST_SKIP() << path << " is not installed";
+  const IdxArray full = read_idx(path);
+  const IdxArray cut = read_idx(path, 10000);
+  ASSERT_EQ(full.dims, (std::vector<int64_t>{60000, 28, 28}));
+  EXPECT_EQ(cut.dims, full.dims);
+  ASSERT_EQ(cut.data.size(), size_t{10000} * 28 * 28);
+  EXPECT_TRUE(std::equal(cut.data.begin(), cut.data.end(), full.data.begin()));
+}
+
+// A file shorter or longer than its header says gives the same DataError
+// when only its first rows are wanted as when all are: its length is checked
+// (a raw file's size, a gzip file's length trailer) before the rows are read.
+TEST(ReadIdxRows, WrongLengthIsRefusedAsInAWholeRead) {
+  TempDir d;
+  Bytes short_file = idx_bytes({4, 3, 3}, iota_bytes(4 * 9));
+  short_file.resize(short_file.size() - 5);
+  write_raw(d.file("short"), short_file);
+  write_gz(d.file("short.gz"), short_file);
+  for (const std::string& path : {d.file("short"), d.file("short.gz")}) {
+    try {
+      IdxArray a = read_idx(path, 1);
+      FAIL() << path << " was read (" << a.data.size() << " bytes)";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(path + ": truncated IDX file (data: expected 36 bytes, got 31)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  write_raw(d.file("long"), idx_bytes({4}, iota_bytes(6)));
+  write_gz(d.file("long.gz"), idx_bytes({4}, iota_bytes(6)));
+  for (const std::string& path : {d.file("long"), d.file("long.gz")}) {
+    try {
+      IdxArray a = read_idx(path, 2);
+      FAIL() << path << " was read (" << a.data.size() << " bytes)";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(path + ": IDX file has more data than its header counts (4 items)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+// A cut download: the compressed bytes end early, so the trailer is missing.
+TEST(ReadIdxRows, CutGzipFileIsRefused) {
+  TempDir d;
+  Bytes data(20000 * 4);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  write_gz(d.file("whole.gz"), idx_bytes({20000, 2, 2}, data));
+  std::ifstream in(d.file("whole.gz"), std::ios::binary);
+  Bytes gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(gz.size(), 1000u);
+  gz.resize(gz.size() * 2 / 3);
+  write_raw(d.file("cut.gz"), gz);
+  try {
+    IdxArray a = read_idx(d.file("cut.gz"), 2);
+    FAIL() << "the cut file was read (" << a.data.size() << " bytes)";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(d.file("cut.gz") + ": truncated IDX file (data: expected 80000 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // load_data over a folder with the four MNIST file names (train .gz, test raw:
 // .gz is preferred, raw accepted).
 class LoadIdx : public ::testing::Test {
@@ -258,6 +344,23 @@ TEST_F(LoadIdx, MalformedFileIsNamed) {
   } catch (const DataError& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find(dir_.file("t10k-images-idx3-ubyte") + ": truncated IDX file"), std::string::npos) << m;
+  }
+}
+
+// The test split cut to one image is still checked whole: a file one image
+// short is refused, naming it, though the image it lacks is not wanted.
+TEST_F(LoadIdx, CutSplitStillRefusesAShortFile) {
+  write_split("train", 3, {2, 0, 9}, true);
+  write_gz(dir_.file("t10k-images-idx3-ubyte.gz"), idx_bytes({2, 28, 28}, iota_bytes(kPix)));  // one image short
+  write_raw(dir_.file("t10k-labels-idx1-ubyte"), idx_bytes({2}, {5, 1}));
+  spec_.train_size = 2;
+  spec_.test_size = 1;
+  try {
+    load_data("study.yaml", spec_, 1);
+    FAIL() << "a truncated test image file was accepted";
+  } catch (const DataError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir_.file("t10k-images-idx3-ubyte.gz") + ": truncated IDX file"), std::string::npos) << m;
   }
 }
 
