@@ -56,7 +56,7 @@ from batchscope_analysis.noise import (
 from batchscope_analysis.scaling import fit_study
 from batchscope_analysis.score import Score, study_score
 from batchscope_analysis.sharpness import (
-    NOT_MEASURED, SharpnessStudy, final_sharpness, has_sharpness, sharpness_study,
+    NOT_MEASURED, SharpnessStudy, factor_texts, final_sharpness, has_sharpness, sharpness_study,
 )
 from batchscope_analysis.target import Target, study_target
 from batchscope_analysis.textfmt import fmt
@@ -589,9 +589,10 @@ def sharpness_batch_figure(runs: Iterable[Run], study: Optional[_Study] = None,
         fit = [2.0 ** (my + sharp.slope.value * (math.log2(b) - mx)) for b in xs]
         (line,) = ax_b.plot(xs, fit, "--", color="black", lw=1.2, zorder=3)
         f = sharp.factor_per_doubling
-        interval = f", 90 % interval ×{f.low:.2g} to ×{f.high:.2g}" if f.has_interval else ""
+        value, low, high = factor_texts(f)
+        interval = f", 90 % interval {low} to {high}" if f.has_interval else ""
         handles.append(line)
-        labels.append(f"fit: ×{f.value:.2g} per doubling of B{interval} ({sharp.verdict.replace('_', ' ')})")
+        labels.append(f"fit: {value} per doubling of B{interval} ({sharp.verdict.replace('_', ' ')})")
     diverged = [r for r in runs if r.status.name == "diverged"]
     if diverged:
         where = blended_transform_factory(ax_b.transData, ax_b.transAxes)

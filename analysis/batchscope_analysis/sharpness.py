@@ -285,6 +285,16 @@ def _warnings(s: SharpnessStudy) -> list[str]:
     return out
 
 
+def factor_texts(iv: Interval) -> tuple[str, str, str]:
+    """The factor per doubling and its interval ends as "×1.41", with as few figures (2 to 4) as keep
+    the three apart: a narrow interval would read "×1.3 to ×1.3" at two."""
+    for digits in (2, 3, 4):
+        texts = tuple(f"×{x:.{digits}g}" for x in (iv.value, iv.low, iv.high))
+        if not iv.has_interval or len(set(texts)) == 3:
+            break
+    return texts[0], texts[1], texts[2]
+
+
 def sharpness_text(s: SharpnessStudy, gap_direction: str = "") -> str:
     """The report's answer: whether larger batches ended sharper, with the interval, and the gap.
 
@@ -309,7 +319,7 @@ def sharpness_text(s: SharpnessStudy, gap_direction: str = "") -> str:
                     f"{s.slope.high:+.2f}, {how}")
     else:
         interval = f"slope {s.slope.value:+.2f}, no interval: {s.slope.reason}"
-    factor = f"×{f.value:.2g} per doubling of the batch ({interval})"
+    factor = f"{factor_texts(f)[0]} per doubling of the batch ({interval})"
     lead = {
         SHARPER: "Larger batches ended sharper on this problem",
         FLATTER: "Larger batches ended flatter on this problem",

@@ -30,7 +30,7 @@ from batchscope_analysis.plots import (
     sharpness_samples_figure,
 )
 from batchscope_analysis.sharpness import (
-    FLATTER, NEGATIVE, NO_CLEAR_TREND, NOT_MEASURED, POSITIVE, SHARPER, TOO_FEW_BATCHES, TOO_FEW_RUNS,
+    FLATTER, NEGATIVE, NO_CLEAR_TREND, NOT_MEASURED, POSITIVE, SHARPER, TOO_FEW_BATCHES, TOO_FEW_RUNS, factor_texts,
     sharpness_answers, sharpness_study, sharpness_text, spearman_interval,
 )
 
@@ -88,7 +88,8 @@ def test_larger_batches_ended_sharper() -> None:
     # The gap grows with the batch in tuning_runs, as sharpness does here.
     assert s.correlation_verdict == POSITIVE and s.correlation.low > 0
     text = sharpness_text(s, "grows")
-    assert text.startswith("Larger batches ended sharper on this problem: ×1.4 per doubling of the batch")
+    # Three figures: at two, the interval (×1.37 to ×1.45) would read ×1.4 to ×1.4.
+    assert text.startswith("Larger batches ended sharper on this problem: ×1.41 per doubling of the batch")
     assert "90 % interval" in text and "seeds resampled within each batch" in text
     assert "in line with the sharpness trend" in text
 
@@ -179,6 +180,13 @@ def test_study_without_sharpness_answers_not_measured(study_dir: Path) -> None:
     figures = build_figures(load_study(study_dir))
     for name in (SHARPNESS_SAMPLES_FIGURE, SHARPNESS_BATCH_FIGURE):
         assert figure_note(figures[name]) == f"no data: {NOT_MEASURED}"
+
+
+def test_factor_texts_keep_value_and_interval_apart() -> None:
+    from batchscope_analysis.intervals import Interval
+
+    assert factor_texts(Interval(1.41, 1.37, 1.45)) == ("×1.41", "×1.37", "×1.45")
+    assert factor_texts(Interval(1.4, 0.6, 3.2)) == ("×1.4", "×0.6", "×3.2")
 
 
 def test_spearman_interval() -> None:
