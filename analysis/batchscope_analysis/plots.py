@@ -48,7 +48,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, LogFormatter, NullLocator
 from matplotlib.transforms import Bbox, blended_transform_factory
 
-from batchscope_analysis.generalization import final_by_batch
+from batchscope_analysis.generalization import equal_epochs, final_by_batch
 from batchscope_analysis.load import Run, runs_table
 from batchscope_analysis.noise import (
     CI_PERCENTILES, N_BOOT, b_simple_summary, default_window, fit_noise, resmooth_samples, study_window,
@@ -125,6 +125,13 @@ class _Study:
     lrs_per_batch: dict[int, int]
     score: Score
     ranked_by: str
+    # Completed runs that did not learn (generalization.equal_epochs' stalled
+    # runs): drawn like diverged ones, so their collapsed values (a sharpness
+    # of 0.1, a loss stuck at ln 10) do not set the axis limits.
+    stalled: frozenset[str] = frozenset()
+
+    def failed(self, run: Run) -> bool:
+        return run.status.name == "diverged" or run.name in self.stalled
 
     def colour(self, batch: int) -> tuple[float, float, float, float]:
         rgba: tuple[float, float, float, float] = _CMAP(float(self.norm(batch)))
@@ -151,7 +158,16 @@ def _study(runs: list[Run]) -> _Study:
     for run in runs:
         lrs.setdefault(run.global_batch, set()).add(float(run.attrs["base_lr"]))
     best, ranked_by = _best_lrs(runs, score)
-    return _Study(batches, LogNorm(lo, hi), best, {b: len(v) for b, v in lrs.items()}, score, ranked_by)
+    return _Study(batches, LogNorm(lo, hi), best, {b: len(v) for b, v in lrs.items()}, score, ranked_by,
+                  _stalled_runs(runs, score))
+
+
+def _stalled_runs(runs: list[Run], score: Score) -> frozenset[str]:
+    """The runs equal_epochs finds did not learn (none when it cannot compare)."""
+    try:
+        return frozenset(equal_epochs(runs, score).stalled_runs)
+    except (ValueError, KeyError, IndexError, ZeroDivisionError):
+        return frozenset()
 
 
 def _best_lrs(runs: list[Run], score: Score) -> tuple[dict[int, float], str]:
@@ -783,7 +799,7 @@ def _draw_runs(ax: Axes, st: _Study, series: list[Series], marker: str = "") -> 
         colour = st.colour(run.global_batch)
         # NaN where hidden keeps gaps as gaps instead of joining across them.
         ys = np.where(shown, y, np.nan)
-        if run.status.name == "diverged":
+        if st.failed(run):
             ax.plot(x, ys, lw=1.0, ls="--", color=colour, alpha=0.8, zorder=2, marker=marker, markersize=2.5)
             drawn.diverged.append((x, ys))
             drawn.kinds.add("diverged")
@@ -846,7 +862,7 @@ def _run_legend(strip: Axes, st: _Study, drawn: _Drawn, extra: Sequence[tuple[Ar
     if "diverged" in drawn.kinds:
         handles.append(Line2D([], [], color="0.25", lw=1.0, ls="--", marker="x", markeredgecolor=_DIVERGED_COLOUR,
                               markersize=8, mew=2))
-        labels.append("diverged run: x = last point in range; not in the axis limits")
+        labels.append("diverged or stalled run: x = last point shown; not in the limits")
     for artist, label in extra:
         handles.append(artist)
         labels.append(label)

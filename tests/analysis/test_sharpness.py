@@ -271,3 +271,21 @@ def test_a_v3_file_without_sharpness_reads_as_not_measured(tmp_path: Path) -> No
     assert run.eval["sharpness"].isna().all()
     assert not sharpness_study([run]).measured
 
+
+
+def test_a_run_that_did_not_learn_is_dashed_and_out_of_the_limits() -> None:
+    """A completed run whose validation score never moved (generalization's stalled run) and whose
+    sharpness collapsed to 0.01 is drawn dashed, like a diverged run, and does not stretch the y axis."""
+    runs = study(alpha=0.5, sd=0.1)
+    stuck = runs[0]
+    evals = stuck.eval.copy()
+    for col in ("val_acc", "val_loss", "train_acc", "train_loss"):
+        if col in evals:
+            evals[col] = float(evals[col].iloc[0])
+    evals["sharpness"] = np.where(np.arange(len(evals)) == 0, evals["sharpness"].iloc[0], 0.01)
+    runs[0] = dataclasses.replace(stuck, eval=evals)
+    fig = sharpness_samples_figure(runs)
+    ax = fig.axes[0]
+    assert min(ax.get_ylim()) > 0.1, ax.get_ylim()
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and np.nanmin(dashed[0].get_ydata()) == pytest.approx(0.01)
