@@ -193,6 +193,7 @@ SharpnessSpec parse_sharpness(const Section& s, bool given, int64_t train_subset
   h.iterations = s.integer("iterations", h.iterations);
   h.samples = s.integer("samples", h.samples);
   h.tolerance = s.number("tolerance", h.tolerance);
+  h.at_start = s.boolean("at_start", h.at_start);
   s.reject_unread();
   if (!given) return h;
   require(every >= 1, s, "every", "must be >= 1 (1: at every evaluation); remove eval.sharpness to turn it off");
@@ -565,6 +566,7 @@ void emit_budget_eval(YAML::Emitter& out, const BudgetSpec& b, const EvalSpec& e
     entry(out, "iterations", e.sharpness.iterations);
     entry(out, "samples", e.sharpness.samples);
     entry(out, "tolerance", e.sharpness.tolerance);
+    entry(out, "at_start", e.sharpness.at_start);
     out << YAML::EndMap;
   }
   out << YAML::EndMap;

@@ -64,11 +64,12 @@ struct BudgetSpec {
 // the first `samples` of the training subset, by power iteration
 // (train/sharpness.h). Off when the study has no eval.sharpness.
 struct SharpnessSpec {
-  // The defaults keep the cost near 5 % of a CPU study that evaluates every
-  // 0.25 epochs: one measurement per epoch (every 4th evaluation) of a
-  // 256-sample subset, to 1 % (docs/metrics.md "Sharpness", the cost table).
+  // The defaults keep the cost under 10 % of a CPU study that evaluates every
+  // 0.25 epochs: one measurement per epoch (every 4th evaluation, none at
+  // step 0) of a 256-sample subset, to 1 % (docs/metrics.md "Sharpness").
   static constexpr int64_t kDefaultEvery = 4;
-  int64_t every = 0;        // at every every-th evaluation (the step-0 one is the 0th); 0: off
+  int64_t every = 0;        // at evaluations every, 2 every, ... (the step-0 one is the 0th); 0: off
+  bool at_start = false;    // also at the step-0 evaluation
   int64_t iterations = 20;  // at most this many Hessian-vector products
   int64_t samples = 256;    // the first samples of the evaluation's training subset
   double tolerance = 1e-2;  // stop when the estimate changes by less than this, relative

@@ -577,13 +577,16 @@ void RunLoop::evaluate_now() {
   on_eval(last_eval_);
 }
 
-// At every eval.sharpness.every-th evaluation (counting the step-0 one as
-// the 0th; eval_rows_ is restored on resume, so a resumed run measures at the
-// same ones). A pure function of the parameters and the start vector's seed
+// At every eval.sharpness.every-th evaluation after step 0's (the 0th), and
+// at step 0's with at_start: the sharpness at initialization is the same for
+// every run of a seed, and measuring it doubled the cost of a 1-epoch study.
+// eval_rows_ is restored on resume, so a resumed run measures at the same
+// ones. A pure function of the parameters and the start vector's seed
 // (study seed, run seed, step): nothing to checkpoint.
 void RunLoop::add_sharpness(EvalRecord& e) const {
   const SharpnessSpec& sp = study_.eval.sharpness;
-  if (!sp.enabled() || eval_rows_ % sp.every != 0 || !t_.sharpness_idx.defined()) return;
+  if (!sp.enabled() || !t_.sharpness_idx.defined()) return;
+  if (eval_rows_ == 0 ? !sp.at_start : eval_rows_ % sp.every != 0) return;
   const SharpnessResult r =
       t_.sharpness(params_, mix_seed({study_.seed, spec_.seed, static_cast<uint64_t>(e.step), 0x5ba7u}));
   e.sharpness = r.value;

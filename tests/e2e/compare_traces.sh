@@ -15,7 +15,7 @@ data: {name: fashion-mnist, train_size: 2048, test_size: 500}
 model: {name: mlp, hidden: [64]}
 optimizer: {name: sgd, lr: 0.05, ref_batch: 64, scaling: none, momentum: 0.9}
 budget: {steps: 30}
-eval: {every_steps: 15, train_subset: 200, sharpness: {every: 1, iterations: 10, samples: 128, tolerance: 0}}
+eval: {every_steps: 15, train_subset: 200, sharpness: {every: 1, iterations: 10, samples: 128, tolerance: 0, at_start: true}}
 log: {every_steps: 10}
 runs:
   - {name: one_a, batch: [64]}

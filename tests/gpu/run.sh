@@ -279,10 +279,10 @@ fi
 # parameters on both, so only rounding parts them (1e-4; the CNN 1e-3, as
 # cuDNN may use TF32), later evaluations follow the parted runs (5e-2).
 if want sharpness-cuda; then
-  sh=(--set 'eval={every_steps: 50, train_subset: 1000, sharpness: {every: 1, iterations: 30, samples: 256, tolerance: 0}}')
+  sh=(--set 'eval={every_steps: 50, train_subset: 1000, sharpness: {every: 1, iterations: 30, samples: 256, tolerance: 0, at_start: true}}')
   sh_own=(--set model.path="$carry/own_model/cnn_bn.pt" --set "budget={steps: 40}" --set optimizer.lr=0.005
     --set "data={name: fashion-mnist, root: $carry/fashion-mnist, train_size: 8192, test_size: 2000}" --set comm_timeout_s=60
-    --set "sweep={global_batch: [64], ranks: 1}" --set 'eval={every_steps: 20, train_subset: 500, sharpness: {every: 1, iterations: 30, samples: 128, tolerance: 0}}')
+    --set "sweep={global_batch: [64], ranks: 1}" --set 'eval={every_steps: 20, train_subset: 500, sharpness: {every: 1, iterations: 30, samples: 128, tolerance: 0, at_start: true}}')
   if tmp_mpirun 150 -np 2 "$bin" run "$work/hetero.yaml" "${sh[@]}" --set output="$work/sh-cpu" --set device=cpu --threads 4 >"$work/sh-cpu.log" 2>&1 &&
     tmp_mpirun 120 -np 2 "$bin" run "$work/hetero.yaml" "${sh[@]}" --set output="$work/sh-gpu" --set device=cuda --set comm=mpi >"$work/sh-gpu.log" 2>&1 &&
     $py tests/gpu/compare_traces.py "$work/sh-cpu" "$work/sh-gpu" --rtol-first 1e-5 --rtol 2e-2 --sharpness-rtol-first 1e-4 --sharpness-rtol 5e-2 | tee "$work/sh.txt" &&

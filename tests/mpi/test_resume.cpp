@@ -37,6 +37,7 @@ bool same_bits(double a, double b) { return (std::isnan(a) && std::isnan(b)) || 
 // vector, at the evaluations counted from the run's start.
 Study with_sharpness(Study st) {
   st.eval.sharpness.every = 1;
+  st.eval.sharpness.at_start = true;
   st.eval.sharpness.iterations = 8;
   st.eval.sharpness.samples = 256;
   return st;

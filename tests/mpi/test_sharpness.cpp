@@ -17,6 +17,7 @@ constexpr double kRelTol = 1e-4;
 Study sharpness_study() {
   Study st = small_study();
   st.eval.sharpness.every = 1;
+  st.eval.sharpness.at_start = true;
   st.eval.sharpness.iterations = 40;
   st.eval.sharpness.samples = 512;
   st.eval.sharpness.tolerance = 0;  // the same products on both sides until the estimate stops changing

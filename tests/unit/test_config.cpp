@@ -1093,6 +1093,8 @@ TEST(Sharpness, OffByDefaultOnWhenGivenAndChecked) {
   EXPECT_EQ(on.eval.sharpness.iterations, 20);
   EXPECT_EQ(on.eval.sharpness.samples, 256);
   EXPECT_DOUBLE_EQ(on.eval.sharpness.tolerance, 1e-2);
+  EXPECT_FALSE(on.eval.sharpness.at_start);
+  EXPECT_TRUE(parse_study(kOk + "eval: {sharpness: {at_start: true}}\n", kLabel).eval.sharpness.at_start);
   const Study set = parse_study(kOk + "eval: {sharpness: {every: 4, iterations: 7, samples: 100, tolerance: 0}}\n",
                                 kLabel, {"eval.sharpness.samples=64"});
   EXPECT_EQ(set.eval.sharpness.every, 4);
@@ -1107,6 +1109,7 @@ TEST(Sharpness, OffByDefaultOnWhenGivenAndChecked) {
   expect_config_error(kOk + "eval: {sharpness: {iterations: 0}}\n", "eval.sharpness.iterations", {"between 1"});
   expect_config_error(kOk + "eval: {sharpness: {tolerance: -1}}\n", "eval.sharpness.tolerance", {"must be >= 0"});
   expect_config_error(kOk + "eval: {sharpness: {iteration: 5}}\n", "eval.sharpness.iteration", {"iterations"});
+  expect_config_error(kOk + "eval: {sharpness: {at_start: 2}}\n", "eval.sharpness.at_start", {"true or false"});
 }
 
 TEST(Hdf5Data, SizesAreBoundedByTheFile) {
