@@ -564,77 +564,110 @@ def sharpness_batch_figure(runs: Iterable[Run], study: Optional[_Study] = None,
     sharp = sharp if sharp is not None else sharpness_study(runs, best_lr=st.best_lr)
     if not sharp.per_run:
         return _no_data(title, "no completed run at a batch's best learning rate has a positive final sharpness")
-    accuracy = st.score.higher_is_better
-    gap_scale = 100.0 if accuracy else 1.0
     fig = _new_figure((13.5, 6.2))
     (ax_b, ax_g), strip = _panels(fig, 1, 2, sharey=True)
-    handles: list[Artist] = []
-    labels: list[str] = []
-    if not st.one_lr:
-        per_lr: dict[float, dict[int, list[float]]] = {}
-        for run in runs:
-            final = final_sharpness(run, st.score) if run.status.name == "completed" and not st.is_best(run) else None
-            if final is not None and final.sharpness > 0:
-                per_lr.setdefault(final.base_lr, {}).setdefault(final.global_batch, []).append(final.sharpness)
-        for values_at in per_lr.values():
-            bs = sorted(values_at)
-            ax_b.plot([float(b) for b in bs], [float(np.median(values_at[b])) for b in bs], "-o", color="0.45",
-                      alpha=0.3, lw=0.9, markersize=3, zorder=1)
-        if per_lr:
-            handles.append(Line2D([], [], color="0.45", alpha=0.3, marker="o", markersize=3, lw=0.9))
-            labels.append("other base lrs: median over seeds (faint)")
-    by_batch: dict[int, list[float]] = {}
-    for r in sharp.per_run:
-        by_batch.setdefault(r.global_batch, []).append(r.sharpness)
-    for batch, values in sorted(by_batch.items()):
-        colour = st.colour(batch)
-        if len(values) >= 2:
-            ax_b.plot([batch, batch], [min(values), max(values)], "-", color=colour, lw=2.5, alpha=0.6, zorder=2)
-        offsets = np.linspace(-0.04, 0.04, len(values)) if len(values) > 1 else np.zeros(1)
-        ax_b.scatter(float(batch) * 2.0 ** offsets, values, s=26, color=colour, edgecolor="0.15", lw=0.5, zorder=4)
-    xs = [float(b) for b in sharp.batches]
-    (line,) = ax_b.plot(xs, [sharp.median_per_batch[b] for b in sharp.batches], "-", color="0.2", lw=1.4, zorder=3)
-    handles.append(line)
-    labels.append("median per batch, each at its best base lr" if not st.one_lr else "median per batch")
-    most = max(len(v) for v in by_batch.values())
-    handles.append(Line2D([], [], ls="", marker="o", color="0.6", markeredgecolor="0.15", markersize=6))
-    labels.append("each seed (colour = batch)" if most >= 2 else "the run (1 seed per batch)")
-    if math.isfinite(sharp.slope.value):
-        logs = [sum(math.log2(v) for v in by_batch[b]) / len(by_batch[b]) for b in sharp.batches]
-        mx, my = sum(math.log2(b) for b in xs) / len(xs), sum(logs) / len(logs)
-        fit = [2.0 ** (my + sharp.slope.value * (math.log2(b) - mx)) for b in xs]
-        (line,) = ax_b.plot(xs, fit, "--", color="black", lw=1.2, zorder=3)
-        f = sharp.factor_per_doubling
-        value, low, high = factor_texts(f)
-        interval = f", 90 % interval {low} to {high}" if f.has_interval else ""
-        handles.append(line)
-        labels.append(f"fit: {value} per doubling of B{interval} ({sharp.verdict.replace('_', ' ')})")
-    diverged = [r for r in runs if r.status.name == "diverged"]
-    if diverged:
-        where = blended_transform_factory(ax_b.transData, ax_b.transAxes)
-        ax_b.plot([float(r.global_batch) for r in diverged], np.full(len(diverged), 0.03), "x",
-                  color=_DIVERGED_COLOUR, markersize=8, mew=2, transform=where, zorder=5, clip_on=False)
-        handles.append(Line2D([], [], ls="", marker="x", color=_DIVERGED_COLOUR, markersize=8, mew=2))
-        labels.append(f"diverged run ({len(diverged)}): no final value, at its batch")
+    legend = _faint_other_lrs(ax_b, runs, st) + _seed_points(ax_b, sharp, st)
+    legend += _sharpness_fit(ax_b, sharp) + _diverged_at_bottom(ax_b, runs)
     ax_b.set_yscale("log")
     _batch_axis(ax_b, sorted({r.global_batch for r in runs}))
     ax_b.set_ylabel("final sharpness λ_max (last measurement)")
     ax_b.set_title("Final sharpness per global batch", fontsize="medium")
-    for r in sharp.per_run:
-        ax_g.scatter([gap_scale * r.gap], [r.sharpness], s=26, color=st.colour(r.global_batch), edgecolor="0.15",
-                     lw=0.5, zorder=4)
-    c = sharp.correlation
-    rho = (f"Spearman ρ = {c.value:+.2f}, 90 % interval {c.low:+.2f} to {c.high:+.2f}" if c.has_interval
-           else f"no correlation: {c.reason}")
-    ax_g.set_title(textwrap.fill(f"Final sharpness vs gap at that evaluation ({rho})", 70), fontsize="medium")
-    ax_g.set_xlabel("train - val accuracy (% points)" if accuracy else "val loss - train loss")
+    _sharpness_gap_panel(ax_g, sharp, st)
     for ax in (ax_b, ax_g):
         ax.grid(True, which="both", alpha=0.3)
     _plain_log_labels(ax_b.yaxis)
     _colorbar(fig, [ax_b, ax_g], st)
-    _strip_legend(strip, handles, labels, ncols=2)
+    _strip_legend(strip, [h for h, _ in legend], [label for _, label in legend], ncols=2)
     fig.suptitle(title)
     return _finish(fig)
+
+
+_Entries = list[tuple[Artist, str]]  # legend entries: (handle, label)
+
+
+def _faint_other_lrs(ax: Axes, runs: list[Run], st: _Study) -> _Entries:
+    """The other lrs' final sharpness per batch, a faint median line each (none with one lr per batch)."""
+    if st.one_lr:
+        return []
+    per_lr: dict[float, dict[int, list[float]]] = {}
+    for run in runs:
+        final = final_sharpness(run, st.score) if run.status.name == "completed" and not st.is_best(run) else None
+        if final is not None and final.sharpness > 0:
+            per_lr.setdefault(final.base_lr, {}).setdefault(final.global_batch, []).append(final.sharpness)
+    for values_at in per_lr.values():
+        bs = sorted(values_at)
+        ax.plot([float(b) for b in bs], [float(np.median(values_at[b])) for b in bs], "-o", color="0.45",
+                alpha=0.3, lw=0.9, markersize=3, zorder=1)
+    if not per_lr:
+        return []
+    return [(Line2D([], [], color="0.45", alpha=0.3, marker="o", markersize=3, lw=0.9),
+             "other base lrs: median over seeds (faint)")]
+
+
+def _seed_points(ax: Axes, sharp: SharpnessStudy, st: _Study) -> _Entries:
+    """Each compared run a point at its batch (a bar over the seeds), and the per-batch median line."""
+    by_batch = _sharpness_by_batch(sharp)
+    for batch, values in sorted(by_batch.items()):
+        colour = st.colour(batch)
+        if len(values) >= 2:
+            ax.plot([batch, batch], [min(values), max(values)], "-", color=colour, lw=2.5, alpha=0.6, zorder=2)
+        offsets = np.linspace(-0.04, 0.04, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(float(batch) * 2.0 ** offsets, values, s=26, color=colour, edgecolor="0.15", lw=0.5, zorder=4)
+    xs = [float(b) for b in sharp.batches]
+    (line,) = ax.plot(xs, [sharp.median_per_batch[b] for b in sharp.batches], "-", color="0.2", lw=1.4, zorder=3)
+    most = max(len(v) for v in by_batch.values())
+    return [(line, "median per batch, each at its best base lr" if not st.one_lr else "median per batch"),
+            (Line2D([], [], ls="", marker="o", color="0.6", markeredgecolor="0.15", markersize=6),
+             "each seed (colour = batch)" if most >= 2 else "the run (1 seed per batch)")]
+
+
+def _sharpness_by_batch(sharp: SharpnessStudy) -> dict[int, list[float]]:
+    by_batch: dict[int, list[float]] = {}
+    for r in sharp.per_run:
+        by_batch.setdefault(r.global_batch, []).append(r.sharpness)
+    return by_batch
+
+
+def _sharpness_fit(ax: Axes, sharp: SharpnessStudy) -> _Entries:
+    """The fitted power law through the per-batch mean log2 sharpness (none without a slope)."""
+    if not math.isfinite(sharp.slope.value):
+        return []
+    by_batch = _sharpness_by_batch(sharp)
+    xs = [float(b) for b in sharp.batches]
+    logs = [sum(math.log2(v) for v in by_batch[b]) / len(by_batch[b]) for b in sharp.batches]
+    mx, my = sum(math.log2(b) for b in xs) / len(xs), sum(logs) / len(logs)
+    fit = [2.0 ** (my + sharp.slope.value * (math.log2(b) - mx)) for b in xs]
+    (line,) = ax.plot(xs, fit, "--", color="black", lw=1.2, zorder=3)
+    f = sharp.factor_per_doubling
+    value, low, high = factor_texts(f)
+    interval = f", 90 % interval {low} to {high}" if f.has_interval else ""
+    return [(line, f"fit: {value} per doubling of B{interval} ({sharp.verdict.replace('_', ' ')})")]
+
+
+def _diverged_at_bottom(ax: Axes, runs: list[Run]) -> _Entries:
+    """A red x at the bottom edge at each diverged run's batch: it has no final value to place."""
+    diverged = [r for r in runs if r.status.name == "diverged"]
+    if not diverged:
+        return []
+    where = blended_transform_factory(ax.transData, ax.transAxes)
+    ax.plot([float(r.global_batch) for r in diverged], np.full(len(diverged), 0.03), "x",
+            color=_DIVERGED_COLOUR, markersize=8, mew=2, transform=where, zorder=5, clip_on=False)
+    return [(Line2D([], [], ls="", marker="x", color=_DIVERGED_COLOUR, markersize=8, mew=2),
+             f"diverged run ({len(diverged)}): no final value, at its batch")]
+
+
+def _sharpness_gap_panel(ax: Axes, sharp: SharpnessStudy, st: _Study) -> None:
+    """Final sharpness against the gap at that evaluation, titled with Spearman's ρ."""
+    accuracy = st.score.higher_is_better
+    gap_scale = 100.0 if accuracy else 1.0
+    for r in sharp.per_run:
+        ax.scatter([gap_scale * r.gap], [r.sharpness], s=26, color=st.colour(r.global_batch), edgecolor="0.15",
+                   lw=0.5, zorder=4)
+    c = sharp.correlation
+    rho = (f"Spearman ρ = {c.value:+.2f}, 90 % interval {c.low:+.2f} to {c.high:+.2f}" if c.has_interval
+           else f"no correlation: {c.reason}")
+    ax.set_title(textwrap.fill(f"Final sharpness vs gap at that evaluation ({rho})", 70), fontsize="medium")
+    ax.set_xlabel("train - val accuracy (% points)" if accuracy else "val loss - train loss")
 
 
 def build_figures(runs: Iterable[Run], target: Optional[Target] = None) -> dict[str, Figure]:
