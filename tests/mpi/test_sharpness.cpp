@@ -65,5 +65,37 @@ TEST(Sharpness, OneRankEqualsATwoRankSplitGroup) {
               single[1], single[2], max_rel);
 }
 
+// Without at_start (the default) the step-0 evaluation measures nothing,
+// and the later ones are exactly what they are with it: each is a function of
+// that evaluation's parameters and step alone.
+TEST(Sharpness, StepZeroOnlyWithAtStart) {
+  if (world_rank() != 0) return;
+  Study with = sharpness_study();
+  with.eval.sharpness.iterations = 10;
+  Study without = with;
+  without.eval.sharpness.at_start = false;
+  MPI_Comm self = MPI_COMM_NULL;
+  MPI_Comm_dup(MPI_COMM_SELF, &self);
+  MpiCommunicator comm(self);
+  std::vector<EvalRecord> evals[2];
+  for (int k = 0; k < 2; ++k) {
+    const Study& st = k == 0 ? with : without;
+    DataSplits data = load_data(st.file, st.data, st.seed);
+    Trainer trainer(st, data, comm);
+    KeepSink sink;
+    trainer.run(run_spec("r", {64}, 5), &sink);
+    evals[k] = sink.evals;
+  }
+  ASSERT_EQ(evals[0].size(), 3u);
+  ASSERT_EQ(evals[1].size(), 3u);
+  EXPECT_TRUE(std::isfinite(evals[0][0].sharpness));
+  EXPECT_TRUE(std::isnan(evals[1][0].sharpness));
+  EXPECT_EQ(evals[1][0].sharpness_iterations, 0);
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_TRUE(std::isfinite(evals[1][i].sharpness)) << "evaluation " << i;
+    EXPECT_EQ(evals[0][i].sharpness, evals[1][i].sharpness) << "evaluation " << i;
+  }
+}
+
 }  // namespace
 }  // namespace bs::test
