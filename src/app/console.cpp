@@ -170,8 +170,9 @@ std::string describe_layout(const Study& study, const Layout& layout) {
         os << "    world rank " << g.first_rank + i << ": batch " << r.batch_per_rank[static_cast<size_t>(i)] << "\n";
     }
   }
-  os << "each group starts with its first run above; the others go from a shared queue (longest planned first) to "
-        "whichever group of their size is free first, so the rest of each list is an estimate\n";
+  os << "each group starts with its first run above; the others go from a shared queue to whichever group of their "
+        "size is free first, longest expected first as runs finish (the rest of each list assumes planned costs), so "
+        "it is an estimate\n";
   if (!layout.idle_ranks.empty()) {
     os << "idle ranks (no group of their size has work):";
     for (int r : layout.idle_ranks) os << " " << r;

@@ -20,7 +20,7 @@ GroupQueue::GroupQueue(const Study& study, const std::vector<RunAction>& actions
       queue_(queue) {}
 
 bool GroupQueue::run() {
-  for (int ri = queue_.first_run(index_); ri >= 0; ri = queue_.next(index_, *group_.mpi)) {
+  for (int ri = queue_.first_run(index_); ri >= 0; ri = queue_.next(index_, *group_.mpi, last_)) {
     if (group_wants_stop() || train_timed(ri)) {
       if (group_.leader()) queue_.leave(index_);
       return true;
@@ -33,7 +33,8 @@ bool GroupQueue::run() {
 bool GroupQueue::train_timed(int ri) {
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult res = train(st_.runs[static_cast<size_t>(ri)], actions_[static_cast<size_t>(ri)]);
-  busy_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  last_ = {ri, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+  busy_s_ += last_.seconds;
   return res.status == RunStatus::Preempted;
 }
 

@@ -33,7 +33,7 @@ class GroupQueue {
 
  private:
   bool group_wants_stop();
-  // Trains one run; adds its time to busy_s_. Returns true when it was preempted.
+  // Trains one run; adds its time to busy_s_ and keeps it in last_. Returns true when it was preempted.
   bool train_timed(int run);
   RunResult train(const RunSpec& run, RunAction action);
   RunResult train_and_record(const RunSpec& run, const TrainState* resume);
@@ -47,6 +47,7 @@ class GroupQueue {
   RootConsole& console_;
   RunQueue& queue_;
   double busy_s_ = 0;
+  FinishedRun last_;  // the run just trained, for the queue to learn from
   // The model and data files' digests, read once per queue by its leader (a
   // data file may be gigabytes) when its first run starts.
   std::optional<Fingerprint> files_;

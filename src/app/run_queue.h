@@ -19,6 +19,7 @@
 #include "comm/request_channel.h"
 #include "config/study.h"
 #include "placement/layout.h"
+#include "placement/run_times.h"
 
 namespace bs {
 
@@ -29,19 +30,32 @@ struct QueueWaits {
   double total_s = 0, max_s = 0;
 };
 
+// What the queue starts from, alike on every rank.
+struct QueuePlan {
+  std::vector<int> order;    // the runs to hand out, in order (placement/layout: queue_order)
+  std::vector<double> cost;  // per run: planned work (app/study_runner: run_costs)
+  std::vector<bool> resume;  // per run: to resume (handed out first; its time teaches nothing)
+};
+
+// A group's run that just ended, and how long it took (leader's clock).
+struct FinishedRun {
+  int run = -1;
+  double seconds = 0;
+};
+
 class RunQueue {
  public:
-  // Collective over the world (the channel's communicator). `order`: the runs
-  // to hand out, in order (placement/layout: queue_order). Every rank takes
-  // each group's first run from it here, alike.
-  RunQueue(const Layout& layout, const std::vector<RunSpec>& runs, std::vector<int> order, int world_rank);
+  // Collective over the world (the channel's communicator). Every rank takes
+  // each group's first run from plan.order here, alike.
+  RunQueue(const Layout& layout, const std::vector<RunSpec>& runs, QueuePlan plan, int world_rank);
 
   int first_run(int group) const { return first_[static_cast<size_t>(group)]; }
   // Collective over the group: its next run, or -1 when none of its size is
   // left or the study is stopping. The leader asks rank 0 (rank 0, a leader
   // too, answers the others waiting first, then takes its own), and tells the
-  // group's other ranks.
-  int next(int group, const MpiCommunicator& group_comm);
+  // group's other ranks. `done`: the run the group just finished (the
+  // leader's), which rank 0 learns from.
+  int next(int group, const MpiCommunicator& group_comm, const FinishedRun& done);
   // A group leader whose group stopped (a stop signal): rank 0 hands out no
   // more runs, to any group; they stay unstarted for --resume.
   void leave(int group);
@@ -56,12 +70,14 @@ class RunQueue {
   const QueueWaits& waits() const { return waits_; }
 
  private:
-  int take(int group);
-  int ask(int group);
+  int take(int group, const FinishedRun& done);
+  int ask(int group, const FinishedRun& done);
 
   const Layout& layout_;
   const std::vector<RunSpec>& runs_;
   std::vector<int> queue_;  // rank 0: what is left to hand out, in order
+  std::vector<bool> resume_;
+  RunTimes times_;          // rank 0: what the finished runs took
   std::vector<int> first_;  // per group
   bool root_;
   bool stopping_ = false, withheld_ = false;

@@ -33,13 +33,18 @@ std::vector<double> run_costs(const Study& st) {
 
 namespace {
 
-// The shared queue's order: runs to resume first, then fresh ones; finished
+// The shared queue's plan: runs to resume first, then fresh ones; finished
 // runs are never handed out.
-std::vector<int> run_order(const Study& st, const std::vector<RunAction>& actions) {
+QueuePlan queue_plan(const Study& st, const std::vector<RunAction>& actions) {
+  QueuePlan p;
   std::vector<Handout> how;
-  for (RunAction a : actions)
+  for (RunAction a : actions) {
     how.push_back(a == RunAction::Done ? Handout::Never : a == RunAction::Resume ? Handout::First : Handout::InTurn);
-  return queue_order(run_costs(st), how, st.runs.size());
+    p.resume.push_back(a == RunAction::Resume);
+  }
+  p.cost = run_costs(st);
+  p.order = queue_order(p.cost, how, st.runs.size());
+  return p;
 }
 
 // Rank 0: the summary rows of runs finished in an earlier job, from their files.
@@ -144,7 +149,7 @@ int run_study(const Study& st, const Layout& layout, const DevicePlan& devices, 
               << "\n"
               << describe_gpu_sharing(st, layout, gpu_sharing(layout, rank_gpu)) << std::flush;
   }
-  RunQueue queue(layout, st.runs, run_order(st, actions), env.rank());
+  RunQueue queue(layout, st.runs, queue_plan(st, actions), env.rank());
   RootConsole console(root, &queue);
   if (root) {
     report_done_runs(st, actions, console);

@@ -13,7 +13,7 @@ namespace bs {
 
 class RequestChannel {
  public:
-  using Body = std::array<int, 3>;
+  using Body = std::array<int, 4>;
   struct Request {
     int source = 0;             // world rank
     bool wants_answer = false;  // sent by ask (answer it), not tell

@@ -1,6 +1,7 @@
 // Rank layout: replica groups, the run queue's order and its estimate of
 // which group trains what.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 
 #include "config/study.h"
 #include "placement/layout.h"
+#include "placement/run_times.h"
 #include "util/errors.h"
 
 namespace bs {
@@ -265,6 +267,77 @@ TEST(QueueOrder, EstimateIsLongestFirstToTheFreeGroup) {
   Layout L = plan_layout(runs, {2, 3, 4, 3, 2}, 2);
   EXPECT_EQ(L.groups[0].runs, (std::vector<int>{2, 0, 4}));
   EXPECT_EQ(L.groups[1].runs, (std::vector<int>{1, 3}));
+}
+
+TEST(RunTimes, PredictsFromItsKindsFinishedRunsScaledByCost) {
+  // Kinds: batches {32} (runs 0, 1, 3) and {16, 16} (run 2).
+  std::vector<RunSpec> runs{run_of("a", {32}), run_of("b", {32}), run_of("c", {16, 16}), run_of("d", {32})};
+  RunTimes t(runs, {100, 100, 100, 200});
+  EXPECT_FALSE(t.predict(0));
+  t.finished(0, 2.0);
+  t.finished(1, 4.0);
+  ASSERT_TRUE(t.predict(3));
+  EXPECT_DOUBLE_EQ(*t.predict(3), 6.0);  // mean 0.03 s per unit x 200
+  EXPECT_DOUBLE_EQ(*t.predict(0), 3.0);
+  EXPECT_FALSE(t.predict(2));  // the same global batch, another kind
+  t.finished(-1, 1.0);         // no run: ignored
+  t.finished(2, std::nan(""));
+  EXPECT_FALSE(t.predict(2));
+}
+
+TEST(RunTimes, TakeLongestPinnedThenUnknownKindsThenLongest) {
+  std::vector<RunSpec> runs{run_of("a", {16}), run_of("b", {32}), run_of("c", {64}),  run_of("d", {16}),
+                            run_of("e", {32}), run_of("f", {64}), run_of("g", {8, 8})};
+  RunTimes t(runs, {});
+  std::vector<int> queue{3, 1, 4, 2, 5, 6};
+  const std::vector<bool> pinned{false, false, false, false, false, true, false};
+  EXPECT_EQ(take_longest(queue, runs, 1, t, pinned), 5);  // to resume: first, wherever it is
+  EXPECT_EQ(take_longest(queue, runs, 1, t, {}), 3);      // nothing known: queue order
+  t.finished(3, 1.0);                                     // kind {16}: 1 s
+  EXPECT_EQ(take_longest(queue, runs, 1, t, {}), 1);      // {32} unknown: before anything known
+  t.finished(1, 5.0);                                     // {32}: 5 s
+  t.finished(0, 9.0);                                     // {16}: mean 5 s, a tie with {32}
+  EXPECT_EQ(take_longest(queue, runs, 1, t, {}), 2);      // {64} still unknown
+  t.finished(2, 0.5);
+  EXPECT_EQ(take_longest(queue, runs, 1, t, {}), 4);   // {32} 5 s > {64} 0.5 s
+  EXPECT_EQ(take_longest(queue, runs, 1, t, {}), -1);  // only a 2-rank run left
+  EXPECT_EQ(take_longest(queue, runs, 2, t, {}), 6);
+  EXPECT_TRUE(queue.empty());
+}
+
+// Two one-rank groups hand out runs with known durations (seconds, in study
+// order, 4 lrs per batch from 16 up); returns the makespan.
+double makespan(const std::vector<double>& secs, bool learn) {
+  std::vector<RunSpec> runs;
+  for (size_t i = 0; i < secs.size(); ++i) runs.push_back(run_of("r" + std::to_string(i), {int64_t{16} << (i / 4)}));
+  RunTimes times(runs, {});
+  std::vector<int> queue(secs.size());
+  std::iota(queue.begin(), queue.end(), 0);
+  std::vector<double> end(2, 0.0);
+  std::vector<int> running(2, -1);
+  for (size_t g = 0; g < 2; ++g) {
+    running[g] = take_run(queue, runs, 1);
+    end[g] = secs[static_cast<size_t>(running[g])];
+  }
+  while (!queue.empty()) {
+    const size_t g = end[0] <= end[1] ? 0 : 1;
+    times.finished(running[g], secs[static_cast<size_t>(running[g])]);
+    running[g] = learn ? take_longest(queue, runs, 1, times, {}) : take_run(queue, runs, 1);
+    end[g] += secs[static_cast<size_t>(running[g])];
+  }
+  return std::max(end[0], end[1]);
+}
+
+TEST(RunTimes, LearnedOrderEndsTheStudyOnShortRuns) {
+  // configs/bench/sweep32.yaml's run times as measured on 2 one-rank groups
+  // (run files' wall_s, 0.1 s): the planned order (all costs equal, so study
+  // order) hands out the 5 s runs of batch 2048 last.
+  const std::vector<double> secs{2.3, 1.7, 2.3, 13.7, 1.5, 1.2, 1.2, 6.6, 2.0, 1.1, 0.8, 1.2, 1.9, 1.0, 0.8, 1.0,
+                                 2.8, 1.2, 0.8, 0.7,  3.2, 1.7, 1.4, 0.8, 5.0, 1.8, 1.5, 1.3, 5.0, 2.6, 2.0, 4.9};
+  const double total = std::accumulate(secs.begin(), secs.end(), 0.0);  // 77.0
+  EXPECT_NEAR(makespan(secs, false), 40.9, 1e-9);                       // 5.9% of 2 x 40.9 idle
+  EXPECT_NEAR(makespan(secs, true), 38.7, 1e-9);                        // 0.5%
+  EXPECT_GE(makespan(secs, true), total / 2 - 1e-9);
 }
 
 }  // namespace
