@@ -1,10 +1,15 @@
 #include "app/bench.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 #include "app/device_select.h"
 #include "app/replica_group.h"
@@ -122,37 +127,193 @@ RunResult train_timed(const Study& st, const Layout& layout, const DevicePlan& d
   return res;
 }
 
+// The generated study, its plan and the one group of every rank: built once,
+// then trained by every run of the benchmark (Trainer::run starts each run
+// afresh: parameters from the seed, optimizer, estimator, step counter).
+struct Bench {
+  Bench(const BenchOptions& options, const std::string& output, const MpiEnv& env);
+  BenchOptions o;  // warmup at least 1
+  int timed;       // timed steps, a multiple of o.warmup
+  Study st;
+  Layout layout;
+  DevicePlan devices;
+  int threads;
+  std::unique_ptr<ReplicaGroup> group;
+};
+
+BenchOptions normalized(BenchOptions o, const std::string& output) {
+  o.warmup = std::max(1, o.warmup);
+  o.trace_dir = output;  // the study's output folder (bench_yaml)
+  return o;
+}
+
+int set_threads(int requested, const MpiEnv& env) {
+  const int threads = threads_per_rank(requested, env);
+  set_torch_threads(threads);  // before the group: its trainer allocates
+  return threads;
+}
+
+Bench::Bench(const BenchOptions& options, const std::string& output, const MpiEnv& env)
+    : o(normalized(options, output)),
+      timed((std::max(1, o.steps) + o.warmup - 1) / o.warmup * o.warmup),
+      st(parse_study(bench_yaml(o, env.size(), o.warmup + timed), "batchscope bench (generated study)")),
+      layout(plan_layout(st.runs, run_costs(st), env.size())),
+      devices(select_devices(st, layout, env)),
+      threads(set_threads(o.threads, env)),
+      group(make_group(st, devices, env, 0, load_data(st.file, st.data, st.seed))) {}  // every rank
+
+struct Timing {
+  double step_ms = 0;  // rank 0's; 0 elsewhere (only rank 0 times)
+  double final_loss = 0;
+  RunStatus status = RunStatus::Running;
+};
+
+// One full run (warm-up and timed steps) with the given switches.
+Timing timed_run(Bench& b, const MpiEnv& env, bool stats, const std::string& trace_dir) {
+  b.group->trainer.set_noise_statistics(stats);
+  TimingSink sink(b.o.warmup, b.o.warmup + b.timed);
+  const RunResult res = train_timed(b.st, b.layout, b.devices, env, *b.group, sink, trace_dir);
+  return {1e3 * sink.seconds() / b.timed, sink.final_loss(), res.status};
+}
+
+// The JSON line's common fields, without the closing brace.
+std::string json_head(const Bench& b, const MpiEnv& env, const Timing& t) {
+  const BenchOptions& o = b.o;
+  char buf[1024];
+  std::snprintf(buf, sizeof buf,
+                "{\"impl\": \"batchscope\", \"torch\": \"%s\", \"device\": \"%s\", \"comm\": \"%s\", "
+                "\"model\": \"%s\", \"world\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"warmup\": %d, "
+                "\"threads\": %d, \"graphs\": %s, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
+                "\"status\": \"%s\"",
+                torch_version().c_str(), json_escape(b.devices.label[0]).c_str(), b.group->comm.backend().c_str(),
+                o.model_file.empty() ? o.model.c_str() : "torchscript", env.size(), o.batch, b.timed, o.warmup,
+                b.threads, b.devices.graphs ? "true" : "false", t.step_ms,
+                static_cast<double>(env.size()) * o.batch * 1e3 / t.step_ms, t.final_loss, status_name(t.status));
+  return buf;
+}
+
+int bench_once(const BenchOptions& o, const MpiEnv& env) {
+  Bench b(o, o.trace_dir, env);
+  const Timing t = timed_run(b, env, o.noise_statistics, o.trace_dir);
+  if (env.rank() == 0) std::cout << json_head(b, env, t) << "}" << std::endl;
+  return t.status == RunStatus::Completed ? 0 : 1;
+}
+
+// One side of a pair: the switches its runs train with.
+struct Side {
+  bool stats;
+  std::string trace_dir;
+};
+
+struct PairTimes {
+  std::vector<double> a, b;  // step_ms per round: with, without the instrumentation
+  Timing last_a;
+  bool completed = true;
+};
+
+// A B B A A B ...: each round's two runs in turn, the first of a round
+// alternating, so that a drift during the benchmark (the machine warming up,
+// another job starting) and any effect of running second (caches, allocator)
+// fall on both sides alike; A B A B would always give A the earlier slot.
+PairTimes run_pair(Bench& b, const MpiEnv& env, const Side& with, const Side& without) {
+  PairTimes p;
+  for (int r = 0; r < b.o.pair_rounds; ++r) {
+    for (int k = 0; k < 2; ++k) {
+      const bool a = (k == 0) == (r % 2 == 0);
+      const Side& s = a ? with : without;
+      const Timing t = timed_run(b, env, s.stats, s.trace_dir);
+      (a ? p.a : p.b).push_back(t.step_ms);
+      if (a) p.last_a = t;
+      p.completed = p.completed && t.status == RunStatus::Completed;
+    }
+  }
+  return p;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct MedianInterval {
+  double lo, hi, level;
+};
+
+// Distribution-free interval for the median from order statistics: the k-th
+// smallest and k-th largest of n values miss the true median with probability
+// 2 P(X < k), X ~ Binomial(n, 1/2). k as large as keeps that at most 5 %
+// (n = 10: the 2nd and 9th, level 97.9 %); up to 8 values, min and max
+// (level 1 - 2^(1-n), below 95 % under 6). Exact and cheap; a bootstrap of
+// so few ratios would only resample the same order statistics.
+MedianInterval median_interval(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const int n = static_cast<int>(v.size());
+  double term = std::ldexp(1.0, -n), below = term;  // P(X = k), P(X <= k) at k = 0
+  int k = 0;
+  while (2 * (k + 1) < n) {
+    term *= static_cast<double>(n - k) / (k + 1);
+    if (below + term > 0.025) break;
+    below += term;
+    ++k;
+  }
+  return {v[static_cast<size_t>(k)], v[static_cast<size_t>(n - 1 - k)], 1 - 2 * below};
+}
+
+// The pair's fields: ratio = with / without the instrumentation, per round.
+std::string pair_json(const BenchOptions& o, const PairTimes& p) {
+  std::vector<double> r;
+  for (size_t i = 0; i < p.a.size(); ++i) r.push_back(p.a[i] / p.b[i]);
+  const MedianInterval ci = median_interval(r);
+  std::ostringstream j;
+  j << std::fixed << std::setprecision(5) << ", \"pair\": \"" << o.pair << "\", \"pair_order\": \"ABBA\""
+    << ", \"pair_rounds\": " << o.pair_rounds << ", \"ms_a\": " << median(p.a) << ", \"ms_b\": " << median(p.b)
+    << ", \"ratio_median\": " << median(r) << ", \"ratio_min\": " << *std::min_element(r.begin(), r.end())
+    << ", \"ratio_max\": " << *std::max_element(r.begin(), r.end()) << ", \"ratio_ci_lo\": " << ci.lo
+    << ", \"ratio_ci_hi\": " << ci.hi << ", \"ratio_ci_level\": " << ci.level << ", \"ratios\": [";
+  for (size_t i = 0; i < r.size(); ++i) j << (i ? ", " : "") << r[i];
+  j << "]";
+  return j.str();
+}
+
+// --pair trace's folder: --trace's, or a fresh temporary one (rank 0's,
+// broadcast, so that every rank generates the same study; `made`: remove it
+// afterwards).
+std::string pair_folder(const BenchOptions& o, const MpiEnv& env, bool& made) {
+  made = o.trace_dir.empty();
+  if (!made) return o.trace_dir;
+  std::string dir = (std::filesystem::temp_directory_path() / "batchscope-bench-XXXXXX").string();
+  int ok = 1;
+  if (env.rank() == 0) ok = mkdtemp(dir.data()) != nullptr;
+  env.broadcast(ok, dir, 0);
+  if (!ok) throw std::runtime_error("bench --pair trace: cannot create a temporary folder in " + dir);
+  return dir;
+}
+
+// --pair stats: noise statistics on / off (the run file as --trace says, on
+// both sides); --pair trace: the run file written / not (statistics as
+// --no-noise-stats says, on both sides).
+int bench_pair(const BenchOptions& o, const MpiEnv& env) {
+  const bool trace = o.pair == "trace";
+  bool made = false;
+  const std::string dir = trace ? pair_folder(o, env, made) : o.trace_dir;
+  Bench b(o, dir, env);
+  const Side with = trace ? Side{o.noise_statistics, dir} : Side{true, dir};
+  const Side without = trace ? Side{o.noise_statistics, ""} : Side{false, dir};
+  const PairTimes p = run_pair(b, env, with, without);
+  if (env.rank() == 0) {
+    Timing t = p.last_a;
+    t.step_ms = median(p.a);  // step_ms, samples_per_s: side A's median
+    std::cout << json_head(b, env, t) << pair_json(b.o, p) << "}" << std::endl;
+    if (made) std::filesystem::remove_all(dir);
+  }
+  return p.completed ? 0 : 1;
+}
+
 }  // namespace
 
 int run_bench(const BenchOptions& o, const MpiEnv& env) {
-  const int warmup = std::max(1, o.warmup);
-  const int timed = (std::max(1, o.steps) + warmup - 1) / warmup * warmup;
-  BenchOptions opts = o;
-  opts.warmup = warmup;
-  Study st = parse_study(bench_yaml(opts, env.size(), warmup + timed), "batchscope bench (generated study)");
-  Layout layout = plan_layout(st.runs, run_costs(st), env.size());
-  DevicePlan devices = select_devices(st, layout, env);
-  const int threads = threads_per_rank(o.threads, env);
-  set_torch_threads(threads);
-  std::unique_ptr<ReplicaGroup> group = make_group(st, devices, env, 0, load_data(st.file, st.data, st.seed),
-                                                   o.noise_statistics);  // every rank
-  TimingSink sink(warmup, warmup + timed);
-  RunResult res = train_timed(st, layout, devices, env, *group, sink, o.trace_dir);
-  if (env.rank() == 0) {
-    const double dt = sink.seconds();
-    char buf[1024];
-    std::snprintf(buf, sizeof buf,
-                  "{\"impl\": \"batchscope\", \"torch\": \"%s\", \"device\": \"%s\", \"comm\": \"%s\", "
-                  "\"model\": \"%s\", \"world\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"warmup\": %d, "
-                  "\"threads\": %d, \"graphs\": %s, \"step_ms\": %.4f, \"samples_per_s\": %.1f, \"final_loss\": %.6f, "
-                  "\"status\": \"%s\"}",
-                  torch_version().c_str(), json_escape(devices.label[0]).c_str(), group->comm.backend().c_str(),
-                  o.model_file.empty() ? o.model.c_str() : "torchscript", env.size(), o.batch, timed, warmup, threads,
-                  devices.graphs ? "true" : "false", 1e3 * dt / timed,
-                  static_cast<double>(env.size()) * o.batch * timed / dt, sink.final_loss(), status_name(res.status));
-    std::cout << buf << std::endl;
-  }
-  return res.status == RunStatus::Completed ? 0 : 1;
+  return o.pair.empty() ? bench_once(o, env) : bench_pair(o, env);
 }
 
 }  // namespace bs

@@ -27,6 +27,14 @@ struct BenchOptions {
   // `run` writes it, into this folder (empty: no file).
   bool noise_statistics = true;
   std::string trace_dir;
+  // --pair stats|trace: both sides of one switch in this one process,
+  // alternated for pair_rounds rounds, and the ratio of their step times
+  // (separate processes drift by +-10 % on a small machine, more than the
+  // few per cent being measured). Empty: one run as the switches above say.
+  // 10 rounds: 20 short runs, enough for an order-statistic interval of the
+  // median ratio at ~98 % (the 2nd to the 9th of the sorted ratios).
+  std::string pair;
+  int pair_rounds = 10;
 };
 
 // Collective over the world (one replica group of every rank). Returns the

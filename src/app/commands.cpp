@@ -244,6 +244,13 @@ CLI::App* add_bench(CLI::App& app, BenchOptions& bo) {
   bench->add_flag("!--no-noise-stats", bo.noise_statistics,
                   "skip the squared norms behind the noise estimate (to measure their cost)");
   bench->add_option("--trace", bo.trace_dir, "also write the run file, as `run` does, into this folder");
+  bench
+      ->add_option("--pair", bo.pair,
+                   "stats | trace: time with and without that instrumentation in this one process, in turn "
+                   "(A B B A ...), and report the ratio")
+      ->check(CLI::IsMember({"stats", "trace"}));
+  bench->add_option("--pair-rounds", bo.pair_rounds, "rounds of --pair, each one run of either side (default 10)")
+      ->check(CLI::Range(1, 10000));
   return bench;
 }
 

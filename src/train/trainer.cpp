@@ -713,6 +713,7 @@ RunResult Trainer::run(const RunSpec& run, RecordSink* sink, const TrainState* r
                       std::to_string(impl_->comm.size()));
   return RunLoop(*impl_, run, sink, resume).run();
 }
+void Trainer::set_noise_statistics(bool on) { impl_->options.noise_statistics = on; }
 int64_t Trainer::num_params() const { return impl_->model->num_params(); }
 std::vector<std::string> Trainer::layer_names() const {
   std::vector<std::string> out;

@@ -59,6 +59,9 @@ class Trainer {
   // A stop signal (util/signals.h) seen by any rank of the group ends the run
   // at the next log interval with a checkpoint and status Preempted.
   RunResult run(const RunSpec& run, RecordSink* sink, const TrainState* resume = nullptr);
+  // TrainerOptions::noise_statistics for the runs that follow: `bench --pair
+  // stats` alternates both on one trainer, so that only the switch differs.
+  void set_noise_statistics(bool on);
   int64_t num_params() const;
   // Parameter tensors in flat-buffer order, and their sizes (for per-layer norms).
   std::vector<std::string> layer_names() const;

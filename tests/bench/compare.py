@@ -21,10 +21,15 @@ the price of that instrumentation plus any difference in the training loop.
 min and max of the per-round ratios, so a drift in the machine's speed hits
 both sides of a pair alike.
 
---instrumentation also times, in the same rounds, batchscope without its
-noise statistics (bench --no-noise-stats) and with its run file written
-(bench --trace DIR): "stats" = with / without the statistics, "trace" = with /
-without the run file (above 1: what the instrumentation costs).
+--instrumentation also runs, per case and after its rounds, one `bench
+--pair stats` and one `bench --pair trace` process: each times its two sides
+(the noise statistics on / off; the run file written / not) in turn, A B B A
+..., --pair-rounds times inside that one process, since separate processes of
+one configuration drift by +-10 % on a small machine, far more than the 1-2 %
+asked of the instrumentation. "stats" = with / without the statistics,
+"trace" = with / without the run file (above 1: what the instrumentation
+costs): the median of the per-round ratios and, in brackets, its
+order-statistic interval (about 98 % at 10 rounds; `ratio_ci_level` in --out).
 
 --eager also times, in the same rounds, batchscope with CUDA graphs off
 (bench --graphs off): "eager ms/step" and its ratio to the baseline. The
@@ -126,11 +131,14 @@ class Variant:
     ms: list[float]
 
 
-def case_variants(a: argparse.Namespace, c: Case, i: int, device: str, threads: int, env: dict,
-                  trace_dir: str) -> list[Variant]:
-    ours = mpirun_prefix(a.ranks) + [a.batchscope, "bench", "--model", c.model, "--batch", str(c.batch),
+def ours_cmd(a: argparse.Namespace, c: Case, device: str, threads: int) -> list[str]:
+    return mpirun_prefix(a.ranks) + [a.batchscope, "bench", "--model", c.model, "--batch", str(c.batch),
                                      "--steps", str(c.steps), "--warmup", str(c.warmup), "--data", a.data,
                                      "--device", device, "--threads", str(threads)]
+
+
+def case_variants(a: argparse.Namespace, c: Case, i: int, device: str, threads: int, env: dict) -> list[Variant]:
+    ours = ours_cmd(a, c, device, threads)
     base = mpirun_prefix(a.ranks) + [a.python, a.baseline, "--data", a.data, "--model", c.model,
                                      "--batch", str(c.batch), "--steps", str(c.steps), "--warmup",
                                      str(c.warmup), "--device", device, "--threads", str(threads)]
@@ -138,9 +146,6 @@ def case_variants(a: argparse.Namespace, c: Case, i: int, device: str, threads: 
     # may still be in TIME_WAIT.
     base_env = dict(env, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29600 + i))
     vs = [Variant("batchscope", ours, env, []), Variant("baseline", base, base_env, [])]
-    if a.instrumentation:
-        vs += [Variant("no-stats", ours + ["--no-noise-stats"], env, []),
-               Variant("trace", ours + ["--trace", trace_dir], env, [])]
     if a.eager:
         vs.append(Variant("eager", ours + ["--graphs", "off"], env, []))
     return vs
@@ -157,7 +162,46 @@ def run_case(a: argparse.Namespace, c: Case, vs: list[Variant], failures: list[s
             v.ms.append(r["step_ms"] if r else float("nan"))
 
 
-def print_table(a: argparse.Namespace, rows: list[tuple[Case, list[Variant], str, str]]) -> None:
+PAIR_FIELDS = ("ratio_median", "ratio_min", "ratio_max", "ratio_ci_lo", "ratio_ci_hi", "ratio_ci_level")
+
+
+def pair_error(r: dict) -> str:
+    """Why a `bench --pair` JSON line is unusable, or "" when it is fine."""
+    missing = [k for k in PAIR_FIELDS + ("ms_a", "ms_b") if not isinstance(r.get(k), (int, float))]
+    if missing:
+        return f"no {', '.join(missing)} in {r}"
+    if not all(math.isfinite(r[k]) and r[k] > 0 for k in PAIR_FIELDS):
+        return f"non-finite or non-positive ratio: {r}"
+    return ""
+
+
+def pair_cell(r: Optional[dict]) -> str:
+    """A table cell: the median ratio and its order-statistic interval."""
+    if not r:
+        return "-"
+    return f"{r['ratio_median']:.3f} [{r['ratio_ci_lo']:.3f}-{r['ratio_ci_hi']:.3f}]"
+
+
+def run_pairs(a: argparse.Namespace, c: Case, ours: list[str], env: dict, trace_dir: str, failures: list[str],
+              results: list[dict]) -> dict[str, Optional[dict]]:
+    """One `bench --pair` process per switch: its JSON line, or None (a failure)."""
+    out: dict[str, Optional[dict]] = {}
+    for pair, extra in (("stats", []), ("trace", ["--trace", trace_dir])):
+        cmd = ours + ["--pair", pair, "--pair-rounds", str(a.pair_rounds)] + extra
+        r, err = run_one(cmd, env, a.timeout)
+        err = err or pair_error(r or {})
+        if err:
+            failures.append(f"{c.model} b{c.batch} pair {pair}: {err}")
+        if r:
+            results.append(r)
+        out[pair] = None if err else r
+    return out
+
+
+Row = tuple[Case, list[Variant], str, str, dict[str, Optional[dict]]]
+
+
+def print_table(a: argparse.Namespace, rows: list[Row]) -> None:
     med: Callable[[list[float]], float] = lambda xs: statistics.median(xs)  # noqa: E731
     extra = " stats on/off | trace on/off |" if a.instrumentation else ""
     extra += " eager ms/step | eager ratio (median) |" if a.eager else ""
@@ -165,20 +209,20 @@ def print_table(a: argparse.Namespace, rows: list[tuple[Case, list[Variant], str
           f"ratio (median) | ratio min-max |{extra} comm | graphs |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if a.instrumentation else "") +
           ("---:|---:|" if a.eager else "") + "---|---|")
-    for c, vs, comm, graphs in rows:
+    for c, vs, comm, graphs, pairs in rows:
         ours, base = vs[0], vs[1]
         r, lo, hi = median_ratio(ours.ms, base.ms)
         cells = (f"| {c.model} | {c.batch} | {a.ranks} | {c.steps} | {a.rounds} | {med(ours.ms):.2f} | "
                  f"{med(base.ms):.2f} | {r:.2f} | {lo:.2f}-{hi:.2f} |")
         if a.instrumentation:
-            s, t = median_ratio(ours.ms, vs[2].ms), median_ratio(vs[3].ms, ours.ms)
-            cells += f" {s[0]:.3f} ({s[1]:.3f}-{s[2]:.3f}) | {t[0]:.3f} ({t[1]:.3f}-{t[2]:.3f}) |"
+            cells += f" {pair_cell(pairs.get('stats'))} | {pair_cell(pairs.get('trace'))} |"
         if a.eager:
             cells += f" {med(vs[-1].ms):.2f} | {median_ratio(vs[-1].ms, base.ms)[0]:.2f} |"
         print(cells + f" {comm} | {graphs} |")
     print("\nratio = batchscope step time / baseline step time (below 1: batchscope faster), per round")
     if a.instrumentation:
-        print("stats = with / without the noise statistics; trace = with / without the run file (median, min-max)")
+        print(f"stats = with / without the noise statistics; trace = with / without the run file: one "
+              f"process each, {a.pair_rounds} rounds A B B A ...; median [order-statistic interval]")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -196,7 +240,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per rank for both (0: cores / ranks)")
     ap.add_argument("--rounds", type=int, default=1, help="paired runs per case (median reported)")
     ap.add_argument("--instrumentation", action="store_true",
-                    help="also time batchscope without noise statistics and with its run file")
+                    help="also time, in-process (bench --pair), the noise statistics and the run file")
+    ap.add_argument("--pair-rounds", type=int, default=10, help="rounds of each --instrumentation pair")
     ap.add_argument("--eager", action="store_true", help="also time batchscope with CUDA graphs off")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark process")
     ap.add_argument("--out", help="also write every JSON result here (one per line)")
@@ -215,19 +260,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"# {len(cases)} cases, {a.ranks} rank(s), device {device}, {threads} thread(s) per rank, "
           f"{a.rounds} round(s); data {a.data}", flush=True)
 
-    rows: list[tuple[Case, list[Variant], str, str]] = []
+    rows: list[Row] = []
     failures: list[str] = []
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as trace_dir:
         for i, c in enumerate(cases):
             t = time.time()
-            vs = case_variants(a, c, i, device, threads, env, trace_dir)
+            vs = case_variants(a, c, i, device, threads, env)
             run_case(a, c, vs, failures, results)
+            pairs = (run_pairs(a, c, ours_cmd(a, c, device, threads), env, trace_dir, failures, results)
+                     if a.instrumentation else {})
             ours = [r for r in results if r.get("impl") == "batchscope" and r.get("model") == c.model and
                     r.get("batch_per_rank") == c.batch]
             comm = ours[0]["comm"] if ours else "-"
             graphs = "on" if ours and ours[0].get("graphs") else "off"
-            rows.append((c, vs, comm, graphs))
+            rows.append((c, vs, comm, graphs, pairs))
             print(f"# {c.model} b{c.batch}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
     print_table(a, rows)
     if a.out:

@@ -39,6 +39,35 @@ with h5py.File(f"{out}/on/runs/bench.h5", "r") as on, h5py.File(f"{out}/off/runs
     assert np.array_equal(on["train/loss"][:], off["train/loss"][:]), "the statistics must not change training"
 print("bench --trace / --no-noise-stats OK")
 PY
+# In-process pairs (bench --pair): every rank runs both sides in turn; the
+# JSON line carries finite, positive ratios, one per round, and
+# tests/bench/compare.py accepts it. No timing is asserted.
+mpirun -np 2 --oversubscribe "$bin" bench --model mlp --batch 16 --steps 4 --warmup 2 --threads 1 \
+  --pair stats --pair-rounds 2 >"$out/pair_stats.txt"
+mpirun -np 1 "$bin" bench --model mlp --batch 16 --steps 2 --warmup 1 --threads 1 \
+  --pair trace --pair-rounds 3 --trace "$out/pair" >"$out/pair_trace.txt"
+/usr/bin/python3 - "$out" "$root/tests/bench" <<'PY'
+import json, math, sys
+out = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+import compare
+for pair, world, rounds in (("stats", 2, 2), ("trace", 1, 3)):
+    lines = [l for l in open(f"{out}/pair_{pair}.txt") if l.startswith("{")]
+    assert len(lines) == 1, f"{pair}: expected one JSON line (rank 0 only), got {len(lines)}"
+    r = json.loads(lines[0])
+    assert r["pair"] == pair and r["pair_rounds"] == rounds and r["world"] == world, r
+    assert r["status"] == "completed" and math.isfinite(r["final_loss"]), r
+    assert len(r["ratios"]) == rounds and all(math.isfinite(x) and x > 0 for x in r["ratios"]), r
+    assert r["ms_a"] > 0 and r["ms_b"] > 0 and abs(r["step_ms"] - r["ms_a"]) < 2e-4, r
+    assert r["ratio_min"] <= r["ratio_median"] <= r["ratio_max"], r
+    assert r["ratio_min"] <= r["ratio_ci_lo"] <= r["ratio_ci_hi"] <= r["ratio_max"], r
+    assert 0 < r["ratio_ci_level"] < 1, r
+    assert compare.pair_error(r) == "", compare.pair_error(r)
+    assert compare.pair_cell(r).startswith(f"{r['ratio_median']:.3f} ["), compare.pair_cell(r)
+assert compare.pair_error({"ratio_median": float("nan")}) != ""
+print("bench --pair OK")
+PY
+test -f "$out/pair/runs/bench.h5" || { echo "bench --pair trace --trace wrote no run file"; exit 1; }
 expect_fail() {  # expect_fail CODE NEEDLE ARGS...
   local code=$1 needle=$2; shift 2
   set +e; "$@" >"$out/fail.txt" 2>&1; local rc=$?; set -e
@@ -48,4 +77,5 @@ expect_fail() {  # expect_fail CODE NEEDLE ARGS...
 expect_fail 2 "key 'device': 'cuda', but world rank 0" mpirun -np 1 "$bin" bench --device cuda --steps 2 --warmup 1
 expect_fail 2 "key 'comm': 'nccl' reduces GPU buffers" mpirun -np 1 "$bin" bench --comm nccl --steps 2 --warmup 1
 expect_fail 2 "--model: " "$bin" bench --model resnet
+expect_fail 2 "--pair: " "$bin" bench --pair gpu
 echo "bench e2e OK"
