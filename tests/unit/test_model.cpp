@@ -255,6 +255,30 @@ TEST(Mlp, TakesAnySampleShape) {
   }
 }
 
+// On the CPU the first convolution is a matrix product over im2col patches
+// (models/model.cpp: conv5x5_as_matmul) unless the input needs a gradient;
+// then it is at::conv2d. Both must be the same function, with the same
+// parameter gradient, for one and for several input channels.
+TEST(Cnn, FirstConvolutionAsMatmulIsConv2d) {
+  for (const std::vector<int64_t>& chw : {std::vector<int64_t>{1, 28, 28}, {3, 32, 32}, {2, 12, 8}}) {
+    auto m = make_model("s.yaml", cnn(), {chw, 10}, at::kCPU);
+    at::manual_seed(3);
+    at::Tensor x = at::randn({5, chw[0], chw[1], chw[2]});
+    at::Tensor target = at::arange(5, at::kLong);
+    std::vector<at::Tensor> grads, logits;
+    for (bool conv2d : {false, true}) {
+      at::Tensor flat = flat_params(*m, 6).set_requires_grad(true);
+      at::Tensor in = conv2d ? x.clone().set_requires_grad(true) : x;
+      logits.push_back(m->forward(flat, in));
+      at::cross_entropy_loss(logits.back(), target).backward();
+      grads.push_back(flat.grad());
+    }
+    EXPECT_TRUE(at::allclose(logits[0], logits[1], 1e-5, 1e-6)) << chw[0] << " channels";
+    EXPECT_TRUE(at::allclose(grads[0], grads[1], 1e-4, 1e-6)) << chw[0] << " channels";
+    EXPECT_GT(grads[0].abs().max().item<float>(), 0.f);
+  }
+}
+
 // [H, W] samples are one-channel images: the same model as [1, H, W].
 TEST(Cnn, TwoDimensionalSamplesHaveOneChannel) {
   auto a = make_model("s.yaml", cnn(), {{28, 28}, 10}, at::kCPU);
