@@ -277,8 +277,8 @@ std::string pair_json(const BenchOptions& o, const PairTimes& p) {
 }
 
 // --pair trace's folder: --trace's, or a fresh temporary one (rank 0's,
-// broadcast, so that every rank generates the same study; `made`: remove it
-// afterwards).
+// broadcast: every rank must take the same branch of train_timed, whose
+// group_placement is collective; `made`: remove it afterwards).
 std::string pair_folder(const BenchOptions& o, const MpiEnv& env, bool& made) {
   made = o.trace_dir.empty();
   if (!made) return o.trace_dir;
