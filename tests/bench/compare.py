@@ -241,7 +241,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="paired runs per case (median reported)")
     ap.add_argument("--instrumentation", action="store_true",
                     help="also time, in-process (bench --pair), the noise statistics and the run file")
-    ap.add_argument("--pair-rounds", type=int, default=10, help="rounds of each --instrumentation pair")
+    ap.add_argument("--pair-rounds", type=int, default=10,
+                    help="rounds of each --instrumentation pair (the interval narrows as about 1/sqrt(rounds))")
     ap.add_argument("--eager", action="store_true", help="also time batchscope with CUDA graphs off")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark process")
     ap.add_argument("--out", help="also write every JSON result here (one per line)")
