@@ -49,7 +49,7 @@
 # Every mpirun runs under `timeout`, the studies set comm_timeout_s: 60, and
 # the summary is printed on any exit, so a hang costs one check, not the run.
 # Environment: BS_CARRY (default .gpu-carry), BS_GPU_CHECKS (names of the
-# checks to run, default all; build always runs), BS_BENCH_BATCHES,
+# checks to run, default all; build always runs), BS_BENCH_BATCHES, BS_BENCH_MODELS (default mlp,cnn),
 # BS_BENCH_ROUNDS (paired rounds per benchmark case, default 1),
 # BS_SWEEP_RANKS (default 4), BS_SWEEP_EPOCHS (default 10).
 set -uo pipefail
@@ -373,7 +373,7 @@ fi
 # 8. the benchmark table
 if want benchmark; then
   tmo $((170 * ${BS_BENCH_ROUNDS:-1} + 60)) $py tests/bench/compare.py --batchscope "$bin" --baseline "$carry/torch_ddp_baseline.py" --python "$py" \
-    --data "$carry/fashion-mnist" --device cuda --ranks 1 --batches "${BS_BENCH_BATCHES:-32,128,1024,8192}" \
+    --data "$carry/fashion-mnist" --device cuda --ranks 1 --batches "${BS_BENCH_BATCHES:-32,128,1024,8192}" --models "${BS_BENCH_MODELS:-mlp,cnn}" \
     --rounds "${BS_BENCH_ROUNDS:-1}" --eager --timeout 60 --out "$out/bench.jsonl" | tee "$out/bench.md"
   [ "${PIPESTATUS[0]}" -eq 0 ] && result benchmark PASS || result benchmark FAIL
 fi
