@@ -8,7 +8,8 @@ namespace bs {
 // Owns a communicator made by MPI_Comm_split and frees it on destruction.
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(MPI_Comm comm);
+  // `oversubscribed`: more ranks on this node than cores (see allreduce_sum).
+  explicit MpiCommunicator(MPI_Comm comm, bool oversubscribed = false);
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -23,6 +24,7 @@ class MpiCommunicator final : public Communicator {
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
+  bool sleep_while_waiting_ = false;
 };
 
 }  // namespace bs

@@ -87,7 +87,7 @@ std::unique_ptr<MpiCommunicator> MpiEnv::split(int color, int key) const {
   BS_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color < 0 ? MPI_UNDEFINED : color, key, &comm));
   if (comm == MPI_COMM_NULL) return nullptr;
   BS_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
-  return std::make_unique<MpiCommunicator>(comm);
+  return std::make_unique<MpiCommunicator>(comm, local_size_ > online_cores());
 }
 
 std::vector<std::string> MpiEnv::allgather(const std::string& mine, MPI_Comm comm) const {

@@ -288,8 +288,11 @@ TEST(Forward, UnevenBatchesGiveFreshResults) {
 
 // mlp.pt and cnn.pt have the built-in models' layouts (fc0, fc1, out;
 // conv1, conv2, fc1, fc2): init: seeded draws the built-in's numbers, and
-// both compute the same logits and gradient.
-void expect_same_as_builtin(const char* file, const ModelSpec& b) {
+// both compute the same logits and gradient. The gradient is the same bits
+// unless `rounding`: the built-in cnn's first convolution on the CPU is a
+// matrix product (models/model.cpp), whose weight gradient adds the same
+// products as at::conv2d's in another order.
+void expect_same_as_builtin(const char* file, const ModelSpec& b, bool rounding = false) {
   SCOPED_TRACE(file);
   auto m = load(file, "seeded");
   auto builtin = make_model("s.yaml", b, {{1, 28, 28}, 10}, at::kCPU);
@@ -306,7 +309,12 @@ void expect_same_as_builtin(const char* file, const ModelSpec& b) {
   EXPECT_TRUE(at::equal(a, c));
   at::Tensor ga = torch::autograd::grad({loss_of(a, y)}, {flat})[0];
   at::Tensor gc = torch::autograd::grad({loss_of(c, y)}, {flat})[0];
-  EXPECT_TRUE(at::equal(ga, gc));
+  if (rounding) {
+    EXPECT_TRUE(at::allclose(ga, gc, 1e-5, 1e-7));
+    EXPECT_GT(ga.abs().max().item<float>(), 0.f);
+  } else {
+    EXPECT_TRUE(at::equal(ga, gc));
+  }
 }
 
 TEST(Seeded, FilesMatchTheBuiltinModels) {
@@ -316,7 +324,7 @@ TEST(Seeded, FilesMatchTheBuiltinModels) {
   expect_same_as_builtin("mlp", mlp);
   ModelSpec cnn;
   cnn.name = "cnn";
-  expect_same_as_builtin("cnn", cnn);
+  expect_same_as_builtin("cnn", cnn, /*rounding=*/true);
 }
 
 TEST(Seeded, DeterministicAndDifferentPerSeed) {
