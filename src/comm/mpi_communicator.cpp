@@ -28,11 +28,17 @@ void wait_sleeping(MPI_Request& req) {
 
 // Only for two ranks: every allreduce algorithm then computes x0 + x1, the
 // same bits, while with more ranks a non-blocking algorithm may add in
-// another order, and a run's numbers must not depend on where it ran.
+// another order, and a run's numbers must not depend on where it ran. Both
+// ranks must make the same call (a blocking and a non-blocking collective do
+// not match), so they agree: one oversubscribed node (a group may span two)
+// is enough.
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool oversubscribed) : comm_(comm) {
   BS_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   BS_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-  sleep_while_waiting_ = oversubscribed && size_ == 2;
+  if (size_ != 2) return;
+  int mine = oversubscribed ? 1 : 0, any = 0;
+  BS_MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm_));
+  sleep_while_waiting_ = any != 0;
 }
 
 MpiCommunicator::~MpiCommunicator() {

@@ -9,6 +9,7 @@ namespace bs {
 class MpiCommunicator final : public Communicator {
  public:
   // `oversubscribed`: more ranks on this node than cores (see allreduce_sum).
+  // Collective over `comm` (its ranks agree on how to wait).
   explicit MpiCommunicator(MPI_Comm comm, bool oversubscribed = false);
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
