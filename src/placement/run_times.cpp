@@ -5,13 +5,13 @@
 
 namespace bs {
 
-RunTimes::RunTimes(const std::vector<RunSpec>& runs, std::vector<double> cost) : runs_(runs), cost_(std::move(cost)) {
+RunTimes::RunTimes(const std::vector<RunSpec>& runs, std::vector<double> cost) : cost_(std::move(cost)) {
   // Kinds in study order; a study has at most a few hundred runs, so the
   // quadratic search stays far below a millisecond.
   std::vector<size_t> first_of_kind;
-  for (size_t i = 0; i < runs_.size(); ++i) {
+  for (size_t i = 0; i < runs.size(); ++i) {
     size_t k = 0;
-    while (k < first_of_kind.size() && runs_[first_of_kind[k]].batch_per_rank != runs_[i].batch_per_rank) ++k;
+    while (k < first_of_kind.size() && runs[first_of_kind[k]].batch_per_rank != runs[i].batch_per_rank) ++k;
     if (k == first_of_kind.size()) first_of_kind.push_back(i);
     kind_.push_back(static_cast<int>(k));
   }

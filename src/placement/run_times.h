@@ -41,7 +41,6 @@ class RunTimes {
  private:
   double cost(int run) const;
 
-  const std::vector<RunSpec>& runs_;
   std::vector<double> cost_;
   std::vector<int> kind_;         // per run: index into the sums below
   std::vector<double> rate_sum_;  // per kind: sum of seconds / cost
