@@ -7,10 +7,9 @@
 namespace bs {
 namespace {
 
-TrainerOptions trainer_options(const DevicePlan& devices, int world_rank, bool noise_statistics) {
+TrainerOptions trainer_options(const DevicePlan& devices, int world_rank) {
   TrainerOptions o;
   o.gpu = devices.gpu[static_cast<size_t>(world_rank)];
-  o.noise_statistics = noise_statistics;
   o.graphs = devices.graphs;
   o.keep_final_params = true;  // the leader writes them to /final/params
   return o;
@@ -27,11 +26,11 @@ ReplicaGroup::ReplicaGroup(const Study& study, const DevicePlan& devices, int wo
       trainer(study, data, comm, options) {}
 
 std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color,
-                                         DataSplits data, bool noise_statistics) {
+                                         DataSplits data) {
   auto group = env.split(color, env.rank());
   if (!group) return nullptr;
   return std::make_unique<ReplicaGroup>(study, devices, env.rank(), std::move(group), std::move(data),
-                                        trainer_options(devices, env.rank(), noise_statistics));
+                                        trainer_options(devices, env.rank()));
 }
 
 // The cores this rank may use (a binding or cpuset, not the whole machine's)

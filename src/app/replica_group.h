@@ -37,9 +37,10 @@ struct ReplicaGroup {
 // Collective over the world (MPI_Comm_split by `color`), then over the group.
 // Null on a rank that joins no group (color < 0). `data`: the study's data,
 // loaded (and checked against the model) before anything was written.
-// `noise_statistics`: TrainerOptions::noise_statistics (off only in bench).
+// The trainer computes the noise statistics (bench switches them per run:
+// Trainer::set_noise_statistics).
 std::unique_ptr<ReplicaGroup> make_group(const Study& study, const DevicePlan& devices, const MpiEnv& env, int color,
-                                         DataSplits data, bool noise_statistics = true);
+                                         DataSplits data);
 
 // LibTorch intra-op threads for this rank: `requested`, or when 0 the cores
 // it may run on (usable_cores) divided among the ranks on its node (at least 1).

@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <climits>
-#include <thread>
 
+#include "comm/mpi_wait.h"
 #include "util/check.h"
 
 namespace bs {
@@ -15,15 +15,6 @@ void chunked(T* data, size_t count, Fn fn) {
   for (size_t off = 0; off < count; off += kMax) fn(data + off, static_cast<int>(std::min(kMax, count - off)));
 }
 
-// MPI_Test, and after the first tests 20 us sleeps between them: the core
-// goes to a rank that has work instead of to Open MPI's yield loop.
-void wait_sleeping(MPI_Request& req) {
-  for (int i = 0, done = 0;; ++i) {
-    BS_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    if (done) return;
-    if (i >= 64) std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-}
 }  // namespace
 
 // Only for two ranks: every allreduce algorithm then computes x0 + x1, the
@@ -56,7 +47,9 @@ void MpiCommunicator::allreduce_sum(float* data, size_t count) {
     }
     MPI_Request req = MPI_REQUEST_NULL;
     BS_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, comm_, &req));
-    wait_sleeping(req);
+    // 64 tests first, then 20 us naps: the core goes to a rank with work
+    // instead of to the yield loop.
+    wait_with_naps(req, std::chrono::microseconds(20), 64);
   });
 }
 

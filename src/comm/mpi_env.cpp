@@ -8,6 +8,7 @@
 
 #include <sched.h>
 
+#include "comm/mpi_wait.h"
 #include "util/check.h"
 
 namespace bs {
@@ -127,11 +128,8 @@ int MpiEnv::allreduce_max(int value) const {
   int out = 0;
   MPI_Request req = MPI_REQUEST_NULL;
   BS_MPI_CHECK(MPI_Iallreduce(&value, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req));
-  for (int done = 0;;) {
-    BS_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    if (done) return out;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  wait_with_naps(req, std::chrono::milliseconds(5));
+  return out;
 }
 
 void MpiEnv::abort(int code) const {

@@ -1,8 +1,6 @@
 #include "comm/request_channel.h"
 
-#include <chrono>
-#include <thread>
-
+#include "comm/mpi_wait.h"
 #include "util/check.h"
 
 namespace bs {
@@ -10,17 +8,9 @@ namespace {
 
 enum Tag : int { kAsk = 7401, kTell = 7402, kAnswer = 7403 };
 
-// Waits for `req` with MPI_Test and a short sleep, not MPI_Wait: Open MPI
-// busy-polls inside a blocking call, and a rank waiting here would take a
-// core from the ranks still training on its node. The sleep bounds the added
-// latency (about 0.1 ms).
-void wait_politely(MPI_Request& req) {
-  for (int done = 0;;) {
-    BS_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    if (done) return;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-}
+// Waits with naps of 0.1 ms (comm/mpi_wait.h): a leader waiting here must
+// not take a core from the ranks still training on its node.
+void wait_politely(MPI_Request& req) { wait_with_naps(req, std::chrono::microseconds(100)); }
 
 }  // namespace
 
