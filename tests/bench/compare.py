@@ -31,6 +31,13 @@ asked of the instrumentation. "stats" = with / without the statistics,
 costs): the median of the per-round ratios and, in brackets, its
 order-statistic interval (about 98 % at 10 rounds; `ratio_ci_level` in --out).
 
+--floor also runs, in the same rounds, tests/bench/floor.py in the baseline's
+interpreter under the same mpirun: the step's convolutions and matrix
+products alone, each layer timed in isolation with the library both sides
+link (the baseline's own model). Neither side's step can be faster than this
+sum, so "floor / baseline" is the lowest ratio the library's kernels allow: a
+target below it needs kernels faster than the library's, not a leaner loop.
+
 --eager also times, in the same rounds, batchscope with CUDA graphs off
 (bench --graphs off): "eager ms/step" and its ratio to the baseline. The
 main column is gpu.graphs: auto (graphs on GPUs for the built-in models; the
@@ -55,6 +62,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
+FLOOR_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.py")
 
 
 @dataclass
@@ -102,7 +110,10 @@ def last_json(text: str) -> Optional[dict]:
     return None
 
 
-def run_one(cmd: list[str], env: dict, timeout: float) -> tuple[Optional[dict], str]:
+def run_one(cmd: list[str], env: dict, timeout: float, trains: bool = True) -> tuple[Optional[dict], str]:
+    """One benchmark process: its last JSON line, or the error. A training
+    benchmark (`trains`) must also end with a finite loss; the floor trains
+    nothing."""
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -111,7 +122,7 @@ def run_one(cmd: list[str], env: dict, timeout: float) -> tuple[Optional[dict], 
     if p.returncode != 0 or out is None:
         tail = (p.stdout + p.stderr).strip().splitlines()[-8:]
         return None, f"exit {p.returncode}: {' '.join(cmd)}\n    " + "\n    ".join(tail)
-    if not math.isfinite(float(out.get("final_loss", float("nan")))):
+    if trains and not math.isfinite(float(out.get("final_loss", float("nan")))):
         return None, f"non-finite final loss: {out}"
     return out, ""
 
@@ -129,6 +140,7 @@ class Variant:
     cmd: list[str]
     env: dict
     ms: list[float]
+    trains: bool = True
 
 
 def ours_cmd(a: argparse.Namespace, c: Case, device: str, threads: int) -> list[str]:
@@ -148,13 +160,17 @@ def case_variants(a: argparse.Namespace, c: Case, i: int, device: str, threads: 
     vs = [Variant("batchscope", ours, env, []), Variant("baseline", base, base_env, [])]
     if a.eager:
         vs.append(Variant("eager", ours + ["--graphs", "off"], env, []))
+    if a.floor:
+        floor = mpirun_prefix(a.ranks) + [a.python, FLOOR_PY, "--baseline", a.baseline, "--model", c.model,
+                                          "--batch", str(c.batch), "--device", device, "--threads", str(threads)]
+        vs.append(Variant("floor", floor, env, [], trains=False))
     return vs
 
 
 def run_case(a: argparse.Namespace, c: Case, vs: list[Variant], failures: list[str], results: list[dict]) -> None:
     for _ in range(a.rounds):
         for v in vs:
-            r, err = run_one(v.cmd, v.env, a.timeout)
+            r, err = run_one(v.cmd, v.env, a.timeout, v.trains)
             if err:
                 failures.append(f"{c.model} b{c.batch} {v.name}: {err}")
             if r:
@@ -186,7 +202,8 @@ def run_pairs(a: argparse.Namespace, c: Case, ours: list[str], env: dict, trace_
               results: list[dict]) -> dict[str, Optional[dict]]:
     """One `bench --pair` process per switch: its JSON line, or None (a failure)."""
     out: dict[str, Optional[dict]] = {}
-    for pair, extra in (("stats", []), ("trace", ["--trace", trace_dir])):
+    switches: list[tuple[str, list[str]]] = [("stats", []), ("trace", ["--trace", trace_dir])]
+    for pair, extra in switches:
         cmd = ours + ["--pair", pair, "--pair-rounds", str(a.pair_rounds)] + extra
         r, err = run_one(cmd, env, a.timeout)
         err = err or pair_error(r or {})
@@ -201,28 +218,37 @@ def run_pairs(a: argparse.Namespace, c: Case, ours: list[str], env: dict, trace_
 Row = tuple[Case, list[Variant], str, str, dict[str, Optional[dict]]]
 
 
+def variant(vs: list[Variant], name: str) -> Variant:
+    return next(v for v in vs if v.name == name)
+
+
 def print_table(a: argparse.Namespace, rows: list[Row]) -> None:
     med: Callable[[list[float]], float] = lambda xs: statistics.median(xs)  # noqa: E731
     extra = " stats on/off | trace on/off |" if a.instrumentation else ""
     extra += " eager ms/step | eager ratio (median) |" if a.eager else ""
+    extra += " floor ms/step | floor / baseline |" if a.floor else ""
     print(f"\n| model | batch/rank | ranks | steps | rounds | batchscope ms/step | baseline ms/step | "
           f"ratio (median) | ratio min-max |{extra} comm | graphs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if a.instrumentation else "") +
-          ("---:|---:|" if a.eager else "") + "---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * (a.instrumentation + a.eager + a.floor) +
+          "---|---|")
     for c, vs, comm, graphs, pairs in rows:
-        ours, base = vs[0], vs[1]
+        ours, base = variant(vs, "batchscope"), variant(vs, "baseline")
         r, lo, hi = median_ratio(ours.ms, base.ms)
         cells = (f"| {c.model} | {c.batch} | {a.ranks} | {c.steps} | {a.rounds} | {med(ours.ms):.2f} | "
                  f"{med(base.ms):.2f} | {r:.2f} | {lo:.2f}-{hi:.2f} |")
         if a.instrumentation:
             cells += f" {pair_cell(pairs.get('stats'))} | {pair_cell(pairs.get('trace'))} |"
-        if a.eager:
-            cells += f" {med(vs[-1].ms):.2f} | {median_ratio(vs[-1].ms, base.ms)[0]:.2f} |"
+        for name in [n for n, on in (("eager", a.eager), ("floor", a.floor)) if on]:
+            v = variant(vs, name)
+            cells += f" {med(v.ms):.2f} | {median_ratio(v.ms, base.ms)[0]:.2f} |"
         print(cells + f" {comm} | {graphs} |")
     print("\nratio = batchscope step time / baseline step time (below 1: batchscope faster), per round")
     if a.instrumentation:
         print(f"stats = with / without the noise statistics; trace = with / without the run file: one "
               f"process each, {a.pair_rounds} rounds A B B A ...; median [order-statistic interval]")
+    if a.floor:
+        print("floor = the step's convolutions and matrix products alone (tests/bench/floor.py, same library): "
+              "no step is faster; floor / baseline is the lowest ratio its kernels allow")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -244,6 +270,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--pair-rounds", type=int, default=10,
                     help="rounds of each --instrumentation pair (the interval narrows as about 1/sqrt(rounds))")
     ap.add_argument("--eager", action="store_true", help="also time batchscope with CUDA graphs off")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time the step's convolutions and matrix products alone (tests/bench/floor.py)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark process")
     ap.add_argument("--out", help="also write every JSON result here (one per line)")
     a = ap.parse_args(argv)
