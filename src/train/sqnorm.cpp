@@ -23,15 +23,47 @@ double sum_squares_blocked(const float* x, int64_t n) {
   return sum;
 }
 
+namespace {
+
+// The pieces' floats that fall in dst[from, to), copied.
+void copy_block(const std::vector<FlatPiece>& pieces, float* dst, int64_t from, int64_t to) {
+  auto it = std::upper_bound(pieces.begin(), pieces.end(), from,
+                             [](int64_t at, const FlatPiece& p) { return at < p.offset + p.size; });
+  for (; it != pieces.end() && it->offset < to; ++it) {
+    const int64_t lo = std::max(from, it->offset), hi = std::min(to, it->offset + it->size);
+    std::copy(it->src + (lo - it->offset), it->src + (hi - it->offset), dst + lo);
+  }
+}
+
+}  // namespace
+
+double copy_sum_squares_blocked(const std::vector<FlatPiece>& pieces, float* dst, int64_t n) {
+  const int64_t blocks = (n + kSqnormBlock - 1) / kSqnormBlock;
+  std::vector<double> part(static_cast<size_t>(blocks));
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t from = b * kSqnormBlock, len = std::min(kSqnormBlock, n - from);
+      copy_block(pieces, dst, from, from + len);
+      part[static_cast<size_t>(b)] = sum_squares(dst + from, len);
+    }
+  });
+  double sum = 0;
+  for (const double p : part) sum += p;
+  return sum;
+}
+
+float sqnorm_to_float(double s) {
+  constexpr float kMax = std::numeric_limits<float>::max();
+  return s > kMax ? std::numeric_limits<float>::infinity() : static_cast<float>(s);
+}
+
 bool sqnorm_kernel_applies(const at::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && !t.is_sparse();
 }
 
 at::Tensor cpu_sqnorm(const at::Tensor& t) {
-  const double s = sum_squares_blocked(t.data_ptr<float>(), t.numel());
-  // Past float's range: inf, as LibTorch's float sum gives (at::full would throw).
-  constexpr float kMax = std::numeric_limits<float>::max();
-  const float f = s > kMax ? std::numeric_limits<float>::infinity() : static_cast<float>(s);
+  // Past float's range: inf (at::full would throw on the double).
+  const float f = sqnorm_to_float(sum_squares_blocked(t.data_ptr<float>(), t.numel()));
   return at::full({1}, f, t.options().requires_grad(false));
 }
 

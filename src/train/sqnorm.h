@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -18,6 +19,23 @@ namespace bs {
 // (at::parallel_for), the blocks' sums then added in block order.
 inline constexpr int64_t kSqnormBlock = int64_t{1} << 15;
 double sum_squares_blocked(const float* x, int64_t n);
+
+// One piece of a flat buffer to write: `size` floats from `src`, to `offset`.
+struct FlatPiece {
+  const float* src;
+  int64_t offset, size;
+};
+
+// Writes the pieces (sorted by offset) into dst[0, n) and returns the sum of
+// dst's squares with the same bits as sum_squares_blocked(dst, n) after the
+// copies: each block is written, then summed while it is still in cache,
+// which saves the norm's own read of the n floats. Parts of dst that no piece
+// covers keep their values and count as they are.
+double copy_sum_squares_blocked(const std::vector<FlatPiece>& pieces, float* dst, int64_t n);
+
+// A float64 sum of squares as the float32 the statistics keep: past float's
+// range inf, as LibTorch's float sum gives.
+float sqnorm_to_float(double s);
 
 // Whether t takes the kernel: a contiguous float32 tensor in CPU memory.
 bool sqnorm_kernel_applies(const at::Tensor& t);

@@ -88,6 +88,40 @@ TEST(Sqnorm, ExtremesAndNonFinite) {
   EXPECT_EQ(cpu_sqnorm(at::zeros({0})).item<float>(), 0.0F);
 }
 
+// The copy fused with the norm (the trainer's flat gradient): the buffer gets
+// the pieces' floats and the sum has the bits of sum_squares_blocked after the
+// copies, for pieces that straddle blocks, end inside one, are tiny, or leave a
+// gap (which keeps and counts its values), at any thread count.
+TEST(Sqnorm, CopyWithNormIsCopyThenNorm) {
+  const int64_t n = 3 * kSqnormBlock + 777;
+  const at::Tensor src = gradient_like(n, 23);
+  const std::vector<std::pair<int64_t, int64_t>> spans = {
+      {0, 5},
+      {5, kSqnormBlock - 5},
+      {kSqnormBlock + 2, kSqnormBlock + 1},
+      {2 * kSqnormBlock + 3, 1},
+      {2 * kSqnormBlock + 4, n - 2 * kSqnormBlock - 4}};  // [kSqnormBlock, kSqnormBlock + 2) left out
+  std::vector<FlatPiece> pieces;
+  for (const auto& [offset, size] : spans) pieces.push_back({src.data_ptr<float>() + offset, offset, size});
+  const int threads = at::get_num_threads();
+  for (const int t : {1, 3}) {
+    at::set_num_threads(t);
+    at::Tensor dst = at::full({n}, 0.5F);
+    at::Tensor expect = src.clone();
+    expect.narrow(0, kSqnormBlock, 2).fill_(0.5F);  // the gap: what dst held
+    const double got = copy_sum_squares_blocked(pieces, dst.data_ptr<float>(), n);
+    EXPECT_TRUE(at::equal(dst, expect)) << t;
+    EXPECT_EQ(got, sum_squares_blocked(expect.data_ptr<float>(), n)) << t;
+  }
+  at::set_num_threads(threads);
+  at::Tensor small = at::zeros({10});
+  const at::Tensor ten = gradient_like(10, 3);
+  EXPECT_EQ(copy_sum_squares_blocked({{ten.data_ptr<float>(), 0, 10}}, small.data_ptr<float>(), 10),
+            sum_squares_blocked(ten.data_ptr<float>(), 10));
+  EXPECT_EQ(copy_sum_squares_blocked({}, small.data_ptr<float>(), 0), 0.0);
+  EXPECT_EQ(sqnorm_to_float(1e300), std::numeric_limits<float>::infinity());
+}
+
 TEST(Sqnorm, WhichTensorsTakeTheKernel) {
   const at::Tensor g = at::ones({64});
   EXPECT_TRUE(sqnorm_kernel_applies(g));
