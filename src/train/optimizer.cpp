@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "train/fused_sgd.h"
+#include "train/sqnorm.h"
 #include "util/errors.h"
 
 namespace bs {
@@ -44,6 +46,19 @@ void FlatOptimizer::restore(int64_t steps, const std::vector<at::Tensor>& bufs) 
 void FlatOptimizer::step(at::Tensor& params, const at::Tensor& grad, double lr) {
   prepare(lr);
   apply(params, grad);
+}
+
+// Why: LibTorch's mul_, add_ and addcmul_ are three passes over the
+// parameters, momentum and gradient, and the norm a fourth.
+bool FlatOptimizer::fused_step(at::Tensor& params, const at::Tensor& grad, double lr, double* sqnorm) {
+  const bool momentum = spec_.momentum > 0;
+  if (spec_.name != "sgd" || spec_.nesterov || spec_.weight_decay > 0 || !sqnorm_kernel_applies(params) ||
+      !sqnorm_kernel_applies(grad) || (momentum && !sqnorm_kernel_applies(buf_)))
+    return false;
+  prepare(lr);
+  sgd_pass(params.data_ptr<float>(), momentum ? buf_.data_ptr<float>() : nullptr, grad.data_ptr<float>(),
+           params.numel(), static_cast<float>(spec_.momentum), neg_lr_.item<float>(), sqnorm);
+  return true;
 }
 
 // Host arithmetic and two small fills, outside any CUDA graph: a graph would

@@ -21,6 +21,11 @@ class FlatOptimizer {
   void step(at::Tensor& params, const at::Tensor& grad, double lr);
   void prepare(double lr);  // counts the step; the lr and Adam's corrections into device scalars
   void apply(at::Tensor& params, const at::Tensor& grad);
+  // step() for SGD without Nesterov or weight decay on CPU float32 buffers,
+  // in one pass over them (train/fused_sgd.h), with |grad|^2 into *sqnorm
+  // when given (sum_squares_blocked's bits). False, having done nothing,
+  // where it does not apply.
+  bool fused_step(at::Tensor& params, const at::Tensor& grad, double lr, double* sqnorm);
 
   // State for checkpoints: the step count and the buffers (momentum, or
   // Adam's m and v), in a fixed order.

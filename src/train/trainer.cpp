@@ -173,8 +173,9 @@ class RunLoop {
   void forward_backward();
   void reduce_local();
   void allreduce();
-  void reduce_global(const at::Tensor& row);
+  void reduce_global(const at::Tensor& row, const double* sq_global = nullptr);
   void optimize();
+  bool fused_optimize(const at::Tensor& row);
   bool after_step();  // false: leave the loop
   void drain();
   void evaluate_now();
@@ -374,7 +375,9 @@ void RunLoop::eager_step() {
   forward_backward();
   reduce_local();
   allreduce();
-  reduce_global(ring_.select(0, pending_));
+  const at::Tensor row = ring_.select(0, pending_);
+  if (fused_optimize(row)) return;
+  reduce_global(row);
   optimize();
 }
 
@@ -526,18 +529,34 @@ void RunLoop::allreduce() {
 }
 
 // The ring row keeps the reduced statistics and the global norms until the
-// next drain.
-void RunLoop::reduce_global(const at::Tensor& row) {
+// next drain; |G|^2 is computed here unless given.
+void RunLoop::reduce_global(const at::Tensor& row, const double* sq_global) {
   at::NoGradGuard no_grad;
   row.narrow(0, 0, layout_.extras()).copy_(extras_);
   if (!stats_) return;
-  row.narrow(0, layout_.sq_global(), 1).copy_(sqnorm(grad_part_));
+  const at::Tensor slot = row.narrow(0, layout_.sq_global(), 1);
+  if (sq_global)
+    slot.fill_(sqnorm_to_float(*sq_global));
+  else
+    slot.copy_(sqnorm(grad_part_));
   if (layout_.layers() > 0) row.narrow(0, layout_.layer_global(), layout_.layers()).copy_(layer_sqnorms(grad_part_));
 }
 
 void RunLoop::optimize() {
   at::NoGradGuard no_grad;
   opt_->step(params_, grad_part_, lr_);
+}
+
+// reduce_global then optimize, for SGD on the CPU with the update and |G|^2
+// in one pass over the gradient (FlatOptimizer::fused_step): the same row
+// and parameters. The update leaves the gradient as it was, so the row's
+// per-layer norms can follow it.
+bool RunLoop::fused_optimize(const at::Tensor& row) {
+  at::NoGradGuard no_grad;
+  double sq = 0;
+  if (!opt_->fused_step(params_, grad_part_, lr_, stats_ ? &sq : nullptr)) return false;
+  reduce_global(row, &sq);
+  return true;
 }
 
 // Drains the ring when full or at a checkpoint step, evaluates when due, and
