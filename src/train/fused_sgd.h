@@ -5,23 +5,32 @@
 
 namespace bs {
 
-// For k in [0, n): b = buf[k] * momentum + g[k], rounded after the product
-// and after the sum (LibTorch's mul_ then add_), buf[k] = b, and
-// p[k] = fma(b, neg_lr, p[k]), one rounding, as LibTorch's addcmul_ does
-// where its kernels use fused multiply-adds (AVX2 builds; see
-// FlatOptimizer::fused_step). With buf == nullptr, plain SGD: b = g[k]. The
-// same bits on every processor (std::fma is exact-then-rounded). Block by
-// block (train/sqnorm.h's blocks, in parallel), so a block of g is still in
-// cache for the update after its squares are summed: with sqnorm != nullptr,
-// *sqnorm = sum_squares_blocked(g, n), the same bits.
-void sgd_pass(float* p, float* buf, const float* g, int64_t n, float momentum, float neg_lr, double* sqnorm);
+// One step's scalars, as floats (LibTorch rounds them so for float tensors).
+struct SgdScalars {
+  float momentum = 0, neg_lr = 0, weight_decay = 0;
+  bool nesterov = false;
+};
+
+// For k in [0, n), as FlatOptimizer::apply's LibTorch ops compute it:
+//   d = fma(p[k], weight_decay, g[k])  (g[k] without weight decay; add with alpha)
+//   b = buf[k] * momentum + d, two roundings (mul_ then add_); buf[k] = b
+//   d = nesterov ? fma(b, momentum, d) : b
+//   p[k] = fma(d, neg_lr, p[k])        (addcmul_)
+// With buf == nullptr, plain SGD: no b. The fused multiply-adds are one
+// rounding, as LibTorch computes them where its kernels use FMAs (AVX2
+// builds; see FlatOptimizer::fused_step); the same bits on every processor
+// (std::fma is exact-then-rounded). Block by block (train/sqnorm.h's blocks,
+// in parallel), so a block of g is still in cache for the update after its
+// squares are summed: with sqnorm != nullptr, *sqnorm =
+// sum_squares_blocked(g, n), the same bits.
+void sgd_pass(float* p, float* buf, const float* g, int64_t n, const SgdScalars& s, double* sqnorm);
 
 namespace sgd_detail {
 
 // One block's update: the kernel for this processor (fused_sgd_x86.cpp or
 // fused_sgd_any.cpp), and the portable one every kernel matches bit for bit.
-void update(float* p, float* buf, const float* g, int64_t n, float momentum, float neg_lr);
-void update_portable(float* p, float* buf, const float* g, int64_t n, float momentum, float neg_lr);
+void update(float* p, float* buf, const float* g, int64_t n, const SgdScalars& s);
+void update_portable(float* p, float* buf, const float* g, int64_t n, const SgdScalars& s);
 
 }  // namespace sgd_detail
 }  // namespace bs

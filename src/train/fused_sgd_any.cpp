@@ -4,8 +4,8 @@
 
 namespace bs {
 
-void sgd_detail::update(float* p, float* buf, const float* g, int64_t n, float momentum, float neg_lr) {
-  update_portable(p, buf, g, n, momentum, neg_lr);
+void sgd_detail::update(float* p, float* buf, const float* g, int64_t n, const SgdScalars& s) {
+  update_portable(p, buf, g, n, s);
 }
 
 }  // namespace bs

@@ -7,21 +7,21 @@
 namespace bs {
 namespace {
 
-__attribute__((target("avx2,fma"))) void update_avx2(float* p, float* buf, const float* g, int64_t n, float momentum,
-                                                     float neg_lr) {
-  sgd_detail::update_loops(p, buf, g, n, momentum, neg_lr);
+__attribute__((target("avx2,fma"))) void update_avx2(float* p, float* buf, const float* g, int64_t n,
+                                                     const SgdScalars& s) {
+  sgd_detail::update_loops(p, buf, g, n, s);
 }
 
 bool has_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 }  // namespace
 
-void sgd_detail::update(float* p, float* buf, const float* g, int64_t n, float momentum, float neg_lr) {
+void sgd_detail::update(float* p, float* buf, const float* g, int64_t n, const SgdScalars& s) {
   static const bool fma = has_fma();
   if (fma)
-    update_avx2(p, buf, g, n, momentum, neg_lr);
+    update_avx2(p, buf, g, n, s);
   else
-    update_portable(p, buf, g, n, momentum, neg_lr);
+    update_portable(p, buf, g, n, s);
 }
 
 }  // namespace bs

@@ -48,16 +48,22 @@ void FlatOptimizer::step(at::Tensor& params, const at::Tensor& grad, double lr) 
   apply(params, grad);
 }
 
-// Why: LibTorch's mul_, add_ and addcmul_ are three passes over the
-// parameters, momentum and gradient, and the norm a fourth.
+// Why: LibTorch's mul_, add_ and addcmul_ (and with weight decay or
+// Nesterov an add and a temporary each) are passes of their own over the
+// parameters, momentum and gradient, and the norm another.
 bool FlatOptimizer::fused_step(at::Tensor& params, const at::Tensor& grad, double lr, double* sqnorm) {
   const bool momentum = spec_.momentum > 0;
-  if (spec_.name != "sgd" || spec_.nesterov || spec_.weight_decay > 0 || !sqnorm_kernel_applies(params) ||
-      !sqnorm_kernel_applies(grad) || (momentum && !sqnorm_kernel_applies(buf_)))
+  if (spec_.name != "sgd" || !sqnorm_kernel_applies(params) || !sqnorm_kernel_applies(grad) ||
+      (momentum && !sqnorm_kernel_applies(buf_)))
     return false;
   prepare(lr);
+  SgdScalars s;
+  s.momentum = static_cast<float>(spec_.momentum);
+  s.neg_lr = neg_lr_.item<float>();
+  s.weight_decay = spec_.weight_decay > 0 ? static_cast<float>(spec_.weight_decay) : 0.0F;
+  s.nesterov = momentum && spec_.nesterov;
   sgd_pass(params.data_ptr<float>(), momentum ? buf_.data_ptr<float>() : nullptr, grad.data_ptr<float>(),
-           params.numel(), static_cast<float>(spec_.momentum), neg_lr_.item<float>(), sqnorm);
+           params.numel(), s, sqnorm);
   return true;
 }
 

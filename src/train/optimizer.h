@@ -21,7 +21,7 @@ class FlatOptimizer {
   void step(at::Tensor& params, const at::Tensor& grad, double lr);
   void prepare(double lr);  // counts the step; the lr and Adam's corrections into device scalars
   void apply(at::Tensor& params, const at::Tensor& grad);
-  // step() for SGD without Nesterov or weight decay on CPU float32 buffers,
+  // step() for SGD on CPU float32 buffers,
   // in one pass over them (train/fused_sgd.h), with |grad|^2 into *sqnorm
   // when given (sum_squares_blocked's bits). False, having done nothing,
   // where it does not apply.

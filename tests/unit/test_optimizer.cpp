@@ -167,23 +167,30 @@ TEST(FlatOptimizer, RestoreRefusesStateOfAnotherShape) {
   EXPECT_EQ(sgd.steps(), 7);
 }
 
-// The CPU's one-pass SGD (fused_step) against step(), LibTorch's three ops,
-// over steps with a changing lr and gradients of mixed scales, on sizes of
-// several blocks with a partial one, at 1 and 3 threads: the momentum bit for
-// bit (mul_ then add_, two roundings on both sides); the parameters within
-// an ulp a step (fused_step's p + b * -lr is one fused multiply-add, which
-// is what LibTorch's addcmul_ computes where its kernel uses FMAs, as
-// Debian's 1.13 does on AVX2; elsewhere it rounds twice); the gradient's
-// norm as sum_squares_blocked gives it. And which optimizers it leaves to
-// step().
+// The CPU's one-pass SGD (fused_step) against step(), LibTorch's ops, for
+// plain SGD, momentum, Nesterov and weight decay, over steps with a changing
+// lr and gradients of mixed scales, on sizes of several blocks with a partial
+// one, at 1 and 3 threads: the momentum bit for bit (mul_ then add_, two
+// roundings on both sides, after the same weight decay); the parameters within
+// an ulp a step (fused_step's multiply-adds are single roundings, which is
+// what LibTorch computes where its kernels use FMAs, as Debian's 1.13 does
+// on AVX2; elsewhere it rounds twice); the gradient's norm as
+// sum_squares_blocked gives it. And that Adam is left to step().
 TEST(FlatOptimizer, FusedSgdStepIsTheStep) {
   at::NoGradGuard no_grad;
   const int threads = at::get_num_threads();
-  for (const double momentum : {0.9, 0.0}) {
+  struct Variant {
+    double momentum, weight_decay;
+    bool nesterov;
+  };
+  for (const Variant v : {Variant{0.9, 0, false}, Variant{0, 0, false}, Variant{0.9, 5e-4, true},
+                          Variant{0.8, 1e-2, false}, Variant{0, 1e-3, false}}) {
     for (const int t : {1, 3}) {
       at::set_num_threads(t);
       OptimizerSpec spec;
-      spec.momentum = momentum;
+      spec.momentum = v.momentum;
+      spec.weight_decay = v.weight_decay;
+      spec.nesterov = v.nesterov;
       const int64_t n = 2 * kSqnormBlock + 1001;
       at::manual_seed(11);
       at::Tensor p_ref = at::randn({n}), p = p_ref.clone();
@@ -194,7 +201,8 @@ TEST(FlatOptimizer, FusedSgdStepIsTheStep) {
         double sq = -1;
         ref.step(p_ref, g, lr);
         ASSERT_TRUE(fused.fused_step(p, g, lr, step % 2 ? nullptr : &sq));
-        EXPECT_TRUE(at::equal(p, p_ref)) << "momentum " << momentum << " step " << step;
+        EXPECT_TRUE(at::allclose(p, p_ref, 1e-6, 1e-30))
+            << "momentum " << v.momentum << " weight decay " << v.weight_decay << " step " << step;
         if (step % 2 == 0) EXPECT_EQ(sq, sum_squares_blocked(g.data_ptr<float>(), n));
       }
       EXPECT_EQ(fused.steps(), ref.steps());
@@ -203,42 +211,44 @@ TEST(FlatOptimizer, FusedSgdStepIsTheStep) {
   }
   at::set_num_threads(threads);
   at::Tensor p = at::zeros({8}), g = at::ones({8});
-  for (auto change : {+[](OptimizerSpec& s) { s.name = "adam"; }, +[](OptimizerSpec& s) { s.nesterov = true; },
-                      +[](OptimizerSpec& s) { s.weight_decay = 1e-4; }}) {
-    OptimizerSpec s;
-    change(s);
-    FlatOptimizer opt(s, p);
-    EXPECT_FALSE(opt.fused_step(p, g, 0.1, nullptr));
-    EXPECT_EQ(opt.steps(), 0) << "nothing done";
-  }
+  OptimizerSpec adam;
+  adam.name = "adam";
+  FlatOptimizer opt(adam, p);
+  EXPECT_FALSE(opt.fused_step(p, g, 0.1, nullptr));
+  EXPECT_EQ(opt.steps(), 0) << "nothing done";
   at::Tensor ph = p.to(at::kHalf);
   FlatOptimizer half(OptimizerSpec{}, ph);
   EXPECT_FALSE(half.fused_step(ph, g.to(at::kHalf), 0.1, nullptr));
 }
 
 // The update kernel this processor runs (AVX2 with FMA here) gives the
-// portable kernel's bits, with and without momentum, for lengths that end
-// inside a vector and at unaligned starts; and it is the formula it states.
+// portable kernel's bits, with and without momentum, Nesterov and weight
+// decay, for lengths that end inside a vector and at unaligned starts; and
+// it is the formula it states.
 TEST(FlatOptimizer, FusedSgdKernelMatchesPortableBits) {
   at::manual_seed(5);
   const at::Tensor p0 = at::randn({1040}), buf0 = at::randn({1040}), g = at::randn({1040}) * 1e-3;
-  for (const int64_t off : {0, 1, 3}) {
-    for (const int64_t n : {0, 1, 7, 8, 9, 31, 1000}) {
-      for (const bool momentum : {true, false}) {
-        at::Tensor p = p0.clone(), pp = p0.clone(), b = buf0.clone(), bp = buf0.clone();
-        sgd_detail::update(p.data_ptr<float>() + off, momentum ? b.data_ptr<float>() + off : nullptr,
-                           g.data_ptr<float>() + off, n, 0.9F, -0.05F);
-        sgd_detail::update_portable(pp.data_ptr<float>() + off, momentum ? bp.data_ptr<float>() + off : nullptr,
-                                    g.data_ptr<float>() + off, n, 0.9F, -0.05F);
-        EXPECT_TRUE(at::equal(p, pp) && at::equal(b, bp)) << off << " " << n << " " << momentum;
+  for (const SgdScalars s : {SgdScalars{0.9F, -0.05F, 0, false}, SgdScalars{0.9F, -0.05F, 1e-3F, true},
+                             SgdScalars{0, -0.05F, 1e-2F, false}}) {
+    for (const int64_t off : {0, 1, 3}) {
+      for (const int64_t n : {0, 1, 7, 8, 9, 31, 1000}) {
+        for (const bool momentum : {true, false}) {
+          at::Tensor p = p0.clone(), pp = p0.clone(), b = buf0.clone(), bp = buf0.clone();
+          sgd_detail::update(p.data_ptr<float>() + off, momentum ? b.data_ptr<float>() + off : nullptr,
+                             g.data_ptr<float>() + off, n, s);
+          sgd_detail::update_portable(pp.data_ptr<float>() + off, momentum ? bp.data_ptr<float>() + off : nullptr,
+                                      g.data_ptr<float>() + off, n, s);
+          EXPECT_TRUE(at::equal(p, pp) && at::equal(b, bp)) << off << " " << n << " " << momentum;
+        }
       }
     }
   }
   float p = 1.0F, buf = 2.0F;
   const float grad = 0.5F;
-  sgd_detail::update(&p, &buf, &grad, 1, 0.9F, -0.25F);
-  EXPECT_EQ(buf, 2.0F * 0.9F + 0.5F);
-  EXPECT_EQ(p, std::fma(buf, -0.25F, 1.0F));
+  sgd_detail::update(&p, &buf, &grad, 1, SgdScalars{0.9F, -0.25F, 0.125F, true});
+  const float d = std::fma(1.0F, 0.125F, 0.5F);
+  EXPECT_EQ(buf, 2.0F * 0.9F + d);
+  EXPECT_EQ(p, std::fma(std::fma(buf, 0.9F, d), -0.25F, 1.0F));
 }
 
 }  // namespace
