@@ -8,19 +8,20 @@
 
 namespace bs {
 
-double sum_squares_blocked(const float* x, int64_t n) {
+double sum_over_blocks(int64_t n, const std::function<double(int64_t, int64_t)>& block) {
   const int64_t blocks = (n + kSqnormBlock - 1) / kSqnormBlock;
-  if (blocks <= 1) return sum_squares(x, n);
   std::vector<double> part(static_cast<size_t>(blocks));
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int64_t from = b * kSqnormBlock;
-      part[static_cast<size_t>(b)] = sum_squares(x + from, std::min(kSqnormBlock, n - from));
-    }
+    for (int64_t b = begin; b < end; ++b)
+      part[static_cast<size_t>(b)] = block(b * kSqnormBlock, std::min(kSqnormBlock, n - b * kSqnormBlock));
   });
   double sum = 0;
   for (const double p : part) sum += p;
   return sum;
+}
+
+double sum_squares_blocked(const float* x, int64_t n) {
+  return sum_over_blocks(n, [x](int64_t from, int64_t len) { return sum_squares(x + from, len); });
 }
 
 namespace {
@@ -38,18 +39,10 @@ void copy_block(const std::vector<FlatPiece>& pieces, float* dst, int64_t from, 
 }  // namespace
 
 double copy_sum_squares_blocked(const std::vector<FlatPiece>& pieces, float* dst, int64_t n) {
-  const int64_t blocks = (n + kSqnormBlock - 1) / kSqnormBlock;
-  std::vector<double> part(static_cast<size_t>(blocks));
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int64_t from = b * kSqnormBlock, len = std::min(kSqnormBlock, n - from);
-      copy_block(pieces, dst, from, from + len);
-      part[static_cast<size_t>(b)] = sum_squares(dst + from, len);
-    }
+  return sum_over_blocks(n, [&](int64_t from, int64_t len) {
+    copy_block(pieces, dst, from, from + len);
+    return sum_squares(dst + from, len);
   });
-  double sum = 0;
-  for (const double p : part) sum += p;
-  return sum;
 }
 
 float sqnorm_to_float(double s) {

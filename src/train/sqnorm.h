@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -19,6 +20,11 @@ namespace bs {
 // (at::parallel_for), the blocks' sums then added in block order.
 inline constexpr int64_t kSqnormBlock = int64_t{1} << 15;
 double sum_squares_blocked(const float* x, int64_t n);
+
+// block(from, len) for each block of [0, n) (the blocks above, in parallel),
+// its results added in block order: the order behind sum_squares_blocked's
+// bits, for the passes that sum squares while doing other work per block.
+double sum_over_blocks(int64_t n, const std::function<double(int64_t from, int64_t len)>& block);
 
 // One piece of a flat buffer to write: `size` floats from `src`, to `offset`.
 struct FlatPiece {
