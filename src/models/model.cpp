@@ -7,6 +7,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "models/pool_relu.h"
 #include "models/torchscript.h"
 #include "util/errors.h"
 #include "util/rng.h"
@@ -144,19 +145,25 @@ class Cnn final : public Model {
   // vectorized only for that layout (~9x faster at batch 128), the second
   // conv then runs channels-last too, and the reshape before fc1 restores the
   // NCHW order, so the function is the same (cnn step at batch 128: ~140 ->
-  // ~108 ms, 1 thread). On CUDA they stay as cuDNN writes them: there the
-  // change of layout was an extra copy of every activation (one H100, graphs
-  // on, 1 rank: batch 1024 3.34 -> 2.81 ms, 8192 22.68 -> 19.30 ms a step).
+  // ~108 ms, 1 thread). Pool and relu are then one pass of our own
+  // (models/pool_relu.h, the same bits; in-step, batch 128, 1 rank: LibTorch's
+  // pool, relu and their backward ~8 ms of the step, ours ~5 ms). On CUDA
+  // they stay as cuDNN writes them: there the change of layout was an extra
+  // copy of every activation (one H100, graphs on, 1 rank: batch 1024 3.34 ->
+  // 2.81 ms, 8192 22.68 -> 19.30 ms a step).
   using Model::forward;
+  static at::Tensor pool_relu(const at::Tensor& h) {
+    return pool_relu_kernel_applies(h) ? max_pool2_relu(h) : at::relu(at::max_pool2d(h, {2, 2}));
+  }
   at::Tensor forward(const std::vector<at::Tensor>& w, const at::Tensor& x) const override {
     const bool cpu = x.is_cpu();
     auto pool_layout = [cpu](const at::Tensor& t) { return cpu ? t.contiguous(at::MemoryFormat::ChannelsLast) : t; };
     const bool as_matmul = cpu && !x.requires_grad() && x.scalar_type() == at::kFloat;
     at::Tensor h =
         as_matmul ? conv5x5_as_matmul(x, w[0], w[1]) : pool_layout(at::conv2d(x, w[0], w[1], {1, 1}, {2, 2}));
-    h = at::relu(at::max_pool2d(h, {2, 2}));
+    h = pool_relu(h);
     h = pool_layout(at::conv2d(h, w[2], w[3], {1, 1}, {2, 2}));
-    h = at::relu(at::max_pool2d(h, {2, 2}));
+    h = pool_relu(h);
     h = h.reshape({h.size(0), -1});
     h = at::relu(at::linear(h, w[4], w[5]));
     return at::linear(h, w[6], w[7]);
