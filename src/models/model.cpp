@@ -1,12 +1,10 @@
 #include "models/model.h"
 
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include <ATen/Parallel.h>
-
+#include "models/first_conv.h"
 #include "models/pool_relu.h"
 #include "models/torchscript.h"
 #include "util/errors.h"
@@ -81,49 +79,6 @@ class Mlp final : public Model {
   }
 };
 
-// The rows of conv5x5_as_matmul: each output pixel's C x 5 x 5 patch of the
-// padded input xp [N, C, H+4, W+4], in (c, row, column) order, as the strided
-// view xp.as_strided({N, H, W, C, 5, 5}, ...) holds them. Plain loops (float
-// inputs): LibTorch copies that 6-D view element by element in runs of 5,
-// 2.8 ms at batch 128 (1 thread) for what is a 10 MB write. `bench` cnn,
-// batch 128, 1 rank: 109.2-110.5 -> 106.2-108.3 ms a step (3 runs of each, in
-// turn); the same bits.
-at::Tensor patches5x5(const at::Tensor& xp, int64_t h, int64_t w) {
-  const int64_t n = xp.size(0), c = xp.size(1), hp = xp.size(2), wp = xp.size(3);
-  at::Tensor cols = at::empty({n * h * w, c * 25}, xp.options());
-  const float* src = xp.data_ptr<float>();
-  float* out = cols.data_ptr<float>();
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float* dst = out + i * h * w * c * 25;
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x)
-          for (int64_t ch = 0; ch < c; ++ch)
-            for (int64_t r = 0; r < 5; ++r, dst += 5) std::copy_n(src + ((i * c + ch) * hp + y + r) * wp + x, 5, dst);
-    }
-  });
-  return cols;
-}
-
-// The first convolution (5x5, "same" padding) on the CPU as one matrix
-// product: every output pixel's C x 5 x 5 input patch is a row (im2col, a
-// copy of the padded input's patches), times the weights [C*25, K],
-// plus the bias. The rows come out in NHWC order, which is the channels-last
-// layout the pool wants. Why: with few input channels (1 for Fashion-MNIST)
-// oneDNN's convolution is far from its arithmetic (the patches are tiny), and
-// its weight gradient is slower still; here the gradient is one product with
-// B*H*W rows. Debian's LibTorch 1.13, 1 thread, batch 128, the layer alone
-// (forward and weight gradient, from Python): 34 -> 13 ms, outputs bit for bit
-// the same as at::conv2d; the whole cnn step in `bench` gained less, 117 ->
-// 114 ms (medians of 4 runs of each, 1 rank). The input never needs a
-// gradient (it is the data; the caller checks), so nothing differentiates
-// through the patches, which plain loops write. CUDA keeps cuDNN's convolution.
-at::Tensor conv5x5_as_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), wd = x.size(3), k = w.size(0);
-  const at::Tensor cols = patches5x5(at::constant_pad_nd(x, {2, 2, 2, 2}).contiguous(), h, wd);
-  return at::addmm(b, cols, w.view({k, c * 25}).t()).view({n, h, wd, k}).permute({0, 3, 1, 2});
-}
-
 // conv32 5x5, pool, conv64 5x5, pool, fc1024, fc10 ("same" padding, as the
 // baseline in shared/baselines and the usual Fashion-MNIST CNN).
 class Cnn final : public Model {
@@ -158,9 +113,8 @@ class Cnn final : public Model {
   at::Tensor forward(const std::vector<at::Tensor>& w, const at::Tensor& x) const override {
     const bool cpu = x.is_cpu();
     auto pool_layout = [cpu](const at::Tensor& t) { return cpu ? t.contiguous(at::MemoryFormat::ChannelsLast) : t; };
-    const bool as_matmul = cpu && !x.requires_grad() && x.scalar_type() == at::kFloat;
-    at::Tensor h =
-        as_matmul ? conv5x5_as_matmul(x, w[0], w[1]) : pool_layout(at::conv2d(x, w[0], w[1], {1, 1}, {2, 2}));
+    at::Tensor h = first_conv_kernel_applies(x, w[0], w[1]) ? first_conv5x5(x, w[0], w[1])
+                                                            : pool_layout(at::conv2d(x, w[0], w[1], {1, 1}, {2, 2}));
     h = pool_relu(h);
     h = pool_layout(at::conv2d(h, w[2], w[3], {1, 1}, {2, 2}));
     h = pool_relu(h);

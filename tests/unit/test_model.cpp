@@ -255,11 +255,11 @@ TEST(Mlp, TakesAnySampleShape) {
   }
 }
 
-// On the CPU the first convolution is a matrix product over im2col patches
-// (models/model.cpp: conv5x5_as_matmul) unless the input needs a gradient;
-// then it is at::conv2d. Both must be the same function, with the same
-// parameter gradient, for one and for several input channels.
-TEST(Cnn, FirstConvolutionAsMatmulIsConv2d) {
+// On the CPU the first convolution is batchscope's own kernel
+// (models/first_conv.h) unless the input needs a gradient; then it is
+// at::conv2d. Both must be the same function in the whole model, with the
+// same parameter gradient, for one and for several input channels.
+TEST(Cnn, FirstConvolutionKernelIsConv2d) {
   for (const std::vector<int64_t>& chw : {std::vector<int64_t>{1, 28, 28}, {3, 32, 32}, {2, 12, 8}}) {
     auto m = make_model("s.yaml", cnn(), {chw, 10}, at::kCPU);
     at::manual_seed(3);
