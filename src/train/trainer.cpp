@@ -520,7 +520,8 @@ void RunLoop::reduce_local() {
   if (stats_)
     extras_.narrow(0, layout_.sq_local(me_), 1)
         .copy_(m_ == 1 ? extras_.narrow(0, layout_.sq_micro(me_), 1) : sqnorm(grad_part_));
-  grad_part_.mul_(weight_);
+  // x * 1 is x: a group of one rank skips the pass over the gradient.
+  if (weight_ != 1.f) grad_part_.mul_(weight_);
 }
 
 // One rank's sum is its own buffer, so a 1-rank group skips the call (the
